@@ -1,0 +1,9 @@
+// Package iothub holds Azure IoT Hub's wire contract as fleetsim honours it:
+// the device MQTT topic grammar, SAS tokens, the CONNECT username, connection
+// strings, the limits and naming rules, and the table of IoT Hub error codes
+// with their HTTP statuses.
+//
+// It depends on the standard library only, so that the broker, the hub and the
+// simulated devices can all share it without depending on one another.
+// Section references such as "iothub.md §1.5" point at shared/spec/iothub.md.
+package iothub
