@@ -155,7 +155,7 @@ func NewSAS(resource string, key []byte, keyName string, expiry time.Time) strin
 	se := strconv.FormatInt(expiry.Unix(), 10)
 	sr := resource
 	if keyName == "" {
-		sr = url.QueryEscape(resource)
+		sr = EncodeURIComponent(resource)
 	}
 	sig := url.QueryEscape(base64.StdEncoding.EncodeToString(Sign(key, sr, se)))
 	tok := sasPrefix + "sr=" + sr + "&sig=" + sig + "&se=" + se

@@ -70,10 +70,29 @@ func ParseUsername(username, clientID string) (Username, error) {
 func DeviceUsername(host, deviceID, clientType string) string {
 	u := host + "/" + deviceID + "/?api-version=" + APIVersion
 	if clientType != "" {
-		u += "&DeviceClientType=" + url.QueryEscape(clientType)
+		u += "&DeviceClientType=" + EncodeURIComponent(clientType)
 	}
 	return u
 }
 
 // APIVersion is the api-version fleetsim's own clients send.
 const APIVersion = "2021-04-12"
+
+// EncodeURIComponent percent-encodes s as JavaScript's encodeURIComponent
+// does (upper-case hex; letters, digits and - _ . ! ~ * ' ( ) kept), which is
+// what the Node SDKs put in usernames and SAS resources.
+func EncodeURIComponent(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isAlnum(c) || strings.IndexByte("-_.!~*'()", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
