@@ -1,0 +1,52 @@
+# fleetsim — `make help` lists the targets. `make test` is what CI runs.
+GO       ?= go
+PKGS     ?= ./...
+BENCHTIME ?= 1x
+SCENARIO ?= quickstart
+
+.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/fleetsim
+	$(GO) build -o bin/fleetsim ./cmd/fleetsim
+
+run: ## run a scenario on the embedded hub (SCENARIO=quickstart)
+	$(GO) run ./cmd/fleetsim run $(SCENARIO)
+
+test: check ## everything CI checks: lint, unit and integration tests with -race, SDK compatibility suite
+
+check: lint sdk-deps unit ## lint + all Go tests with -race (the SDK suite runs inside them)
+
+lint: fmt vet staticcheck tidy ## gofmt, go vet, staticcheck, go mod tidy -diff
+
+fmt: ## fail when gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+staticcheck: ## staticcheck, pinned as a tool in go.mod
+	$(GO) tool staticcheck $(PKGS)
+
+tidy: ## fail when go.mod/go.sum are not tidy
+	$(GO) mod tidy -diff
+
+unit: ## go test -race over every package (includes the SDK suite in ./sdktest)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+sdk-deps: ## install the pinned Node SDKs for the compatibility suite
+	cd sdktest && npm ci --no-audit --no-fund --loglevel=error
+
+sdktest: sdk-deps ## only the SDK compatibility suite
+	$(GO) test -race -count=1 -v -run 'TestSDK' ./sdktest/
+
+bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./broker/ ./hubjobs/... ./devicesim/ ./scenarios/...
+
+fuzz: ## run every fuzz target for FUZZTIME (default 30s)
+	./.ci/fuzz $${FUZZTIME:-30s}
+
+clean: ## remove build output
+	rm -rf bin out fleetsim-data

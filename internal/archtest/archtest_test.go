@@ -1,0 +1,143 @@
+package archtest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/fleetsim/fleetsim"
+
+// rule says what a package (and, unless exact, the packages under it) may not import.
+type rule struct {
+	pkg    string
+	exact  bool     // applies to pkg only, not to the packages below it
+	stdlib bool     // only the standard library and the module paths in allow
+	allow  []string // with stdlib: the module-internal or third-party prefixes allowed
+	deny   []string // import path prefixes that are forbidden
+}
+
+var rules = []rule{
+	{pkg: "internal/iothub", stdlib: true},
+	{pkg: "internal/memnet", stdlib: true},
+	{pkg: "internal/clock", stdlib: true},
+	{pkg: "internal/archtest", stdlib: true},
+	{pkg: "hubjobs/query", stdlib: true, allow: []string{"internal/iothub"}},
+	{pkg: "broker", deny: []string{"hubjobs", "devicesim", "scenarios", "cmd", "github.com/eclipse/paho.mqtt.golang"}},
+	{pkg: "hubjobs", exact: true, deny: []string{"hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/registry", deny: []string{"hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/store", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
+	{pkg: "hubjobs/jobstore", deny: []string{"hubjobs/restapi", "hubjobs/registry", "broker", "devicesim", "scenarios"}},
+	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/store", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
+	{pkg: "devicesim", deny: []string{"broker", "hubjobs", "scenarios", "github.com/mochi-mqtt"}},
+	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
+}
+
+type pkgInfo struct {
+	ImportPath string
+	Name       string
+	Doc        string
+	Imports    []string
+	Standard   bool
+	Goroot     bool
+}
+
+func listPackages(t *testing.T) []pkgInfo {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-e", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkgInfo
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p pkgInfo
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func standardPackages(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "std").Output()
+	if err != nil {
+		t.Fatalf("go list std: %v", err)
+	}
+	std := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		std[sc.Text()] = true
+	}
+	return std
+}
+
+func hasPrefix(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+func expand(p string) string {
+	if strings.Contains(strings.SplitN(p, "/", 2)[0], ".") {
+		return p // third-party
+	}
+	return module + "/" + p
+}
+
+func TestImportRules(t *testing.T) {
+	std := standardPackages(t)
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		for _, r := range rules {
+			if rel != r.pkg && (r.exact || !hasPrefix(rel, r.pkg)) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				if r.stdlib && !std[imp] {
+					ok := false
+					for _, a := range r.allow {
+						ok = ok || hasPrefix(imp, expand(a))
+					}
+					if !ok {
+						t.Errorf("%s imports %s: only the standard library%s is allowed", rel, imp, allowText(r.allow))
+					}
+				}
+				for _, d := range r.deny {
+					if hasPrefix(imp, expand(d)) {
+						t.Errorf("%s imports %s, which the architecture forbids", rel, imp)
+					}
+				}
+			}
+		}
+		for _, imp := range p.Imports {
+			if hasPrefix(imp, module+"/internal/testkit") {
+				t.Errorf("%s imports internal/testkit outside a _test.go file", rel)
+			}
+		}
+	}
+}
+
+func allowText(a []string) string {
+	if len(a) == 0 {
+		return ""
+	}
+	return " and " + strings.Join(a, ", ")
+}
+
+func TestEveryPackageHasADoc(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.Name == "main" {
+			if p.Doc == "" {
+				t.Errorf("command %s has no doc comment", p.ImportPath)
+			}
+			continue
+		}
+		if !strings.HasPrefix(p.Doc, "Package "+p.Name+" ") {
+			t.Errorf("package %s has no package doc comment starting %q", p.ImportPath, "Package "+p.Name)
+		}
+	}
+}
