@@ -1,0 +1,134 @@
+package runner
+
+import "time"
+
+// Report is the outcome of a scenario run. Its job figures come from the jobs
+// engine's store (statistics and per-device records), never from the progress
+// stream, so they are exact even when progress snapshots were dropped.
+type Report struct {
+	Scenario     string              `json:"scenario"`
+	Description  string              `json:"description,omitempty"`
+	Seed         int64               `json:"seed"`
+	Shard        string              `json:"shard,omitempty"` // "i/n" when sharded
+	Pacing       string              `json:"pacing"`
+	Started      time.Time           `json:"started"`
+	Ended        time.Time           `json:"ended"`
+	Duration     Duration            `json:"duration"`
+	Devices      int                 `json:"devices"`
+	Fleet        FleetSummary        `json:"fleet"`
+	Jobs         []JobReport         `json:"jobs"`
+	Expectations []ExpectationResult `json:"expectations"`
+	// Passed is true when every expectation passed.
+	Passed bool `json:"passed"`
+}
+
+// FleetSummary counts what the simulated fleet did.
+type FleetSummary struct {
+	ConnectedAtEnd  int   `json:"connectedAtEnd"`
+	Connects        int64 `json:"connects"`
+	Disconnects     int64 `json:"disconnects"`
+	MethodCalls     int64 `json:"methodCalls"`
+	DesiredPatches  int64 `json:"desiredPatches"`
+	ReportedUpdates int64 `json:"reportedUpdates"`
+	Telemetry       int64 `json:"telemetry"`
+	DroppedEvents   int64 `json:"droppedEvents"`
+}
+
+// JobReport is one job's final statistics and the figures derived from its
+// per-device records.
+type JobReport struct {
+	JobID         string    `json:"jobId"`
+	Type          string    `json:"type"` // scheduleDeviceMethod | scheduleUpdateTwin
+	Method        string    `json:"method,omitempty"`
+	Condition     string    `json:"queryCondition"`
+	Status        string    `json:"status"`
+	FailureReason string    `json:"failureReason,omitempty"`
+	Created       time.Time `json:"createdTime"`
+	Started       time.Time `json:"startTime"`
+	Ended         time.Time `json:"endTime,omitzero"`
+	DeviceCount   int       `json:"deviceCount"`
+	Succeeded     int       `json:"succeededCount"`
+	Failed        int       `json:"failedCount"`
+	Running       int       `json:"runningCount"`
+	Pending       int       `json:"pendingCount"`
+	// OpsPerSecond is devices done divided by the time from the job's start to its last device.
+	OpsPerSecond float64        `json:"deviceOpsPerSecond"`
+	Latency      LatencySummary `json:"latency"`
+	// DeviceStatuses counts the status codes devices answered a method job with.
+	DeviceStatuses map[int]int    `json:"deviceStatuses,omitempty"`
+	Failures       []FailureGroup `json:"failures,omitempty"`
+	// Completion is the number of devices done over time since the job started.
+	Completion []CompletionPoint `json:"completion,omitempty"`
+}
+
+// LatencySummary describes per-device latency (device job end minus start).
+type LatencySummary struct {
+	P50       Duration `json:"p50"`
+	P95       Duration `json:"p95"`
+	P99       Duration `json:"p99"`
+	Max       Duration `json:"max"`
+	Histogram []Bucket `json:"histogram,omitempty"`
+}
+
+// Bucket is one histogram bar: Count latencies at most UpperBound (and above the previous bucket's bound).
+type Bucket struct {
+	UpperBound Duration `json:"le"`
+	Count      int      `json:"count"`
+}
+
+// FailureGroup gathers failed devices by cause (the device job's error code).
+type FailureGroup struct {
+	Cause       string   `json:"cause"`
+	Description string   `json:"description,omitempty"`
+	Count       int      `json:"count"`
+	Examples    []string `json:"examples,omitempty"` // a few device ids
+}
+
+// CompletionPoint says how many devices were done At after the job started.
+type CompletionPoint struct {
+	At   Duration `json:"at"`
+	Done int      `json:"done"`
+}
+
+// ExpectationResult is one expectation of the scenario, judged.
+type ExpectationResult struct {
+	Description string `json:"description"` // e.g. "job reboot-43-3 completes within 30s"
+	Passed      bool   `json:"passed"`
+	Detail      string `json:"detail"` // what was measured, e.g. "completed after 4.2s"
+}
+
+// Progress is a live snapshot, sent a few times a second while a run lasts.
+type Progress struct {
+	Elapsed   time.Duration
+	Devices   int
+	Connected int
+	Jobs      []JobProgress
+	// Note is a short line about what just happened ("T+5s: created job reboot-43-3").
+	Note string
+}
+
+// JobProgress is one job's live statistics.
+type JobProgress struct {
+	JobID        string
+	Status       string
+	DeviceCount  int
+	Pending      int
+	Running      int
+	Succeeded    int
+	Failed       int
+	OpsPerSecond float64
+	P50, P99     time.Duration
+}
+
+// Duration is a time.Duration that marshals to JSON as a string such as "1.5s".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
