@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetsim/fleetsim/scenarios/runner"
+)
+
+// progressSequence is a short run: devices connect, a job is created, runs
+// and completes with a few failures.
+func progressSequence() []runner.Progress {
+	job := func(status string, ok, failed, running, pending int, ops float64, p50, p99 time.Duration) runner.JobProgress {
+		return runner.JobProgress{JobID: "reboot-all", Status: status, DeviceCount: 100, Succeeded: ok, Failed: failed,
+			Running: running, Pending: pending, OpsPerSecond: ops, P50: p50, P99: p99}
+	}
+	return []runner.Progress{
+		{Elapsed: 0, Devices: 100, Connected: 0, Note: "T+0s: connecting 100 devices"},
+		{Elapsed: 300 * time.Millisecond, Devices: 100, Connected: 60},
+		{Elapsed: 600 * time.Millisecond, Devices: 100, Connected: 100},
+		{Elapsed: 1200 * time.Millisecond, Devices: 100, Connected: 100, Note: "T+1.2s: created job reboot-all",
+			Jobs: []runner.JobProgress{job("running", 0, 0, 10, 90, 0, 0, 0)}},
+		{Elapsed: 1500 * time.Millisecond, Devices: 100, Connected: 97,
+			Jobs: []runner.JobProgress{job("running", 40, 2, 10, 48, 140.5, 12*time.Millisecond, 80*time.Millisecond)}},
+		{Elapsed: 2600 * time.Millisecond, Devices: 100, Connected: 98, Note: "T+2.6s: job reboot-all completed",
+			Jobs: []runner.JobProgress{job("completed", 95, 5, 0, 0, 95.2, 11*time.Millisecond, 310*time.Millisecond)}},
+	}
+}
+
+// visible shows escape sequences as text, so golden files stay readable.
+func visible(b []byte) []byte {
+	return bytes.ReplaceAll(b, []byte("\x1b"), []byte(`\e`))
+}
+
+func TestLiveViewFrames(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   viewOptions
+		golden string
+	}{
+		{"terminal", viewOptions{Terminal: true, Width: 120, Title: "quickstart"}, "liveview_terminal.golden"},
+		{"terminal colour", viewOptions{Terminal: true, Color: true, Width: 120, Title: "quickstart"}, "liveview_color.golden"},
+		{"narrow terminal", viewOptions{Terminal: true, Width: 50, Title: "quickstart"}, "liveview_narrow.golden"},
+		{"plain", viewOptions{Title: "quickstart"}, "liveview_plain.golden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			v := newLiveView(&out, tt.opts)
+			for _, p := range progressSequence() {
+				v.Update(p)
+				v.Draw()
+				out.WriteString("<draw>\n")
+			}
+			v.Draw() // nothing changed: nothing drawn
+			v.Close()
+			golden(t, tt.golden, visible(out.Bytes()))
+		})
+	}
+}
+
+func TestLiveViewTerminalRedrawsInPlace(t *testing.T) {
+	var out bytes.Buffer
+	v := newLiveView(&out, viewOptions{Terminal: true, Width: 120})
+	seq := progressSequence()
+	v.Update(seq[3])
+	v.Draw()
+	first := out.Len()
+	lines := strings.Count(out.String(), "\n")
+	v.Update(seq[4])
+	v.Draw()
+	second := out.String()[first:]
+	// The second frame goes back up over the first, line by line, in one write.
+	if want := "\r\x1b[" + itoa(lines) + "A"; !strings.HasPrefix(second, want) {
+		t.Errorf("second frame starts %q, want cursor up %d lines %q", second[:min(12, len(second))], lines, want)
+	}
+	if strings.Count(second, "\x1b[2K") != strings.Count(second, "\n") {
+		t.Errorf("every line of a frame must be cleared before it is written:\n%q", second)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(stripANSI(second), "\n"), "\n") {
+		if n := len([]rune(l)); n >= 120 {
+			t.Errorf("line of %d characters would wrap at 120: %q", n, l)
+		}
+	}
+	if !strings.Contains(second, "[████████████x▒▒▒················]") {
+		t.Errorf("job bar missing or wrong in:\n%s", second)
+	}
+	n := out.Len()
+	v.Draw()
+	if out.Len() != n {
+		t.Errorf("Draw without news wrote %q", out.String()[n:])
+	}
+}
+
+func TestLiveViewLogLinesGoAboveTheFrame(t *testing.T) {
+	var screen bytes.Buffer
+	v := newLiveView(&screen, viewOptions{Terminal: true, Width: 120})
+	v.Update(progressSequence()[3])
+	v.Draw()
+	w := v.LogWriter(&screen)
+	w.Write([]byte("12:00:00 WRN device flapping\n"))
+	got := screen.String()
+	i := strings.Index(got, "WRN device flapping")
+	if i < 0 {
+		t.Fatalf("log line missing: %q", got)
+	}
+	// Before the log line the frame is lifted; after it, drawn again.
+	if !strings.Contains(got[:i], "\x1b[J") || !strings.Contains(got[i:], "reboot-all") {
+		t.Errorf("log line not placed above a redrawn frame: %q", got)
+	}
+}
+
+func TestBarAddsUp(t *testing.T) {
+	tests := []runner.JobProgress{
+		{DeviceCount: 3, Succeeded: 1, Failed: 1, Running: 1},
+		{DeviceCount: 7, Succeeded: 2, Pending: 5},
+		{DeviceCount: 0},
+		{DeviceCount: 100000, Succeeded: 99999, Failed: 1},
+		{DeviceCount: 10, Succeeded: 12}, // counts above the device count
+	}
+	v := newLiveView(&bytes.Buffer{}, viewOptions{})
+	for _, j := range tests {
+		bar := v.bar(j)
+		if n := len([]rune(bar)); n != barWidth+2 {
+			t.Errorf("%+v: bar %q is %d wide, want %d", j, bar, n, barWidth+2)
+		}
+	}
+}
+
+func TestCut(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"hello", "hello"},
+		{"hello world", "hello"},
+		{"\x1b[32m████\x1b[0m···", "\x1b[32m████\x1b[0m·\x1b[0m"},
+		{"\x1b[32mabcdefgh\x1b[0m", "\x1b[32mabcde\x1b[0m\x1b[0m"},
+	}
+	for _, tt := range tests {
+		if got := cut(tt.in, 5); got != tt.want {
+			t.Errorf("cut(%q, 5) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func stripANSI(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '[' {
+			j := i + 2
+			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+				j++
+			}
+			i = j
+			continue
+		}
+		if s[i] != '\r' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

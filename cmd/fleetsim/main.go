@@ -1,0 +1,31 @@
+// Command fleetsim is a stand-in for Azure IoT Hub's device-management side:
+// an MQTT broker that speaks IoT Hub's device dialect, the service REST API
+// the Azure SDKs call, IoT Hub Jobs v2, and simulated fleets driven by
+// scenario files.
+//
+// Usage:
+//
+//	fleetsim run SCENARIO       play a scenario on an in-process hub and fleet, print a report
+//	fleetsim serve              run the broker and the hub for real devices and SDKs
+//	fleetsim jobs ...           create, get, list and cancel jobs on a running hub
+//	fleetsim devices ...        create, list, get and delete device identities
+//	fleetsim twin ...           get and update device twins
+//	fleetsim invoke DEV METHOD  call a direct method
+//	fleetsim query "SELECT ..." run an IoT Hub query
+//	fleetsim scenarios          list the embedded scenarios
+//	fleetsim version            print the version
+//
+// Every command takes --help. Settings come from flags, FLEETSIM_* environment
+// variables and an optional YAML or JSON config file (--config), in that order
+// of precedence. Exit codes: 0 success, 1 failure (including failed scenario
+// expectations), 2 usage error.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

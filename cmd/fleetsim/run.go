@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fleetsim/fleetsim/scenarios/runner"
+)
+
+// runFlags are the settings of `fleetsim run`.
+type runFlags struct {
+	seed   string
+	shard  string
+	data   string
+	report string
+	noLive bool
+}
+
+func runCommand() *command {
+	return &command{
+		name:    "run",
+		args:    "SCENARIO",
+		summary: "play a scenario on an in-process hub and fleet, print a report",
+		help: `Plays a scenario: starts a broker, a hub and the scenario's simulated fleet in
+this process, runs the scenario's timeline (jobs, connectivity changes), and
+judges its expectations. SCENARIO is the name of an embedded scenario (see
+'fleetsim scenarios') or the path of a scenario file.
+
+On a terminal a live view shows devices connected and each job's progress
+(█ succeeded, x failed, ▒ running, · pending), device-ops/s, latency and the
+latest notes; otherwise a plain progress line is printed every second. At the
+end the report is printed: per job its statistics, device-ops/s, latency
+percentiles and failures by cause, then each expectation with PASS or FAIL.
+
+The exit code is 0 when every expectation passed and 1 otherwise. With
+--report DIR the report is also written to DIR/report.json, DIR/junit.xml (for
+CI test reporting) and DIR/report.html (a self-contained page with charts).`,
+		examples: []string{
+			"fleetsim run quickstart",
+			"fleetsim run ./scenarios/reboot.yaml --seed 42 --report out/",
+			"fleetsim run fleet-100k --shard 1/4 --no-live",
+			"FLEETSIM_SEED=7 fleetsim run quickstart --log-level debug",
+		},
+		setup: func(f *flagSet) action {
+			var o runFlags
+			f.fs.StringVar(&o.seed, "seed", "", "random `SEED` for the fleet; the same seed replays the same run (default: the scenario's seed, else random)")
+			f.fs.StringVar(&o.shard, "shard", "", "run only shard `I/N` of the fleet, e.g. 1/4, for fleets spread over machines")
+			f.fs.StringVar(&o.data, "data", "", "keep the hub's stores in `DIR` (default: in memory, thrown away)")
+			f.fs.StringVar(&o.report, "report", "", "also write report.json, junit.xml and report.html to `DIR`")
+			f.fs.BoolVar(&o.noLive, "no-live", false, "no live progress, only the final report")
+			return func(ctx context.Context, a *app, args []string) error {
+				return a.runScenario(ctx, f, o, args)
+			}
+		},
+	}
+}
+
+func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []string) error {
+	if len(args) != 1 {
+		if len(args) == 0 {
+			return usagef(f.name, "missing SCENARIO: an embedded name or a file path")
+		}
+		return usagef(f.name, "want one SCENARIO, got %d arguments", len(args))
+	}
+	opts := playOptions{DataDir: o.data}
+	if o.seed != "" {
+		seed, err := strconv.ParseInt(o.seed, 10, 64)
+		if err != nil {
+			return usagef(f.name, "--seed %q: want an integer", o.seed)
+		}
+		opts.Seed = &seed
+	}
+	if o.shard != "" {
+		i, n, err := parseShard(o.shard)
+		if err != nil {
+			return usagef(f.name, "--shard %q: %v", o.shard, err)
+		}
+		opts.Shard, opts.Shards = i, n
+	}
+	sc, err := a.loadScenario(f.name, args[0])
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var view *liveView
+	logDst := a.stderr
+	if !o.noLive {
+		view = newLiveView(a.stdout, viewOptions{
+			Terminal: a.stdoutTTY,
+			Color:    a.stdoutTTY && a.getenv("NO_COLOR") == "",
+			Width:    terminalWidth(a.getenv),
+			Title:    sc.Name(),
+		})
+		opts.Progress = view.Update
+		if a.stdoutTTY && a.stderrTTY {
+			logDst = view.LogWriter(a.stderr)
+		}
+	}
+	log, err := newLogger(logDst, a.stderrTTY, f.level)
+	if err != nil {
+		return &usageError{cmd: f.name, msg: err.Error()}
+	}
+	opts.Logger = log
+
+	// The ticker that redraws the view is owned here and waited for.
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	if view != nil && a.stdoutTTY {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					view.Draw()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	rep, runErr := playScenario(ctx, sc, opts)
+	close(done)
+	wg.Wait()
+	if view != nil {
+		view.Close()
+		if a.stdoutTTY {
+			fmt.Fprintln(a.stdout)
+		}
+	}
+	if rep != nil {
+		a.stdout.Write(renderText(rep))
+		if o.report != "" {
+			if err := writeReports(o.report, rep); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Report written to %s\n", filepath.Join(o.report, "report.html"))
+		}
+	}
+	if runErr != nil {
+		if ctx.Err() != nil && errors.Is(runErr, context.Canceled) {
+			return errors.New("run: interrupted")
+		}
+		return fmt.Errorf("run %s: %w", sc.Name(), runErr)
+	}
+	if !rep.Passed {
+		failed := 0
+		for _, e := range rep.Expectations {
+			if !e.Passed {
+				failed++
+			}
+		}
+		return &silentError{code: exitFail, msg: fmt.Sprintf("run %s: %d of %d expectations failed", sc.Name(), failed, len(rep.Expectations))}
+	}
+	return nil
+}
+
+// parseShard parses "i/n" with 1 <= i <= n.
+func parseShard(s string) (i, n int, err error) {
+	a, b, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, 0, errors.New("want I/N, e.g. 1/4")
+	}
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil {
+		return 0, 0, errors.New("want I/N with whole numbers, e.g. 1/4")
+	}
+	if n < 1 || i < 1 || i > n {
+		return 0, 0, errors.New("want 1 <= I <= N")
+	}
+	return i, n, nil
+}
+
+// terminalWidth reads $COLUMNS, defaulting to 100.
+func terminalWidth(getenv func(string) string) int {
+	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n >= 40 {
+		return n
+	}
+	return 100
+}
+
+// writeReports writes report.json, junit.xml and report.html to dir.
+func writeReports(dir string, rep *runner.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report directory: %w", err)
+	}
+	j, err := renderJSON(rep)
+	if err != nil {
+		return err
+	}
+	x, err := renderJUnit(rep)
+	if err != nil {
+		return err
+	}
+	h, err := renderHTML(rep)
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"report.json": j, "junit.xml": x, "report.html": h} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type serveFlags struct {
+	data, hostname, httpsAddr, mqttAddr, scenario, pacing, pprof string
+}
+
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		summary: "run the MQTT broker and the hub for real devices and the Azure SDKs",
+		help: `Runs the MQTT broker (MQTT over TLS, and MQTT over WebSocket on the HTTPS
+port) and the hub's service REST API, until interrupted (Ctrl-C, SIGTERM). It
+prints the service connection string, the CA certificate to trust and the
+ports, and writes them to DIR/connection.json, where the client commands
+(jobs, devices, twin, invoke, query) find them.
+
+The data directory keeps the device registry, twins, jobs, the generated CA
+and server certificate, and the shared access policies across restarts. With
+--scenario the scenario's simulated fleet runs against the hub as well.`,
+		examples: []string{
+			"fleetsim serve",
+			"fleetsim serve --data /var/lib/fleetsim --hostname myhub.local --https-addr :443",
+			"fleetsim serve --scenario quickstart --pacing S1",
+			"FLEETSIM_PPROF=localhost:6060 fleetsim serve",
+			"fleetsim serve --config fleetsim.yaml",
+		},
+		setup: func(f *flagSet) action {
+			var o serveFlags
+			f.fs.StringVar(&o.data, "data", "./fleetsim-data", "data `DIR`: stores, certificates, connection.json")
+			f.fs.StringVar(&o.hostname, "hostname", "localhost", "hub host `NAME` in connection strings and the certificate")
+			f.fs.StringVar(&o.httpsAddr, "https-addr", ":8443", "`ADDR` of the REST API and MQTT over WebSocket")
+			f.fs.StringVar(&o.mqttAddr, "mqtt-addr", ":8883", "`ADDR` of MQTT over TLS")
+			f.fs.StringVar(&o.scenario, "scenario", "", "also run this scenario's simulated fleet (`NAME` or file)")
+			f.fs.StringVar(&o.pacing, "pacing", "unlimited", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4)")
+			f.fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on `ADDR`, e.g. localhost:6060 (default off)")
+			return func(ctx context.Context, a *app, args []string) error {
+				if len(args) > 0 {
+					return usagef(f.name, "takes no arguments, got %q", args[0])
+				}
+				return a.serve(ctx, f, o)
+			}
+		},
+	}
+}
+
+func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
+	log, err := a.logger(f)
+	if err != nil {
+		return err
+	}
+	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log}
+	if o.scenario != "" {
+		if so.Scenario, err = a.loadScenario(f.name, o.scenario); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if o.pprof != "" {
+		ln, err := net.Listen("tcp", o.pprof)
+		if err != nil {
+			return fmt.Errorf("pprof listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("pprof server stopped")
+			}
+		}()
+		defer func() {
+			srv.Close()
+			<-served
+		}()
+		log.Info().Str("addr", ln.Addr().String()).Msg("pprof listening")
+		fmt.Fprintf(a.stdout, "pprof:            http://%s/debug/pprof/\n", ln.Addr())
+	}
+
+	so.Ready = func(ep endpoints) { printEndpoints(a, o.data, ep) }
+	err = serveHub(ctx, so)
+	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintln(a.stdout, "fleetsim hub stopped")
+	return nil
+}
+
+// printEndpoints tells people how to reach the hub.
+func printEndpoints(a *app, dataDir string, ep endpoints) {
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "fleetsim hub %s is ready\n", ep.HostName)
+	fmt.Fprintf(tw, "service connection string:\t%s\n", ep.ServiceConnectionString)
+	fmt.Fprintf(tw, "CA certificate:\t%s\n", ep.CAFile)
+	if ep.HTTPSAddr != "" {
+		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", ep.HTTPSAddr)
+	}
+	if ep.MQTTAddr != "" {
+		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", ep.MQTTAddr)
+	}
+	fmt.Fprintf(tw, "connection file:\t%s/connection.json (used by fleetsim jobs|devices|twin|invoke|query)\n", dataDir)
+	tw.Flush()
+	fmt.Fprintln(a.stdout, "Press Ctrl-C to stop.")
+}
