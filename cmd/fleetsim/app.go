@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,13 +31,15 @@ type app struct {
 	stdoutTTY bool
 	// stderrTTY says whether stderr is a terminal (console logs).
 	stderrTTY bool
+	// dialHub connects client commands to a hub (tests substitute a fake).
+	dialHub func(connStr, baseURL string, tlsConf *tls.Config) (hubClient, error)
 }
 
 // run is the whole command: it parses args, runs the command and returns the
 // exit code. Errors end as one line on stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv,
-		stdoutTTY: isTerminal(stdout), stderrTTY: isTerminal(stderr)}
+		stdoutTTY: isTerminal(stdout), stderrTTY: isTerminal(stderr), dialHub: newHubClient}
 	return a.main(ctx, args)
 }
 

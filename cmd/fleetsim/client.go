@@ -176,7 +176,11 @@ func (a *app) client(f *flagSet, c *clientFlags) (hubClient, connection, error) 
 	if err != nil {
 		return nil, conn, err
 	}
-	hc, err := newHubClient(conn.ServiceConnectionString, base, tlsConf)
+	dial := a.dialHub
+	if dial == nil {
+		dial = newHubClient
+	}
+	hc, err := dial(conn.ServiceConnectionString, base, tlsConf)
 	if err != nil {
 		return nil, conn, err
 	}

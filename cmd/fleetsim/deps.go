@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 
 	"github.com/rs/zerolog"
 
@@ -67,7 +66,7 @@ func serveHub(ctx context.Context, o serveOptions) error { return errNotBuilt }
 
 // newHubClient connects to a hub's REST API.
 func newHubClient(connStr, baseURL string, tlsConf *tls.Config) (hubClient, error) {
-	return nil, fmt.Errorf("hub client: %w", errNotBuilt)
+	return newHTTPHub(connStr, baseURL, tlsConf)
 }
 
 // endpoints mirror runner.Endpoints: how to reach a running hub.
