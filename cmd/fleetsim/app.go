@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
 // version is the fleetsim version; release builds set it with
@@ -33,13 +35,19 @@ type app struct {
 	stderrTTY bool
 	// dialHub connects client commands to a hub (tests substitute a fake).
 	dialHub func(connStr, baseURL string, tlsConf *tls.Config) (hubClient, error)
+	// open and play load and run scenarios (tests substitute fakes).
+	open func(nameOrPath string) (scenario, error)
+	play func(ctx context.Context, sc scenario, o playOptions) (*runner.Report, error)
+	// hub runs `fleetsim serve`'s hub (tests substitute a fake).
+	hub func(ctx context.Context, o serveOptions) error
 }
 
 // run is the whole command: it parses args, runs the command and returns the
 // exit code. Errors end as one line on stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv,
-		stdoutTTY: isTerminal(stdout), stderrTTY: isTerminal(stderr), dialHub: newHubClient}
+		stdoutTTY: isTerminal(stdout), stderrTTY: isTerminal(stderr), dialHub: newHubClient,
+		open: openScenario, play: playScenario, hub: serveHub}
 	return a.main(ctx, args)
 }
 

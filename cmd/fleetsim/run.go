@@ -133,7 +133,11 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 			}
 		}()
 	}
-	rep, runErr := playScenario(ctx, sc, opts)
+	play := a.play
+	if play == nil {
+		play = playScenario
+	}
+	rep, runErr := play(ctx, sc, opts)
 	close(done)
 	wg.Wait()
 	if view != nil {

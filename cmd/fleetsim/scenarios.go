@@ -65,7 +65,11 @@ scenarios show NAME' prints one scenario file, a starting point for your own.`,
 // loadScenario opens a scenario for command cmd. A malformed file's problems
 // are printed one per line (file:line:col: message) before the final line.
 func (a *app) loadScenario(cmd, nameOrPath string) (scenario, error) {
-	sc, err := openScenario(nameOrPath)
+	open := a.open
+	if open == nil {
+		open = openScenario
+	}
+	sc, err := open(nameOrPath)
 	if err == nil {
 		return sc, nil
 	}

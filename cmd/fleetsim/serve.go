@@ -99,7 +99,11 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 	}
 
 	so.Ready = func(ep endpoints) { printEndpoints(a, o.data, ep) }
-	err = serveHub(ctx, so)
+	hub := a.hub
+	if hub == nil {
+		hub = serveHub
+	}
+	err = hub(ctx, so)
 	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -114,10 +118,10 @@ func printEndpoints(a *app, dataDir string, ep endpoints) {
 	fmt.Fprintf(tw, "service connection string:\t%s\n", ep.ServiceConnectionString)
 	fmt.Fprintf(tw, "CA certificate:\t%s\n", ep.CAFile)
 	if ep.HTTPSAddr != "" {
-		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", ep.HTTPSAddr)
+		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", dialable(ep.HTTPSAddr))
 	}
 	if ep.MQTTAddr != "" {
-		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", ep.MQTTAddr)
+		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", dialable(ep.MQTTAddr))
 	}
 	fmt.Fprintf(tw, "connection file:\t%s/connection.json (used by fleetsim jobs|devices|twin|invoke|query)\n", dataDir)
 	tw.Flush()
