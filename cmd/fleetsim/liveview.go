@@ -152,7 +152,10 @@ func (v *liveView) LogWriter(dst io.Writer) io.Writer {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		if v.opts.Terminal && v.drawn > 0 {
-			fmt.Fprintf(v.w, "\r\x1b[%dA\x1b[J", v.drawn)
+			// Clear the frame line by line from the bottom up: a clear to
+			// the end of the screen from its top corner would push the old
+			// frame into tmux's scrollback.
+			io.WriteString(v.w, "\r"+strings.Repeat("\x1b[1A\x1b[2K", v.drawn))
 			v.drawn = 0
 			v.dirty = true
 		}

@@ -108,7 +108,8 @@ func TestLiveViewLogLinesGoAboveTheFrame(t *testing.T) {
 		t.Fatalf("log line missing: %q", got)
 	}
 	// Before the log line the frame is lifted; after it, drawn again.
-	if !strings.Contains(got[:i], "\x1b[J") || !strings.Contains(got[i:], "reboot-all") {
+	lines := strings.Count(got[:strings.Index(got, "\r")], "\n")
+	if !strings.Contains(got[:i], "\r"+strings.Repeat("\x1b[1A\x1b[2K", lines)) || !strings.Contains(got[i:], "reboot-all") {
 		t.Errorf("log line not placed above a redrawn frame: %q", got)
 	}
 }
