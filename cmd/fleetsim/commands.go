@@ -171,7 +171,7 @@ func (a *app) topUsage(w io.Writer, cmds []*command) {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
 	fmt.Fprintf(w, "\nRun 'fleetsim COMMAND --help' for a command's flags and examples.\n")
-	fmt.Fprintf(w, "\n%s", precedenceHelp)
+	fmt.Fprintf(w, "\n%s", strings.ReplaceAll(precedenceHelp, "SECTION", "serve"))
 	fmt.Fprintf(w, "\nExit codes: 0 success, 1 failure (including failed expectations), 2 usage error.\n")
 }
 

@@ -265,7 +265,7 @@ func (f *flagSet) printDefaults(w io.Writer) {
 			name += " " + arg
 		}
 		var notes []string
-		if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" && !strings.Contains(usage, "(default") {
+		if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" && fl.DefValue != "0s" && !strings.Contains(usage, "(default") {
 			notes = append(notes, "default "+fl.DefValue)
 		}
 		if !f.local[fl.Name] {

@@ -25,8 +25,8 @@ printed, not treated as a failure.`,
 			var payload string
 			var timeout, connTimeout time.Duration
 			f.fs.StringVar(&payload, "payload", "null", "method payload, `JSON`")
-			f.fs.DurationVar(&timeout, "timeout", 30*time.Second, "how long the device has to answer (5s to 5m)")
-			f.fs.DurationVar(&connTimeout, "connect-timeout", 0, "how long to wait for an offline device to connect (up to 5m)")
+			f.fs.DurationVar(&timeout, "timeout", 30*time.Second, "`DURATION` the device has to answer (5s to 5m)")
+			f.fs.DurationVar(&connTimeout, "connect-timeout", 0, "`DURATION` to wait for an offline device to connect (up to 5m)")
 			f.cmdLineOnly("payload")
 			return func(ctx context.Context, a *app, args []string) error {
 				if len(args) != 2 {

@@ -76,8 +76,8 @@ command polls the job until it ends and fails when the job failed.`,
 			f.fs.StringVar(&query, "query", "*", "query `CONDITION` selecting devices (a WHERE clause; * is all)")
 			f.fs.StringVar(&start, "start", "", "start `TIME`: RFC 3339, or +DURATION from now (default now)")
 			f.fs.DurationVar(&maxTime, "max-time", time.Hour, "maximum run `DURATION` of the job")
-			f.fs.DurationVar(&respTimeout, "response-timeout", 30*time.Second, "how long each device has to answer the method")
-			f.fs.DurationVar(&connTimeout, "connect-timeout", 0, "how long to wait for an offline device to connect")
+			f.fs.DurationVar(&respTimeout, "response-timeout", 30*time.Second, "`DURATION` each device has to answer the method")
+			f.fs.DurationVar(&connTimeout, "connect-timeout", 0, "`DURATION` to wait for an offline device to connect")
 			f.fs.BoolVar(&wait, "wait", false, "wait for the job to end; exit 1 if it failed")
 			f.cmdLineOnly("method", "payload", "desired", "tags", "patch", "query", "start", "wait")
 			return func(ctx context.Context, a *app, args []string) error {
