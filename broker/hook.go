@@ -1,0 +1,189 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// hook carries every IoT Hub rule. Its methods run on the device's own
+// connection goroutine and do no I/O.
+type hook struct {
+	mqtt.HookBase
+	s *Server
+}
+
+func (h *hook) ID() string { return "fleetsim-iothub" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
+		mqtt.OnPublish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed,
+	}, []byte{b})
+}
+
+// errViolation closes a connection that broke IoT Hub's rules (iothub.md §1.4:
+// "MQTT terminates the connection").
+var errViolation = errors.New("IoT Hub protocol violation")
+
+// OnConnect authenticates the device (iothub.md §1.2, §1.3). It runs before
+// mochi takes over any existing session, so a refused CONNECT leaves the live
+// connection of the same client id alone. Bad credentials get CONNACK 5, a
+// disabled device CONNACK 3.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	code, err := h.authenticate(cl, pk)
+	if err == nil {
+		return nil
+	}
+	h.s.rejected.Add(1)
+	h.s.log.Debug().Err(err).Str("client", cl.ID).Msg("connect refused")
+	_ = h.s.mochi.SendConnack(cl, code, false, nil)
+	return err
+}
+
+func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, error) {
+	bad := packets.ErrBadUsernameOrPassword // v3 return code 5, Not authorized
+	if pk.ProtocolVersion != 4 {
+		return packets.ErrUnsupportedProtocolVersion, fmt.Errorf("protocol level %d: IoT Hub speaks MQTT 3.1.1", pk.ProtocolVersion)
+	}
+	u, err := iothub.ParseUsername(string(pk.Connect.Username), pk.Connect.ClientIdentifier)
+	if err != nil {
+		return bad, err
+	}
+	if !strings.EqualFold(u.Host, h.s.cfg.Hostname) {
+		return bad, fmt.Errorf("username host %q is not this hub (%q)", u.Host, h.s.cfg.Hostname)
+	}
+	if u.ModuleID != "" {
+		return bad, fmt.Errorf("module identities are not supported")
+	}
+	creds, err := h.s.cfg.Identities.DeviceCredentials(u.DeviceID)
+	if err != nil {
+		return bad, err
+	}
+	if !pk.Connect.PasswordFlag {
+		return bad, errors.New("no SAS token (X.509 is not supported)")
+	}
+	tok, err := iothub.ParseSAS(string(pk.Connect.Password))
+	if err != nil {
+		return bad, err
+	}
+	if !tok.CoversResource(iothub.DeviceResource(h.s.cfg.Hostname, u.DeviceID)) {
+		return bad, fmt.Errorf("%w: sr %q", iothub.ErrSASScope, tok.Resource)
+	}
+	if _, err := tok.Verify(h.s.cfg.Clock.Now(), creds.PrimaryKey, creds.SecondaryKey); err != nil {
+		return bad, err
+	}
+	if !creds.Enabled {
+		return packets.ErrServerUnavailable, fmt.Errorf("device %s is disabled", u.DeviceID) // v3 return code 3
+	}
+	return packets.CodeSuccess, nil
+}
+
+// OnConnectAuthenticate accepts: OnConnect has already refused what it must.
+func (h *hook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+// OnACLCheck allows a device to subscribe only to IoT Hub's documented filters.
+// Publishes are checked in OnPacketRead.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return true
+	}
+	return iothub.SubscriptionAllowed(cl.ID, topic)
+}
+
+// OnPacketRead enforces IoT Hub's rules before mochi acts on a packet: only
+// documented topics, no QoS 2, size limits (iothub.md §1.4). Returning an
+// error closes the connection.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if pk.FixedHeader.Qos > 1 {
+			return h.violation(cl, "QoS 2 publish")
+		}
+		t, err := iothub.ParseDeviceTopic(cl.ID, pk.TopicName)
+		if err != nil {
+			return h.violation(cl, err.Error())
+		}
+		if limit := sizeLimit(t.Kind); len(pk.Payload) > limit {
+			return h.violation(cl, fmt.Sprintf("%s payload of %d bytes exceeds %d", t.Kind, len(pk.Payload), limit))
+		}
+	case packets.Subscribe:
+		for _, f := range pk.Filters {
+			if !iothub.SubscriptionAllowed(cl.ID, f.Filter) {
+				return h.violation(cl, fmt.Sprintf("subscription to %q", f.Filter))
+			}
+		}
+	}
+	return pk, nil
+}
+
+func (h *hook) violation(cl *mqtt.Client, what string) (packets.Packet, error) {
+	h.s.violations.Add(1)
+	h.s.log.Debug().Str("device", cl.ID).Str("violation", what).Msg("closing connection")
+	return packets.Packet{}, fmt.Errorf("%w: %w: %s", packets.ErrRejectPacket, errViolation, what) // mochi closes the connection on ErrRejectPacket
+}
+
+func sizeLimit(k iothub.TopicKind) int {
+	switch k {
+	case iothub.KindMethodResponse:
+		return iothub.MaxMethodPayloadBytes
+	case iothub.KindTwinReported:
+		return iothub.MaxReportedBytes
+	case iothub.KindTwinGet:
+		return 1024
+	}
+	return iothub.MaxTelemetryBytes
+}
+
+// OnPublish hands a device's publish to the hub. It is acknowledged (QoS 1)
+// but never routed to other clients: every device topic is hub-terminated.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, packets.CodeSuccessIgnore
+	}
+	t, err := iothub.ParseDeviceTopic(cl.ID, pk.TopicName)
+	if err == nil && h.s.cfg.Hub != nil {
+		h.s.in.Add(1)
+		h.s.cfg.Hub.DevicePublished(cl.ID, t, pk.Payload)
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// OnSessionEstablished records the device's live connection and tells the hub.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.s.conns.Store(cl.ID, cl)
+	h.s.connects.Add(1)
+	if h.s.cfg.Hub != nil {
+		h.s.cfg.Hub.DeviceConnected(cl.ID)
+	}
+}
+
+// OnDisconnect tells the hub, unless a newer connection has already taken the
+// device's session over.
+func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if !h.s.conns.CompareAndDelete(cl.ID, cl) {
+		return // taken over, or never established
+	}
+	h.s.disconnects.Add(1)
+	if h.s.cfg.Hub != nil {
+		h.s.cfg.Hub.DeviceDisconnected(cl.ID)
+	}
+}
+
+// OnSubscribed tells the hub which filters the device now holds.
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if h.s.cfg.Hub == nil {
+		return
+	}
+	for i, f := range pk.Filters {
+		if i < len(codes) && codes[i] < 0x80 {
+			h.s.cfg.Hub.DeviceSubscribed(cl.ID, f.Filter)
+		}
+	}
+}

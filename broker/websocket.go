@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// WebSocketPath is where IoT Hub serves MQTT over WebSocket (iothub.md §1.1).
+const WebSocketPath = "/$iothub/websocket"
+
+// WebSocketHandler upgrades a request to MQTT over WebSocket and hands the
+// connection to the broker. The subprotocol is matched case-insensitively
+// (mqtt.js offers "mqtt", the C SDK "MQTT") and echoed as offered.
+func (s *Server) WebSocketHandler() http.Handler {
+	up := websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		CheckOrigin:     func(*http.Request) bool { return true },
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var proto string
+		for _, p := range websocket.Subprotocols(r) {
+			if strings.EqualFold(p, "mqtt") {
+				proto = p
+				break
+			}
+		}
+		if proto == "" {
+			http.Error(w, "MQTT over WebSocket needs the mqtt subprotocol", http.StatusBadRequest)
+			return
+		}
+		hdr := http.Header{"Sec-Websocket-Protocol": {proto}}
+		c, err := up.Upgrade(w, r, hdr)
+		if err != nil {
+			return // the upgrader has answered
+		}
+		if err := s.ws.push(&wsConn{c: c}); err != nil {
+			c.Close()
+		}
+	})
+}
+
+// connListener is a net.Listener fed by pushed connections.
+type connListener struct {
+	name  string
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener(name string) *connListener {
+	return &connListener{name: name, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) push(c net.Conn) error {
+	select {
+	case l.conns <- c:
+		return nil
+	case <-l.done:
+		return net.ErrClosed
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return wsAddr(l.name) }
+
+type wsAddr string
+
+func (a wsAddr) Network() string { return "websocket" }
+func (a wsAddr) String() string  { return string(a) }
+
+// wsConn makes a WebSocket connection a byte stream: MQTT packets may span
+// binary messages and a message may hold several packets.
+type wsConn struct {
+	c   *websocket.Conn
+	r   io.Reader
+	wmu sync.Mutex
+}
+
+func (w *wsConn) Read(p []byte) (int, error) {
+	for {
+		if w.r == nil {
+			typ, r, err := w.c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				continue
+			}
+			w.r = r
+		}
+		n, err := w.r.Read(p)
+		if err == io.EOF {
+			w.r = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (w *wsConn) Write(p []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if err := w.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *wsConn) Close() error         { return w.c.Close() }
+func (w *wsConn) LocalAddr() net.Addr  { return w.c.LocalAddr() }
+func (w *wsConn) RemoteAddr() net.Addr { return w.c.RemoteAddr() }
+func (w *wsConn) SetDeadline(t time.Time) error {
+	_ = w.c.SetReadDeadline(t)
+	return w.c.SetWriteDeadline(t)
+}
+func (w *wsConn) SetReadDeadline(t time.Time) error  { return w.c.SetReadDeadline(t) }
+func (w *wsConn) SetWriteDeadline(t time.Time) error { return w.c.SetWriteDeadline(t) }

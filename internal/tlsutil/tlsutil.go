@@ -1,0 +1,201 @@
+// Package tlsutil makes and keeps fleetsim's local TLS material: a CA created
+// on first start and a server certificate for the hub host name, localhost
+// and 127.0.0.1, kept in the data directory so that clients can trust the CA
+// once (NODE_EXTRA_CA_CERTS, a device SDK's ca option).
+package tlsutil
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Files are the paths of the CA certificate and the server's certificate and key.
+type Files struct {
+	CAFile, CertFile, KeyFile string
+}
+
+// EnsureCerts returns dir's CA and server certificate, creating them when
+// missing, and re-issuing the server certificate when its names changed or it
+// expires within 30 days. hostnames are added to localhost and 127.0.0.1.
+func EnsureCerts(dir string, hostnames ...string) (Files, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Files{}, fmt.Errorf("tls directory %s: %w", dir, err)
+	}
+	f := Files{
+		CAFile:   filepath.Join(dir, "ca.pem"),
+		CertFile: filepath.Join(dir, "server.pem"),
+		KeyFile:  filepath.Join(dir, "server-key.pem"),
+	}
+	caKeyFile := filepath.Join(dir, "ca-key.pem")
+	names := wantNames(hostnames)
+	ca, caKey, err := loadPair(f.CAFile, caKeyFile)
+	if err != nil {
+		if ca, caKey, err = newCA(f.CAFile, caKeyFile); err != nil {
+			return Files{}, err
+		}
+	}
+	if cert, _, err := loadPair(f.CertFile, f.KeyFile); err == nil && covers(cert, names) &&
+		time.Until(cert.NotAfter) > 30*24*time.Hour && cert.CheckSignatureFrom(ca) == nil {
+		return f, nil
+	}
+	return f, newServerCert(f, names, ca, caKey)
+}
+
+// LoadFiles returns Files for a user-supplied certificate and key after checking that they load.
+func LoadFiles(certFile, keyFile string) (Files, error) {
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		return Files{}, fmt.Errorf("load certificate %s: %w", certFile, err)
+	}
+	return Files{CertFile: certFile, KeyFile: keyFile}, nil
+}
+
+// ServerConfig is a TLS 1.2+ server configuration for the files.
+func ServerConfig(f Files) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate %s: %w", f.CertFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// ClientConfig trusts the CA in f (for fleetsim's own clients and tests).
+func ClientConfig(f Files) (*tls.Config, error) {
+	pem, err := os.ReadFile(f.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA %s: %w", f.CAFile, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA %s holds no certificate", f.CAFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func wantNames(hostnames []string) []string {
+	names := []string{"localhost", "127.0.0.1"}
+	for _, h := range hostnames {
+		if h != "" && !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
+	return names
+}
+
+func covers(c *x509.Certificate, names []string) bool {
+	for _, n := range names {
+		if c.VerifyHostname(n) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func loadPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cb, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp, _ := pem.Decode(cb)
+	kp, _ := pem.Decode(kb)
+	if cp == nil || kp == nil {
+		return nil, nil, errors.New("not PEM")
+	}
+	cert, err := x509.ParseCertificate(cp.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kp.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	return n
+}
+
+func newCA(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "fleetsim local CA", Organization: []string{"fleetsim"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	if err := writePair(certFile, keyFile, der, key); err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+func newServerCert(f Files, names []string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("server key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: names[len(names)-1], Organization: []string{"fleetsim"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	return writePair(f.CertFile, f.KeyFile, der, key)
+}
+
+func writePair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) error {
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", keyFile, err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", certFile, err)
+	}
+	return nil
+}
