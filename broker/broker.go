@@ -17,8 +17,6 @@ import (
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/fleetsim/fleetsim/internal/clock"
@@ -30,8 +28,11 @@ import (
 var (
 	// ErrUnknownDevice is returned (wrapped) by Identities for a device that is not registered.
 	ErrUnknownDevice = errors.New("unknown device")
-	// ErrNotConnected is returned by Deliver when the device has no live connection.
+	// ErrNotConnected is returned (wrapped) by Deliver when the device has no live connection.
 	ErrNotConnected = errors.New("device not connected")
+	// ErrQueueFull is returned (wrapped) by Deliver when the device already has
+	// MaxPendingWrites messages waiting: it reads too slowly and the message is dropped.
+	ErrQueueFull = errors.New("device outbound queue full")
 )
 
 // Identities gives device credentials; the hub's registry implements it.
@@ -49,22 +50,33 @@ type Credentials struct {
 }
 
 // Hub receives what devices send to the hub and their connection events. Every
-// method is called on the device's own connection goroutine: it must not block.
+// method is called on the device's own connection goroutine: it must not block
+// or do I/O. Events of one device arrive in order; a takeover may report
+// DeviceConnected for a device that is already connected.
 type Hub interface {
+	// DevicePublished is a publish on a hub-terminated topic, already checked
+	// against the device dialect and its size limit. The payload is the hub's
+	// to keep. A retained telemetry message carries mqtt-retain=true in
+	// topic.Properties (iothub.md §1.4); a device's Will arrives as telemetry.
 	DevicePublished(deviceID string, topic iothub.DeviceTopic, payload []byte)
+	// DeviceConnected follows an accepted CONNECT (its CONNACK is sent).
 	DeviceConnected(deviceID string)
+	// DeviceDisconnected follows the end of the device's live connection
+	// (not of one that a newer connection took over).
 	DeviceDisconnected(deviceID string)
+	// DeviceSubscribed reports a granted filter; a repeated SUBSCRIBE repeats it.
 	DeviceSubscribed(deviceID, filter string)
 }
 
 // Config configures a Server.
 type Config struct {
 	// Hostname is the hub host name devices sign their SAS tokens for (compared case-insensitively).
-	Hostname   string
+	Hostname string
+	// Identities gives device keys; required.
 	Identities Identities
 	// Hub receives device messages and events; nil drops them.
 	Hub Hub
-	// TLSAddr is MQTT over TLS (IoT Hub's 8883); "" means off.
+	// TLSAddr is MQTT over TLS (IoT Hub's 8883, e.g. ":8883"); "" means off.
 	TLSAddr string
 	// TLSConfig is required for TLSAddr and WSAddr.
 	TLSConfig *tls.Config
@@ -73,10 +85,13 @@ type Config struct {
 	WSAddr string
 	// TCPAddr is plain MQTT for debugging; off by default and refused unless on loopback.
 	TCPAddr string
-	// MaxPendingWrites is mochi's per-client outbound queue (default 64; mochi's own default of 8,192 costs 64 KiB a connection).
+	// MaxPendingWrites bounds each connection's outbound queue (default 64;
+	// mochi's own default of 8,192 costs 64 KiB a connection, PERFORMANCE.md).
 	MaxPendingWrites int
-	Logger           zerolog.Logger
-	Clock            clock.Clock
+	// Logger receives the broker's logs; default zerolog.Nop().
+	Logger zerolog.Logger
+	// Clock checks SAS expiry; default clock.Real.
+	Clock clock.Clock
 }
 
 // Addrs are the bound listener addresses ("" when a listener is off).
@@ -89,11 +104,12 @@ type Stats struct {
 	Connected        int64 // live device connections
 	Connects         int64 // accepted CONNECTs
 	RejectedConnects int64 // refused CONNECTs (bad credentials, disabled, malformed)
-	Disconnects      int64
-	MessagesIn       int64 // device publishes handed to the hub
-	MessagesOut      int64 // hub messages delivered to devices
-	DeliverFailures  int64 // deliveries to a device that was not connected
+	Disconnects      int64 // ends of live connections
 	Violations       int64 // connections closed for breaking IoT Hub's rules
+	MessagesIn       int64 // device publishes handed to the hub
+	MessagesOut      int64 // hub messages written to devices
+	DeliverFailures  int64 // Deliver to a device that was not connected, or a failed write
+	QueueDropped     int64 // hub messages dropped to a full or abandoned per-device queue
 	MessagesDropped  int64 // mochi: dropped to a full outbound queue
 	InflightDropped  int64 // mochi: QoS 1 dropped over the in-flight limit
 }
@@ -103,21 +119,28 @@ type Server struct {
 	cfg   Config
 	mochi *mqtt.Server
 	log   zerolog.Logger
-	mem   *memnet.Listener
-	ws    *connListener
 
-	// conns maps device id → the *mqtt.Client of its live (or last) connection.
-	conns sync.Map
+	mem       *memnet.Listener
+	ws        *chanListener
+	tlsLn     net.Listener
+	wsLn      net.Listener
+	tcpLn     net.Listener
+	wsServer  *http.Server
+	listeners []*mqttListener
 
-	tlsLn, wsLn, tcpLn net.Listener
-	wsServer           *http.Server
+	devices sync.Map       // device id → *device
+	open    sync.Map       // net.Conn → struct{}: accepted connections not yet ended
+	connWG  sync.WaitGroup // one per accepted connection
+	writers sync.WaitGroup // one per running Deliver writer
+	closing atomic.Bool
 
-	ready                                                             chan struct{}
-	ran                                                               atomic.Bool
-	connects, rejected, disconnects, in, out, deliverFail, violations atomic.Int64
+	ready chan struct{}
+	ran   atomic.Bool
+
+	connects, rejected, disconnects, in, out, deliverFail, queueDropped, violations atomic.Int64
 }
 
-// New builds a Server and binds its listeners (so Addrs is valid at once).
+// New builds a Server and binds its listeners, so Addrs is valid at once.
 func New(cfg Config) (*Server, error) {
 	if cfg.Identities == nil {
 		return nil, errors.New("broker: Identities is required")
@@ -134,75 +157,97 @@ func New(cfg Config) (*Server, error) {
 	if (cfg.TLSAddr != "" || cfg.WSAddr != "") && cfg.TLSConfig == nil {
 		return nil, errors.New("broker: TLSConfig is required for the TLS and WebSocket listeners")
 	}
+	if cfg.TCPAddr != "" {
+		if err := requireLoopback(cfg.TCPAddr); err != nil {
+			return nil, err
+		}
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
-	caps.MaximumQos = 1 // iothub.md §1.4: QoS 2 subscriptions are granted QoS 1
-	caps.RetainAvailable = 0
-	caps.MaximumPacketSize = iothub.MaxTelemetryBytes + 64*1024
+	caps.MaximumQos = 1      // iothub.md §1.4: QoS 2 subscriptions are granted QoS 1
+	caps.RetainAvailable = 0 // iothub.md §1.4: RETAIN is never stored
+	// The largest legal packet is telemetry: 256 KB of payload plus topic and
+	// header. The per-kind limits are checked in the hook.
+	caps.MaximumPacketSize = iothub.MaxTelemetryBytes + 16*1024
 	caps.MaximumInflight = 1024
 	caps.ReceiveMaximum = 256
-	caps.MinimumProtocolVersion = 4
+	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1 only (iothub.md §1.2)
 	caps.SharedSubAvailable = 0
 	caps.SubIDAvailable = 0
 	caps.TopicAliasMaximum = 0
+	caps.WildcardSubAvailable = 1
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Logger,
 		mem:   memnet.Listen("fleetsim-inprocess"),
-		ws:    newConnListener("websocket"),
+		ws:    newChanListener("websocket"),
 		ready: make(chan struct{}),
 	}
 	s.mochi = mqtt.New(&mqtt.Options{
-		Capabilities:             caps,
+		Capabilities: caps,
+		// Small per-connection buffers: a device's packets are small and an idle
+		// connection should cost little (PERFORMANCE.md).
 		ClientNetWriteBufferSize: 1024,
 		ClientNetReadBufferSize:  1024,
-		InlineClient:             false,
-		SysTopicResendInterval:   0,
-		Logger:                   slog.New(slog.DiscardHandler),
+		// Hub messages are written to the device's connection directly
+		// (Deliver), so neither the inline client nor $SYS topics are needed.
+		InlineClient:           false,
+		SysTopicResendInterval: 0,
+		Logger:                 slog.New(slog.DiscardHandler),
 	})
 	if err := s.mochi.AddHook(&hook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
-	var err error
-	defer func() {
-		if err != nil {
-			s.closeListeners()
+	if err := s.bind(); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	return s, nil
+}
+
+// bind opens the configured listeners and hands them to mochi.
+func (s *Server) bind() error {
+	cfg := s.cfg
+	add := func(id string, ln net.Listener) error {
+		l := newMQTTListener(s, id, ln)
+		s.listeners = append(s.listeners, l)
+		if err := s.mochi.AddListener(l); err != nil {
+			return fmt.Errorf("broker: %s listener: %w", id, err)
 		}
-	}()
-	if err = s.mochi.AddListener(listeners.NewNet("inprocess", s.mem)); err != nil {
-		return nil, fmt.Errorf("broker: in-process listener: %w", err)
+		return nil
 	}
-	if err = s.mochi.AddListener(listeners.NewNet("websocket", s.ws)); err != nil {
-		return nil, fmt.Errorf("broker: websocket listener: %w", err)
+	if err := add("inprocess", s.mem); err != nil {
+		return err
 	}
+	if err := add("websocket", s.ws); err != nil {
+		return err
+	}
+	var err error
 	if cfg.TLSAddr != "" {
 		if s.tlsLn, err = tls.Listen("tcp", cfg.TLSAddr, cfg.TLSConfig); err != nil {
-			return nil, fmt.Errorf("broker: MQTT over TLS on %s: %w", cfg.TLSAddr, err)
+			return fmt.Errorf("broker: MQTT over TLS on %s: %w", cfg.TLSAddr, err)
 		}
-		if err = s.mochi.AddListener(listeners.NewNet("tls", s.tlsLn)); err != nil {
-			return nil, fmt.Errorf("broker: TLS listener: %w", err)
+		if err := add("tls", s.tlsLn); err != nil {
+			return err
 		}
 	}
 	if cfg.TCPAddr != "" {
-		if err = requireLoopback(cfg.TCPAddr); err != nil {
-			return nil, err
-		}
 		if s.tcpLn, err = net.Listen("tcp", cfg.TCPAddr); err != nil {
-			return nil, fmt.Errorf("broker: plain MQTT on %s: %w", cfg.TCPAddr, err)
+			return fmt.Errorf("broker: plain MQTT on %s: %w", cfg.TCPAddr, err)
 		}
-		if err = s.mochi.AddListener(listeners.NewNet("tcp", s.tcpLn)); err != nil {
-			return nil, fmt.Errorf("broker: TCP listener: %w", err)
+		if err := add("tcp", s.tcpLn); err != nil {
+			return err
 		}
 	}
 	if cfg.WSAddr != "" {
 		if s.wsLn, err = tls.Listen("tcp", cfg.WSAddr, cfg.TLSConfig); err != nil {
-			return nil, fmt.Errorf("broker: MQTT over WebSocket on %s: %w", cfg.WSAddr, err)
+			return fmt.Errorf("broker: MQTT over WebSocket on %s: %w", cfg.WSAddr, err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle(WebSocketPath, s.WebSocketHandler())
-		s.wsServer = &http.Server{Handler: mux}
+		s.wsServer = &http.Server{Handler: mux, ReadHeaderTimeout: connectTimeout}
 	}
-	return s, nil
+	return nil
 }
 
 // requireLoopback refuses a plain-MQTT address that is not on loopback.
@@ -220,13 +265,13 @@ func requireLoopback(addr string) error {
 	return nil
 }
 
-// Run serves until ctx ends, then disconnects every client, closes the
-// listeners and waits for every connection goroutine to end.
+// Run serves until ctx ends, then closes the listeners and every connection
+// and returns once every goroutine it started has ended. It may be called once.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return errors.New("broker: Run called twice")
 	}
-	if err := s.mochi.Serve(); err != nil {
+	if err := s.mochi.Serve(); err != nil { // starts each listener's Serve and returns
 		s.closeListeners()
 		return fmt.Errorf("broker: serve: %w", err)
 	}
@@ -240,24 +285,35 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(s.ready)
 	<-ctx.Done()
+
+	s.closing.Store(true)
 	if s.wsServer != nil {
 		s.wsServer.Close()
 	}
-	s.ws.Close()
-	s.mochi.Close()
-	s.mochi.Listeners.ClientsWg.Wait()
 	wg.Wait()
+	s.closeListeners()
+	for _, l := range s.listeners {
+		<-l.served // no connWG.Add after this
+	}
+	s.open.Range(func(c, _ any) bool {
+		c.(net.Conn).Close()
+		return true
+	})
+	s.connWG.Wait()
+	s.stopWriters()
+	s.mochi.Close() // stops mochi's event loop; its clients are gone already
 	return nil
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range []net.Listener{s.tlsLn, s.wsLn, s.tcpLn} {
+	for _, l := range s.listeners {
+		l.close()
+	}
+	for _, l := range []net.Listener{s.tlsLn, s.wsLn, s.tcpLn, s.mem, s.ws} {
 		if l != nil {
 			l.Close()
 		}
 	}
-	s.mem.Close()
-	s.ws.Close()
 }
 
 // Ready is closed once Run has started the listeners.
@@ -279,62 +335,13 @@ func (s *Server) Addrs() Addrs {
 }
 
 // DialMemory opens an in-process connection to the broker: full MQTT framing
-// over an in-memory pipe, no sockets.
-func (s *Server) DialMemory(ctx context.Context) (net.Conn, error) { return s.mem.Dial(ctx) }
-
-// client returns the device's current live connection, if any.
-func (s *Server) client(deviceID string) *mqtt.Client {
-	v, ok := s.conns.Load(deviceID)
-	if !ok {
-		return nil
+// over an in-memory pipe, no sockets. It fails once the server has stopped.
+func (s *Server) DialMemory(ctx context.Context) (net.Conn, error) {
+	c, err := s.mem.Dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker: dial in-process: %w", err)
 	}
-	cl := v.(*mqtt.Client)
-	if cl.Closed() {
-		return nil
-	}
-	return cl
-}
-
-// Deliver sends a hub message to that device's connection only, at QoS 0
-// (iothub.md §1.4: the hub sends methods, twin responses and desired patches
-// at QoS 0). It never passes through the topic tree, so no other client can see it.
-func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
-	cl := s.client(deviceID)
-	if cl == nil {
-		s.deliverFail.Add(1)
-		return fmt.Errorf("%w: %s", ErrNotConnected, deviceID)
-	}
-	pk := packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish},
-		TopicName:   topic,
-		Payload:     payload,
-	}
-	if err := cl.WritePacket(pk); err != nil {
-		s.deliverFail.Add(1)
-		return fmt.Errorf("%w: %s: %v", ErrNotConnected, deviceID, err)
-	}
-	s.out.Add(1)
-	return nil
-}
-
-// Connected reports whether the device has a live connection.
-func (s *Server) Connected(deviceID string) bool { return s.client(deviceID) != nil }
-
-// Subscribed reports whether the device has a live connection whose session holds filter.
-func (s *Server) Subscribed(deviceID, filter string) bool {
-	cl := s.client(deviceID)
-	if cl == nil {
-		return false
-	}
-	_, ok := cl.State.Subscriptions.Get(filter)
-	return ok
-}
-
-// Disconnect closes the device's connection, if any (device disabled or deleted).
-func (s *Server) Disconnect(deviceID string) {
-	if cl := s.client(deviceID); cl != nil {
-		cl.Stop(errDisconnectedByHub) // MQTT 3.1.1 has no server DISCONNECT: close the connection
-	}
+	return c, nil
 }
 
 var errDisconnectedByHub = errors.New("disconnected by the hub")

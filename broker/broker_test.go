@@ -14,8 +14,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
 
-	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/internal/iothub"
+	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

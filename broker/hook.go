@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -25,6 +26,7 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
 		mqtt.OnPublish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed,
+		mqtt.OnWillSent,
 	}, []byte{b})
 }
 
@@ -78,6 +80,12 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 	}
 	if _, err := tok.Verify(h.s.cfg.Clock.Now(), creds.PrimaryKey, creds.SecondaryKey); err != nil {
 		return bad, err
+	}
+	if pk.Connect.WillFlag {
+		// iothub.md §1.2: a Will is allowed only on the device's telemetry topic.
+		if t, err := iothub.ParseDeviceTopic(u.DeviceID, pk.Connect.WillTopic); err != nil || t.Kind != iothub.KindTelemetry {
+			return bad, fmt.Errorf("will topic %q is not the device's telemetry topic", pk.Connect.WillTopic)
+		}
 	}
 	if !creds.Enabled {
 		return packets.ErrServerUnavailable, fmt.Errorf("device %s is disabled", u.DeviceID) // v3 return code 3
@@ -144,20 +152,43 @@ func sizeLimit(k iothub.TopicKind) int {
 // OnPublish hands a device's publish to the hub. It is acknowledged (QoS 1)
 // but never routed to other clients: every device topic is hub-terminated.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
-		return pk, packets.CodeSuccessIgnore
+	t, err := iothub.ParseDeviceTopic(cl.ID, pk.TopicName) // OnPacketRead has checked it
+	if err == nil {
+		h.publish(cl.ID, t, pk)
 	}
-	t, err := iothub.ParseDeviceTopic(cl.ID, pk.TopicName)
-	if err == nil && h.s.cfg.Hub != nil {
-		h.s.in.Add(1)
-		h.s.cfg.Hub.DevicePublished(cl.ID, t, pk.Payload)
+	return pk, packets.CodeSuccessIgnore // acknowledged, not routed, not retained
+}
+
+// OnWillSent hands a device's Will (checked at CONNECT to be telemetry) to the hub.
+func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if t, err := iothub.ParseDeviceTopic(cl.ID, pk.TopicName); err == nil {
+		h.publish(cl.ID, t, pk)
 	}
-	return pk, packets.CodeSuccessIgnore
+}
+
+func (h *hook) publish(id string, t iothub.DeviceTopic, pk packets.Packet) {
+	if h.s.cfg.Hub == nil {
+		return
+	}
+	if pk.FixedHeader.Retain && t.Kind == iothub.KindTelemetry {
+		// iothub.md §1.4: RETAIN is not stored; the message is passed on
+		// with the application property mqtt-retain.
+		if t.Properties == nil {
+			t.Properties = url.Values{}
+		}
+		t.Properties.Set("mqtt-retain", "true")
+	}
+	h.s.in.Add(1)
+	h.s.cfg.Hub.DevicePublished(id, t, pk.Payload)
 }
 
 // OnSessionEstablished records the device's live connection and tells the hub.
+// Mochi calls it after CONNACK, once any older connection has been taken over.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	h.s.conns.Store(cl.ID, cl)
+	d := h.s.device(cl.ID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cl = cl
 	h.s.connects.Add(1)
 	if h.s.cfg.Hub != nil {
 		h.s.cfg.Hub.DeviceConnected(cl.ID)
@@ -165,11 +196,20 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnDisconnect tells the hub, unless a newer connection has already taken the
-// device's session over.
+// device's session over. Under the device's lock, so the hub sees one
+// device's events in order.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if !h.s.conns.CompareAndDelete(cl.ID, cl) {
-		return // taken over, or never established
+	v, ok := h.s.devices.Load(cl.ID)
+	if !ok {
+		return // refused at CONNECT
 	}
+	d := v.(*device)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cl != cl {
+		return // taken over
+	}
+	d.cl = nil
 	h.s.disconnects.Add(1)
 	if h.s.cfg.Hub != nil {
 		h.s.cfg.Hub.DeviceDisconnected(cl.ID)

@@ -46,48 +46,6 @@ func (s *Server) WebSocketHandler() http.Handler {
 	})
 }
 
-// connListener is a net.Listener fed by pushed connections.
-type connListener struct {
-	name  string
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newConnListener(name string) *connListener {
-	return &connListener{name: name, conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *connListener) push(c net.Conn) error {
-	select {
-	case l.conns <- c:
-		return nil
-	case <-l.done:
-		return net.ErrClosed
-	}
-}
-
-func (l *connListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *connListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *connListener) Addr() net.Addr { return wsAddr(l.name) }
-
-type wsAddr string
-
-func (a wsAddr) Network() string { return "websocket" }
-func (a wsAddr) String() string  { return string(a) }
-
 // wsConn makes a WebSocket connection a byte stream: MQTT packets may span
 // binary messages and a message may hold several packets.
 type wsConn struct {
