@@ -357,6 +357,7 @@ func (s *Server) Stats() Stats {
 		MessagesIn:       s.in.Load(),
 		MessagesOut:      s.out.Load(),
 		DeliverFailures:  s.deliverFail.Load(),
+		QueueDropped:     s.queueDropped.Load(),
 		Violations:       s.violations.Load(),
 		MessagesDropped:  atomic.LoadInt64(&info.MessagesDropped),
 		InflightDropped:  atomic.LoadInt64(&info.InflightDropped),

@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -24,36 +27,54 @@ const host = "test-hub.local"
 
 // fakeHub records what the broker hands to the hub (a fake at the interface the broker declares).
 type fakeHub struct {
-	mu         sync.Mutex
-	published  []string
-	connected  map[string]bool
-	subscribed map[string][]string
+	mu        sync.Mutex
+	published []string
+	events    []string
+	connected map[string]bool
 }
+
+func newFakeHub() *fakeHub { return &fakeHub{connected: map[string]bool{}} }
 
 func (h *fakeHub) DevicePublished(id string, t iothub.DeviceTopic, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.published = append(h.published, id+" "+t.Kind.String()+" "+t.RequestID+" "+string(payload))
+	line := id + " " + t.Kind.String() + " " + t.RequestID + " " + string(payload)
+	if len(t.Properties) > 0 {
+		line += " " + t.Properties.Encode()
+	}
+	h.published = append(h.published, line)
 }
 func (h *fakeHub) DeviceConnected(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.connected[id] = true
+	h.events = append(h.events, "connected "+id)
 }
 func (h *fakeHub) DeviceDisconnected(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.connected[id] = false
+	h.events = append(h.events, "disconnected "+id)
 }
 func (h *fakeHub) DeviceSubscribed(id, f string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.subscribed[id] = append(h.subscribed[id], f)
+	h.events = append(h.events, "subscribed "+id+" "+f)
 }
 func (h *fakeHub) snapshot() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.published...)
+}
+func (h *fakeHub) eventLog() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.events...)
+}
+func (h *fakeHub) isConnected(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.connected[id]
 }
 
 type idents map[string]Credentials
@@ -77,7 +98,7 @@ type env struct {
 	certs tlsutil.Files
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	certs, err := tlsutil.EnsureCerts(t.TempDir(), host)
 	if err != nil {
@@ -87,8 +108,8 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := &fakeHub{connected: map[string]bool{}, subscribed: map[string][]string{}}
-	s, err := New(Config{
+	hub := newFakeHub()
+	cfg := Config{
 		Hostname: host,
 		Identities: idents{
 			"d1":       {PrimaryKey: key1, SecondaryKey: key2, Enabled: true},
@@ -99,7 +120,11 @@ func start(t *testing.T) *env {
 		TLSAddr:   "127.0.0.1:0",
 		WSAddr:    "127.0.0.1:0",
 		TLSConfig: tc,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,32 +200,64 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+var transports = []transport{memory, tlsTCP, ws}
+
 func TestAuthentication(t *testing.T) {
 	e := start(t)
-	for _, tr := range []transport{memory, tlsTCP, ws} {
+	otherKey := []byte("nope-nope-nope-nope-nope-nope-32")
+	for _, tr := range transports {
 		t.Run(string(tr), func(t *testing.T) {
 			tests := []struct {
-				name, id, password string
-				wantErr            string
+				name     string
+				opts     func(*paho.ClientOptions)
+				id       string
+				password string
+				wantErr  string // "" accepted; else part of paho's CONNACK error text
 			}{
-				{"primary key", "d1", token("d1", key1, time.Hour), ""},
-				{"secondary key", "d1", token("d1", key2, time.Hour), ""},
-				{"wrong key", "d1", token("d1", []byte("nope-nope-nope-nope-nope-nope-32"), time.Hour), "not Authorized"},
-				{"expired", "d1", token("d1", key1, -time.Minute), "not Authorized"},
-				{"other device's token", "d1", token("d2", key1, time.Hour), "not Authorized"},
-				{"wrong hub", "d1", iothub.NewSAS(iothub.DeviceResource("other-hub", "d1"), key1, "", time.Now().Add(time.Hour)), "not Authorized"},
-				{"garbage", "d1", "hello", "not Authorized"},
-				{"unknown device", "ghost", token("ghost", key1, time.Hour), "not Authorized"},
-				{"disabled device", "disabled", token("disabled", key1, time.Hour), "unavailable"},
+				{name: "primary key", id: "d1", password: token("d1", key1, time.Hour)},
+				{name: "secondary key", id: "d1", password: token("d1", key2, time.Hour)},
+				{name: "persistent session", id: "d1", password: token("d1", key1, time.Hour), opts: func(o *paho.ClientOptions) { o.SetCleanSession(false) }},
+				{name: "host in another case", id: "d1", password: token("d1", key1, time.Hour), opts: func(o *paho.ClientOptions) {
+					o.SetUsername(iothub.DeviceUsername(strings.ToUpper(host), "d1", "test"))
+				}},
+				{name: "bad signature", id: "d1", password: token("d1", otherKey, time.Hour), wantErr: "not Authorized"},
+				{name: "expired", id: "d1", password: token("d1", key1, -time.Minute), wantErr: "not Authorized"},
+				{name: "wrong device in sr", id: "d1", password: token("d2", key1, time.Hour), wantErr: "not Authorized"},
+				{name: "wrong hub in sr", id: "d1", password: iothub.NewSAS(iothub.DeviceResource("other-hub", "d1"), key1, "", time.Now().Add(time.Hour)), wantErr: "not Authorized"},
+				{name: "wrong hub in username", id: "d1", password: token("d1", key1, time.Hour), wantErr: "not Authorized", opts: func(o *paho.ClientOptions) {
+					o.SetUsername(iothub.DeviceUsername("other-hub", "d1", "test"))
+				}},
+				{name: "username for another device", id: "d1", password: token("d1", key1, time.Hour), wantErr: "not Authorized", opts: func(o *paho.ClientOptions) {
+					o.SetUsername(iothub.DeviceUsername(host, "d2", "test"))
+				}},
+				{name: "not a SAS token", id: "d1", password: "hello", wantErr: "not Authorized"},
+				{name: "no password", id: "d1", wantErr: "not Authorized"},
+				{name: "unknown device", id: "ghost", password: token("ghost", key1, time.Hour), wantErr: "not Authorized"},
+				{name: "module identity", id: "d1/m1", password: token("d1", key1, time.Hour), wantErr: "not Authorized", opts: func(o *paho.ClientOptions) {
+					o.SetUsername(host + "/d1/m1/?api-version=" + iothub.APIVersion)
+				}},
+				{name: "will on a method topic", id: "d1", password: token("d1", key1, time.Hour), wantErr: "not Authorized", opts: func(o *paho.ClientOptions) {
+					o.SetWill(iothub.MethodResponseTopic(200, "1"), "x", 0, false)
+				}},
+				{name: "disabled device", id: "disabled", password: token("disabled", key1, time.Hour), wantErr: "unavailable"},
+				{name: "MQTT 3.1", id: "d1", password: token("d1", key1, time.Hour), wantErr: "protocol", opts: func(o *paho.ClientOptions) { o.SetProtocolVersion(3) }},
 			}
 			for _, tt := range tests {
-				c, err := connect(t, e, tr, tt.id, tt.password, true)
+				o := e.options(t, tr, tt.id, tt.password, true)
+				if tt.opts != nil {
+					tt.opts(o)
+				}
+				c := paho.NewClient(o)
+				tok := c.Connect()
+				if !tok.WaitTimeout(10 * time.Second) {
+					t.Fatalf("%s: connect timed out", tt.name)
+				}
+				err := tok.Error()
 				if tt.wantErr == "" {
 					if err != nil {
 						t.Errorf("%s: %v", tt.name, err)
-					} else {
-						c.Disconnect(0)
 					}
+					c.Disconnect(0)
 					continue
 				}
 				if err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.wantErr)) {
@@ -209,74 +266,163 @@ func TestAuthentication(t *testing.T) {
 			}
 		})
 	}
+	if st := e.s.Stats(); st.RejectedConnects < 3*12 || st.Connects < 3*4 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func subscribe(t *testing.T, c paho.Client, filter string, qos byte, h paho.MessageHandler) byte {
+	t.Helper()
+	tok := c.Subscribe(filter, qos, h)
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe %s: %v", filter, tok.Error())
+	}
+	return tok.(*paho.SubscribeToken).Result()[filter]
+}
+
+func receive(t *testing.T, ch <-chan string, what string) string {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("nothing received: %s", what)
+		return ""
+	}
 }
 
 func TestIsolationAndDelivery(t *testing.T) {
 	e := start(t)
-	got := map[string]chan string{"d1": make(chan string, 10), "d2": make(chan string, 10)}
-	for _, id := range []string{"d1", "d2"} {
-		c, err := connect(t, e, memory, id, token(id, key1, time.Hour), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := got[id]
-		if tok := c.Subscribe(iothub.FilterMethods, 0, func(_ paho.Client, m paho.Message) { ch <- m.Topic() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("subscribe %s: %v", id, tok.Error())
-		}
-	}
-	waitFor(t, "subscriptions", func() bool {
-		return e.s.Subscribed("d1", iothub.FilterMethods) && e.s.Subscribed("d2", iothub.FilterMethods)
-	})
-	if err := e.s.Deliver("d1", iothub.MethodRequestTopic("reboot", "1"), []byte("null")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case topic := <-got["d1"]:
-		if topic != "$iothub/methods/POST/reboot/?$rid=1" {
-			t.Fatalf("d1 got %q", topic)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("d1 got nothing")
-	}
-	// d2 holds the same literal subscription and must not see d1's call. Send
-	// d2 its own message afterwards: it arrives first only if nothing leaked.
-	if err := e.s.Deliver("d2", iothub.MethodRequestTopic("own", "9"), []byte("null")); err != nil {
-		t.Fatal(err)
-	}
-	if topic := <-got["d2"]; topic != "$iothub/methods/POST/own/?$rid=9" {
-		t.Fatalf("d2 saw %q: isolation broken", topic)
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			got := map[string]chan string{"d1": make(chan string, 10), "d2": make(chan string, 10)}
+			for _, id := range []string{"d1", "d2"} {
+				c, err := connect(t, e, tr, id, token(id, key1, time.Hour), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ch := got[id]
+				subscribe(t, c, iothub.FilterMethods, 0, func(_ paho.Client, m paho.Message) { ch <- m.Topic() + " " + string(m.Payload()) })
+			}
+			waitFor(t, "subscriptions", func() bool {
+				return e.s.Subscribed("d1", iothub.FilterMethods) && e.s.Subscribed("d2", iothub.FilterMethods)
+			})
+			if err := e.s.Deliver("d1", iothub.MethodRequestTopic("reboot", "1"), []byte("null")); err != nil {
+				t.Fatal(err)
+			}
+			if m := receive(t, got["d1"], "d1's call"); m != "$iothub/methods/POST/reboot/?$rid=1 null" {
+				t.Fatalf("d1 got %q", m)
+			}
+			// d2 holds the same literal subscription and must not see d1's call.
+			// Send d2 its own message afterwards: it arrives first only if nothing leaked.
+			if err := e.s.Deliver("d2", iothub.MethodRequestTopic("own", "9"), []byte(`{"a":1}`)); err != nil {
+				t.Fatal(err)
+			}
+			if m := receive(t, got["d2"], "d2's call"); m != `$iothub/methods/POST/own/?$rid=9 {"a":1}` {
+				t.Fatalf("d2 saw %q: isolation broken", m)
+			}
+		})
 	}
 	if err := e.s.Deliver("ghost", "x", nil); !errors.Is(err, ErrNotConnected) {
-		t.Fatalf("Deliver to an absent device = %v", err)
+		t.Fatalf("Deliver to an unknown device = %v", err)
+	}
+	waitFor(t, "d1 gone", func() bool { return !e.s.Connected("d1") })
+	if err := e.s.Deliver("d1", "x", nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Deliver to a disconnected device = %v", err)
+	}
+	if e.s.Subscribed("d1", iothub.FilterMethods) {
+		t.Fatal("Subscribed is true without a live connection")
+	}
+	if st := e.s.Stats(); st.MessagesOut != 6 || st.DeliverFailures != 2 {
+		t.Fatalf("stats = %+v", st)
 	}
 }
 
-func TestDevicePublishesGoToTheHubOnly(t *testing.T) {
+func TestSubscriptionRules(t *testing.T) {
 	e := start(t)
-	spy, err := connect(t, e, memory, "d2", token("d2", key1, time.Hour), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaked := make(chan string, 10)
-	spy.Subscribe(iothub.FilterTwinResponses, 1, func(_ paho.Client, m paho.Message) { leaked <- m.Topic() }).Wait()
 	c, err := connect(t, e, memory, "d1", token("d1", key1, time.Hour), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, qos := range []byte{0, 1} {
-		if tok := c.Publish(iothub.MethodResponseTopic(200, "7"), qos, false, `{"ok":true}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish QoS %d: %v", qos, tok.Error())
-		}
+	got := make(chan string, 10)
+	h := func(_ paho.Client, m paho.Message) { got <- m.Topic() }
+	// sdk-wire-notes §2.4: the Node SDK sends identical SUBSCRIBEs; they are one subscription.
+	for range 3 {
+		subscribe(t, c, iothub.FilterMethods, 0, h)
 	}
-	c.Publish(iothub.TwinGetTopic("r1"), 1, true, " ").Wait() // retained: passed on, not stored
-	waitFor(t, "hub messages", func() bool { return len(e.hub.snapshot()) == 3 })
-	if got := e.hub.snapshot()[0]; got != `d1 method-response 7 {"ok":true}` {
-		t.Fatalf("hub got %q", got)
+	// iothub.md §1.4: a SUBSCRIBE asking QoS 2 is granted QoS 1.
+	if q := subscribe(t, c, "devices/d1/messages/devicebound/#", 2, h); q != 1 {
+		t.Fatalf("QoS 2 subscription granted %d, want 1", q)
 	}
-	select {
-	case topic := <-leaked:
-		t.Fatalf("another device saw %q", topic)
-	default:
+	e.s.Deliver("d1", iothub.MethodRequestTopic("m", "1"), []byte("null"))
+	e.s.Deliver("d1", iothub.MethodRequestTopic("m", "2"), []byte("null"))
+	if m := receive(t, got, "first"); m != iothub.MethodRequestTopic("m", "1") {
+		t.Fatalf("got %q", m)
+	}
+	if m := receive(t, got, "second"); m != iothub.MethodRequestTopic("m", "2") {
+		t.Fatalf("got %q: a duplicate subscription delivered twice", m)
+	}
+	want := []string{"connected d1", "subscribed d1 " + iothub.FilterMethods, "subscribed d1 " + iothub.FilterMethods,
+		"subscribed d1 " + iothub.FilterMethods, "subscribed d1 devices/d1/messages/devicebound/#"}
+	if got := e.hub.eventLog(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("hub events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestDevicePublishesGoToTheHubOnly(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			e := start(t)
+			spy, err := connect(t, e, tr, "d2", token("d2", key1, time.Hour), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaked := make(chan string, 10)
+			subscribe(t, spy, iothub.FilterTwinResponses, 1, func(_ paho.Client, m paho.Message) { leaked <- m.Topic() })
+			c, err := connect(t, e, tr, "d1", token("d1", key1, time.Hour), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pubs := []struct {
+				topic   string
+				qos     byte
+				retain  bool
+				payload string
+			}{
+				{iothub.MethodResponseTopic(200, "7"), 0, false, `{"ok":true}`},
+				{iothub.MethodResponseTopic(500, "8"), 1, false, `{}`}, // QoS 1 on $iothub is PUBACKed (§1.4)
+				{iothub.TwinGetTopic("r1"), 1, true, " "},
+				{iothub.TwinReportedTopic("r2"), 0, false, `{"a":1}`},
+				{iothub.TelemetryTopic("d1") + "k=v", 1, true, "t"},
+			}
+			for _, p := range pubs {
+				if tok := c.Publish(p.topic, p.qos, p.retain, p.payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+					t.Fatalf("publish %s: %v", p.topic, tok.Error())
+				}
+			}
+			want := []string{
+				`d1 method-response 7 {"ok":true}`,
+				`d1 method-response 8 {}`,
+				`d1 twin-get r1  `,
+				`d1 twin-reported r2 {"a":1}`,
+				`d1 telemetry  t k=v&mqtt-retain=true`,
+			}
+			waitFor(t, "hub messages", func() bool { return len(e.hub.snapshot()) == len(want) })
+			if got := e.hub.snapshot(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("hub got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			// A later subscriber gets no retained message: nothing is stored.
+			subscribe(t, spy, iothub.FilterDesired, 0, func(_ paho.Client, m paho.Message) { leaked <- m.Topic() })
+			if err := e.s.Deliver("d2", iothub.TwinResponseTopic(200, "x", 0), nil); err != nil {
+				t.Fatal(err)
+			}
+			if m := receive(t, leaked, "d2's own twin response"); m != iothub.TwinResponseTopic(200, "x", 0) {
+				t.Fatalf("another device saw %q", m)
+			}
+			if st := e.s.Stats(); st.MessagesIn != int64(len(want)) {
+				t.Fatalf("MessagesIn = %d", st.MessagesIn)
+			}
+		})
 	}
 }
 
@@ -293,13 +439,27 @@ func TestViolationsCloseTheConnection(t *testing.T) {
 		{"publish a method request", func(c paho.Client) paho.Token {
 			return c.Publish("$iothub/methods/POST/x/?$rid=1", 0, false, "x")
 		}},
+		{"publish a twin response", func(c paho.Client) paho.Token {
+			return c.Publish(iothub.TwinResponseTopic(200, "1", 0), 0, false, "x")
+		}},
+		{"method response without $rid", func(c paho.Client) paho.Token { return c.Publish("$iothub/methods/res/200/", 0, false, "x") }},
 		{"QoS 2 publish", func(c paho.Client) paho.Token { return c.Publish(iothub.TelemetryTopic("d1"), 2, false, "x") }},
 		{"subscribe to a wildcard", func(c paho.Client) paho.Token { return c.Subscribe("#", 0, nil) }},
+		{"subscribe to a twin subtopic", func(c paho.Client) paho.Token { return c.Subscribe("$iothub/twin/res/200/#", 0, nil) }},
 		{"subscribe to another device", func(c paho.Client) paho.Token {
 			return c.Subscribe("devices/d2/messages/devicebound/#", 1, nil)
 		}},
 		{"oversize method response", func(c paho.Client) paho.Token {
 			return c.Publish(iothub.MethodResponseTopic(200, "1"), 0, false, strings.Repeat("x", iothub.MaxMethodPayloadBytes+1))
+		}},
+		{"oversize reported patch", func(c paho.Client) paho.Token {
+			return c.Publish(iothub.TwinReportedTopic("1"), 0, false, strings.Repeat("x", iothub.MaxReportedBytes+1))
+		}},
+		{"oversize telemetry", func(c paho.Client) paho.Token {
+			return c.Publish(iothub.TelemetryTopic("d1"), 1, false, strings.Repeat("x", iothub.MaxTelemetryBytes+1))
+		}},
+		{"packet over the broker's maximum", func(c paho.Client) paho.Token {
+			return c.Publish(iothub.TelemetryTopic("d1"), 1, false, strings.Repeat("x", iothub.MaxTelemetryBytes+64*1024))
 		}},
 	}
 	for _, tt := range tests {
@@ -308,94 +468,287 @@ func TestViolationsCloseTheConnection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			waitFor(t, "connected", func() bool { return e.s.Connected("d1") })
 			tt.act(c).WaitTimeout(2 * time.Second)
 			waitFor(t, "the connection to close", func() bool { return !c.IsConnectionOpen() && !e.s.Connected("d1") })
 		})
 	}
-	before := e.s.Stats().Violations
-	if before < int64(len(tests)) {
-		t.Fatalf("violations counted = %d", before)
-	}
-}
-
-func TestPersistentSessionAndTakeover(t *testing.T) {
-	e := start(t)
-	pw := token("d1", key1, time.Hour)
-	c, err := connect(t, e, memory, "d1", pw, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Subscribe(iothub.FilterDesired, 0, nil).Wait()
-	waitFor(t, "subscription", func() bool { return e.s.Subscribed("d1", iothub.FilterDesired) })
-
-	// A refused connection with the same client id leaves the live one alone.
-	if _, err := connect(t, e, tlsTCP, "d1", token("d1", []byte("wrong-wrong-wrong-wrong-wrong-32b"), time.Hour), false); err == nil {
-		t.Fatal("bad key accepted")
-	}
-	if !c.IsConnectionOpen() || !e.s.Connected("d1") {
-		t.Fatal("a refused connect dropped the live connection")
-	}
-
-	// A second accepted connection takes over; with clean=0 the subscription survives
-	// and the new connection receives without subscribing again (sdk-wire-notes §2.6).
-	got := make(chan string, 1)
-	o := e.options(t, tlsTCP, "d1", pw, false)
-	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { got <- m.Topic() })
-	c2 := paho.NewClient(o)
-	if tok := c2.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("takeover connect: %v", tok.Error())
-	}
-	defer c2.Disconnect(0)
-	waitFor(t, "old connection dropped", func() bool { return !c.IsConnectionOpen() })
-	if !e.s.Subscribed("d1", iothub.FilterDesired) {
-		t.Fatal("persistent session lost its subscription")
-	}
-	if err := e.s.Deliver("d1", iothub.DesiredPatchTopic(3), []byte(`{"$version":3}`)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case topic := <-got:
-		if topic != iothub.DesiredPatchTopic(3) {
-			t.Fatalf("got %q", topic)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("desired patch not delivered to the resumed session")
-	}
-	e.hub.mu.Lock()
-	live := e.hub.connected["d1"]
-	e.hub.mu.Unlock()
-	if !live {
-		t.Fatal("after a takeover the hub thinks d1 is disconnected")
-	}
-
-	// clean=1 starts fresh.
-	c2.Disconnect(0)
-	if _, err := connect(t, e, memory, "d1", pw, true); err != nil {
-		t.Fatal(err)
-	}
-	if e.s.Subscribed("d1", iothub.FilterDesired) {
-		t.Fatal("clean session kept the old subscription")
-	}
-}
-
-func TestDisconnect(t *testing.T) {
-	e := start(t)
+	// The largest legal payloads pass.
 	c, err := connect(t, e, memory, "d1", token("d1", key1, time.Hour), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connected", func() bool { return e.s.Connected("d1") })
-	e.s.Disconnect("d1")
-	waitFor(t, "disconnect", func() bool { return !c.IsConnectionOpen() })
+	for _, p := range []struct {
+		topic string
+		n     int
+	}{
+		{iothub.MethodResponseTopic(200, "1"), iothub.MaxMethodPayloadBytes},
+		{iothub.TwinReportedTopic("1"), iothub.MaxReportedBytes},
+		{iothub.TelemetryTopic("d1"), iothub.MaxTelemetryBytes},
+	} {
+		if tok := c.Publish(p.topic, 1, false, strings.Repeat("x", p.n)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d bytes to %s: %v", p.n, p.topic, tok.Error())
+		}
+	}
+	if !c.IsConnectionOpen() {
+		t.Fatal("a legal payload closed the connection")
+	}
+	if v := e.s.Stats().Violations; v < int64(len(tests)-1) { // the last is refused by mochi's packet size check
+		t.Fatalf("violations counted = %d", v)
+	}
 }
 
-func TestPlainTCPOnlyOnLoopback(t *testing.T) {
-	if _, err := New(Config{Hostname: host, Identities: idents{}, TCPAddr: "0.0.0.0:0"}); err == nil {
-		t.Fatal("plain MQTT on all interfaces accepted")
+func TestPersistentSessionAndTakeover(t *testing.T) {
+	for _, tr := range []transport{memory, tlsTCP} {
+		t.Run(string(tr), func(t *testing.T) {
+			e := start(t)
+			pw := token("d1", key1, time.Hour)
+			c, err := connect(t, e, tr, "d1", pw, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subscribe(t, c, iothub.FilterDesired, 0, nil)
+			subscribe(t, c, iothub.FilterMethods, 0, nil)
+
+			// sdk-wire-notes §2.6: a refused connection with the same client id
+			// leaves the live one alone.
+			for _, other := range transports {
+				if _, err := connect(t, e, other, "d1", token("d1", []byte("wrong-wrong-wrong-wrong-wrong-32b"), time.Hour), false); err == nil {
+					t.Fatal("bad key accepted")
+				}
+			}
+			if !c.IsConnectionOpen() || !e.s.Connected("d1") || !e.hub.isConnected("d1") {
+				t.Fatal("a refused connect dropped the live connection")
+			}
+
+			// A second accepted connection takes over; with clean=0 the subscriptions
+			// survive and the new connection receives without subscribing again.
+			got := make(chan string, 1)
+			o := e.options(t, tr, "d1", pw, false)
+			o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+			c2 := paho.NewClient(o)
+			if tok := c2.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				t.Fatalf("takeover connect: %v", tok.Error())
+			}
+			waitFor(t, "old connection dropped", func() bool { return !c.IsConnectionOpen() })
+			// The session is live once the hub hears of it; CONNACK comes a moment earlier.
+			waitFor(t, "the resumed session", func() bool { return e.s.Connected("d1") })
+			if !e.s.Subscribed("d1", iothub.FilterDesired) || !e.s.Subscribed("d1", iothub.FilterMethods) {
+				t.Fatal("persistent session lost its subscriptions")
+			}
+			if err := e.s.Deliver("d1", iothub.DesiredPatchTopic(3), []byte(`{"$version":3}`)); err != nil {
+				t.Fatal(err)
+			}
+			if m := receive(t, got, "desired patch on the resumed session"); m != iothub.DesiredPatchTopic(3) {
+				t.Fatalf("got %q", m)
+			}
+			if !e.hub.isConnected("d1") {
+				t.Fatal("after a takeover the hub thinks d1 is disconnected")
+			}
+
+			// Token renewal: DISCONNECT, then CONNECT clean=0 with a new token.
+			c2.Disconnect(0)
+			waitFor(t, "disconnected", func() bool { return !e.hub.isConnected("d1") })
+			c3, err := connect(t, e, tr, "d1", token("d1", key2, 2*time.Hour), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the resumed session", func() bool { return e.s.Connected("d1") && e.hub.isConnected("d1") })
+			if !e.s.Subscribed("d1", iothub.FilterMethods) {
+				t.Fatal("a reconnect with clean=0 lost the session")
+			}
+			c3.Disconnect(0)
+			waitFor(t, "disconnected", func() bool { return !e.hub.isConnected("d1") })
+
+			// clean=1 starts fresh.
+			if _, err := connect(t, e, tr, "d1", pw, true); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the fresh session", func() bool { return e.s.Connected("d1") })
+			if e.s.Subscribed("d1", iothub.FilterDesired) || e.s.Subscribed("d1", iothub.FilterMethods) {
+				t.Fatal("clean session kept the old subscriptions")
+			}
+		})
 	}
-	s, err := New(Config{Hostname: host, Identities: idents{}, TCPAddr: "127.0.0.1:0", TLSConfig: &tls.Config{}})
+}
+
+func TestDisconnectAndWill(t *testing.T) {
+	e := start(t)
+	o := e.options(t, memory, "d1", token("d1", key1, time.Hour), true)
+	o.SetWill(iothub.TelemetryTopic("d1"), "gone", 1, false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	waitFor(t, "connected", func() bool { return e.s.Connected("d1") && e.hub.isConnected("d1") })
+	e.s.Disconnect("d1")
+	waitFor(t, "disconnect", func() bool { return !c.IsConnectionOpen() && !e.hub.isConnected("d1") })
+	waitFor(t, "will", func() bool { return len(e.hub.snapshot()) == 1 })
+	if got := e.hub.snapshot()[0]; got != "d1 telemetry  gone" {
+		t.Fatalf("hub got %q", got)
+	}
+	e.s.Disconnect("d1") // no connection: nothing happens
+	if st := e.s.Stats(); st.Connects != 1 || st.Disconnects != 1 || st.Connected != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// A device that stops reading must not block Deliver: its queue fills and
+// further messages are refused and counted.
+func TestDeliverNeverBlocks(t *testing.T) {
+	e := start(t, func(c *Config) { c.MaxPendingWrites = 4 })
+	conn, err := e.s.DialMemory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.closeListeners()
+	defer conn.Close()
+	code, err := rawConnect(conn, bufio.NewReader(conn), "d1", iothub.DeviceUsername(host, "d1", ""), token("d1", key1, time.Hour), true)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: code %d, %v", code, err)
+	}
+	waitFor(t, "connected", func() bool { return e.s.Connected("d1") })
+	var full error
+	for i := 0; i < 10 && full == nil; i++ {
+		if err := e.s.Deliver("d1", iothub.MethodRequestTopic("m", "1"), []byte("null")); errors.Is(err, ErrQueueFull) {
+			full = err
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if full == nil {
+		t.Fatal("the queue of a device that does not read never filled")
+	}
+	if e.s.Stats().QueueDropped == 0 {
+		t.Fatal("drop not counted")
+	}
+}
+
+func TestShutdownClosesSilentConnections(t *testing.T) {
+	s, err := New(Config{Hostname: host, Identities: idents{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	conn, err := s.DialMemory(ctx) // never sends CONNECT
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return with a connection that never sent CONNECT")
+	}
+	if _, err := s.DialMemory(context.Background()); err == nil {
+		t.Fatal("DialMemory after Run returned")
+	}
+}
+
+func TestWebSocketSubprotocol(t *testing.T) {
+	e := start(t)
+	cc, err := tlsutil.ClientConfig(e.certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.ServerName = "localhost"
+	url := "wss://" + e.s.Addrs().WS + WebSocketPath
+	for _, proto := range []string{"mqtt", "MQTT", "Mqtt"} {
+		d := websocket.Dialer{TLSClientConfig: cc, Subprotocols: []string{proto}}
+		c, resp, err := d.Dial(url, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if got := resp.Header.Get("Sec-Websocket-Protocol"); got != proto {
+			t.Errorf("offered %q, echoed %q", proto, got)
+		}
+		msg := connectPacket("d1", iothub.DeviceUsername(host, "d1", ""), token("d1", key1, time.Hour), true)
+		// Split the CONNECT over two messages: MQTT over WebSocket is a byte stream.
+		if err := c.WriteMessage(websocket.BinaryMessage, msg[:5]); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteMessage(websocket.BinaryMessage, msg[5:]); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := c.ReadMessage()
+		if err != nil || len(b) != 4 || b[0] != 0x20 || b[3] != 0 {
+			t.Fatalf("%s: CONNACK %x, %v", proto, b, err)
+		}
+		c.Close()
+	}
+	d := websocket.Dialer{TLSClientConfig: cc}
+	if c, resp, err := d.Dial(url, nil); err == nil {
+		c.Close()
+		t.Fatal("upgrade without the mqtt subprotocol accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("upgrade without subprotocol: %v", err)
+	}
+}
+
+func TestWebSocketHandlerMounted(t *testing.T) {
+	e := start(t)
+	mux := http.NewServeMux()
+	mux.Handle(WebSocketPath, e.s.WebSocketHandler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	o := e.options(t, memory, "d1", token("d1", key1, time.Hour), true)
+	o.Servers = nil
+	o.CustomOpenConnectionFn = nil
+	o.AddBroker("ws://" + strings.TrimPrefix(srv.URL, "http://") + WebSocketPath)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	got := make(chan string, 1)
+	subscribe(t, c, iothub.FilterMethods, 0, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+	if err := e.s.Deliver("d1", iothub.MethodRequestTopic("m", "1"), []byte("null")); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, "method over a mounted handler")
+}
+
+func TestConfigChecks(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"no identities", Config{Hostname: host}, false},
+		{"no host name", Config{Identities: idents{}}, false},
+		{"TLS without config", Config{Hostname: host, Identities: idents{}, TLSAddr: "127.0.0.1:0"}, false},
+		{"plain MQTT on all interfaces", Config{Hostname: host, Identities: idents{}, TCPAddr: "0.0.0.0:0"}, false},
+		{"plain MQTT on a LAN address", Config{Hostname: host, Identities: idents{}, TCPAddr: "192.168.1.1:1883"}, false},
+		{"plain MQTT on loopback", Config{Hostname: host, Identities: idents{}, TCPAddr: "127.0.0.1:0"}, true},
+		{"in-process only", Config{Hostname: host, Identities: idents{}}, true},
+	}
+	for _, tt := range tests {
+		s, err := New(tt.cfg)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v", tt.name, err)
+		}
+		if s != nil {
+			s.closeListeners()
+		}
+	}
+}
+
+func TestPlainTCPLoopback(t *testing.T) {
+	e := start(t, func(c *Config) { c.TCPAddr = "127.0.0.1:0" })
+	conn, err := net.Dial("tcp", e.s.Addrs().TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	code, err := rawConnect(conn, bufio.NewReader(conn), "d1", iothub.DeviceUsername(host, "d1", ""), token("d1", key1, time.Hour), true)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: code %d, %v", code, err)
+	}
 }

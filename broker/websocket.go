@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -49,9 +50,10 @@ func (s *Server) WebSocketHandler() http.Handler {
 // wsConn makes a WebSocket connection a byte stream: MQTT packets may span
 // binary messages and a message may hold several packets.
 type wsConn struct {
-	c   *websocket.Conn
-	r   io.Reader
-	wmu sync.Mutex
+	c        *websocket.Conn
+	r        io.Reader
+	wmu      sync.Mutex
+	deadline atomic.Pointer[time.Time] // write deadline, applied by Write
 }
 
 func (w *wsConn) Read(p []byte) (int, error) {
@@ -78,9 +80,15 @@ func (w *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
+// Write sends p as one binary message. gorilla allows one writer at a time,
+// and its write deadline may only be set by that writer: SetWriteDeadline
+// records the deadline and Write applies it.
 func (w *wsConn) Write(p []byte) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	if d := w.deadline.Load(); d != nil {
+		_ = w.c.SetWriteDeadline(*d)
+	}
 	if err := w.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
@@ -91,8 +99,11 @@ func (w *wsConn) Close() error         { return w.c.Close() }
 func (w *wsConn) LocalAddr() net.Addr  { return w.c.LocalAddr() }
 func (w *wsConn) RemoteAddr() net.Addr { return w.c.RemoteAddr() }
 func (w *wsConn) SetDeadline(t time.Time) error {
-	_ = w.c.SetReadDeadline(t)
-	return w.c.SetWriteDeadline(t)
+	_ = w.SetWriteDeadline(t)
+	return w.c.SetReadDeadline(t) // only mochi's reading goroutine sets deadlines
 }
-func (w *wsConn) SetReadDeadline(t time.Time) error  { return w.c.SetReadDeadline(t) }
-func (w *wsConn) SetWriteDeadline(t time.Time) error { return w.c.SetWriteDeadline(t) }
+func (w *wsConn) SetReadDeadline(t time.Time) error { return w.c.SetReadDeadline(t) }
+func (w *wsConn) SetWriteDeadline(t time.Time) error {
+	w.deadline.Store(&t)
+	return nil
+}
