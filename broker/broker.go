@@ -188,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 		// Small per-connection buffers: a device's packets are small and an idle
 		// connection should cost little (PERFORMANCE.md).
 		ClientNetWriteBufferSize: 1024,
-		ClientNetReadBufferSize:  1024,
+		ClientNetReadBufferSize:  256,
 		// Hub messages are written to the device's connection directly
 		// (Deliver), so neither the inline client nor $SYS topics are needed.
 		InlineClient:           false,
