@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -31,7 +32,7 @@ type Files struct {
 // missing, and re-issuing the server certificate when its names changed or it
 // expires within 30 days. hostnames are added to localhost and 127.0.0.1.
 func EnsureCerts(dir string, hostnames ...string) (Files, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Files{}, fmt.Errorf("tls directory %s: %w", dir, err)
 	}
 	f := Files{
@@ -42,17 +43,20 @@ func EnsureCerts(dir string, hostnames ...string) (Files, error) {
 	caKeyFile := filepath.Join(dir, "ca-key.pem")
 	names := wantNames(hostnames)
 	ca, caKey, err := loadPair(f.CAFile, caKeyFile)
-	if err != nil {
+	if err != nil || time.Until(ca.NotAfter) < renewBefore {
 		if ca, caKey, err = newCA(f.CAFile, caKeyFile); err != nil {
 			return Files{}, err
 		}
 	}
 	if cert, _, err := loadPair(f.CertFile, f.KeyFile); err == nil && covers(cert, names) &&
-		time.Until(cert.NotAfter) > 30*24*time.Hour && cert.CheckSignatureFrom(ca) == nil {
+		time.Until(cert.NotAfter) > renewBefore && cert.CheckSignatureFrom(ca) == nil {
 		return f, nil
 	}
 	return f, newServerCert(f, names, ca, caKey)
 }
+
+// renewBefore is how long before expiry a certificate is replaced.
+const renewBefore = 30 * 24 * time.Hour
 
 // LoadFiles returns Files for a user-supplied certificate and key after checking that they load.
 func LoadFiles(certFile, keyFile string) (Files, error) {
@@ -84,9 +88,15 @@ func ClientConfig(f Files) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
+// wantNames is localhost, 127.0.0.1 and the host names, lower-cased and
+// without ports (a hub name such as "localhost:18883" names host localhost).
 func wantNames(hostnames []string) []string {
 	names := []string{"localhost", "127.0.0.1"}
 	for _, h := range hostnames {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		h = strings.ToLower(strings.Trim(h, "[]"))
 		if h != "" && !slices.Contains(names, h) {
 			names = append(names, h)
 		}

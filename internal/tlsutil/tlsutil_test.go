@@ -2,7 +2,9 @@ package tlsutil
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -46,7 +48,9 @@ func TestEnsureCertsCreatesReusesAndReissues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		served := make(chan struct{})
 		go func() {
+			defer close(served)
 			c, err := ln.Accept()
 			if err == nil {
 				_ = c.(*tls.Conn).Handshake()
@@ -62,5 +66,70 @@ func TestEnsureCertsCreatesReusesAndReissues(t *testing.T) {
 			c.Close()
 		}
 		ln.Close()
+		<-served
+	}
+}
+
+func TestEnsureCertsNamesAndRepair(t *testing.T) {
+	dir := t.TempDir()
+	f, err := EnsureCerts(dir, "Hub.Example:18883", "::1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"hub.example", true},
+		{"localhost", true},
+		{"127.0.0.1", true},
+		{"::1", true},
+		{"other.example", false},
+	}
+	for _, tt := range tests {
+		if err := cert.VerifyHostname(tt.name); (err == nil) != tt.ok {
+			t.Errorf("VerifyHostname(%q) = %v", tt.name, err)
+		}
+	}
+	if len(cert.IPAddresses) != 2 {
+		t.Errorf("IP SANs = %v, want 127.0.0.1 and ::1", cert.IPAddresses)
+	}
+	ca, _ := os.ReadFile(f.CAFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "hub.example"}); err != nil {
+		t.Fatalf("chain: %v", err)
+	}
+
+	// A damaged server certificate is issued again from the same CA.
+	if err := os.WriteFile(f.CertFile, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureCerts(dir, "hub.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServerConfig(f); err != nil {
+		t.Fatalf("after repair: %v", err)
+	}
+	if again, _ := os.ReadFile(f.CAFile); string(again) != string(ca) {
+		t.Fatal("repairing the server certificate replaced the CA")
+	}
+
+	if _, err := LoadFiles(f.CertFile, f.KeyFile); err != nil {
+		t.Fatalf("LoadFiles: %v", err)
+	}
+	if _, err := LoadFiles(f.CAFile, f.KeyFile); err == nil {
+		t.Fatal("LoadFiles accepted a certificate with another certificate's key")
+	}
+	if _, err := LoadFiles(filepath.Join(dir, "missing.pem"), f.KeyFile); err == nil {
+		t.Fatal("LoadFiles accepted a missing file")
 	}
 }
