@@ -138,3 +138,75 @@ func connectFleet(b *testing.B, ids, users, tokens []string) (heap, stack, gorou
 	goroutines = float64(g1-g0) / float64(n)
 	return heap, stack, goroutines, elapsed
 }
+
+// BenchmarkDeliver sends hub messages round-robin to idle in-process devices
+// whose client side only reads, and reports deliveries/s.
+func BenchmarkDeliver(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			s, err := New(Config{Hostname: host, Identities: fleetIdentities{key1}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			<-s.Ready()
+			var readers sync.WaitGroup
+			var received atomic.Int64
+			ids := make([]string, n)
+			exp := time.Now().Add(time.Hour)
+			for i := range n {
+				ids[i] = "dev-" + strconv.Itoa(i)
+				c, err := s.DialMemory(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := bufio.NewReader(c)
+				code, err := rawConnect(c, r, ids[i], iothub.DeviceUsername(host, ids[i], ""), iothub.NewSAS(iothub.DeviceResource(host, ids[i]), key1, "", exp), true)
+				if err != nil || code != 0 {
+					b.Fatalf("connect: %d %v", code, err)
+				}
+				readers.Go(func() {
+					for {
+						if _, _, err := readPacket(r); err != nil {
+							return
+						}
+						received.Add(1)
+					}
+				})
+			}
+			for deadline := time.Now().Add(time.Minute); s.Stats().Connects < int64(n); {
+				if time.Now().After(deadline) {
+					b.Fatal("sessions not established")
+				}
+				runtime.Gosched()
+			}
+			topic := iothub.MethodRequestTopic("m", "1")
+			payload := []byte(`{"x":1}`)
+			b.ResetTimer()
+			start := time.Now()
+			sent := 0
+			for i := 0; b.Loop(); i++ {
+				if err := s.Deliver(ids[i%n], topic, payload); err == nil {
+					sent++
+				}
+			}
+			for deadline := time.Now().Add(time.Minute); received.Load() < int64(sent); {
+				if time.Now().After(deadline) {
+					b.Fatalf("received %d of %d", received.Load(), sent)
+				}
+				runtime.Gosched()
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(sent)/elapsed.Seconds(), "deliveries/s")
+			b.ReportMetric(float64(b.N-sent), "refused")
+			cancel()
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
+			readers.Wait()
+		})
+	}
+}
