@@ -51,8 +51,9 @@ type Credentials struct {
 
 // Hub receives what devices send to the hub and their connection events. Every
 // method is called on the device's own connection goroutine: it must not block
-// or do I/O. Events of one device arrive in order; a takeover may report
-// DeviceConnected for a device that is already connected.
+// or do I/O, but it may call the Server's Deliver, Connected, Subscribed and
+// Disconnect (no broker lock is held). Events of one device arrive in order; a
+// takeover may report DeviceConnected for a device that is already connected.
 type Hub interface {
 	// DevicePublished is a publish on a hub-terminated topic, already checked
 	// against the device dialect and its size limit. The payload is the hub's

@@ -752,3 +752,46 @@ func TestPlainTCPLoopback(t *testing.T) {
 		t.Fatalf("connect: code %d, %v", code, err)
 	}
 }
+
+// answeringHub calls back into the broker from inside Hub methods, as the
+// registry does: a twin GET is answered at once, a connect is greeted.
+type answeringHub struct {
+	*fakeHub
+	s *Server
+}
+
+func (h *answeringHub) DevicePublished(id string, t iothub.DeviceTopic, payload []byte) {
+	h.fakeHub.DevicePublished(id, t, payload)
+	if t.Kind == iothub.KindTwinGet {
+		_ = h.s.Deliver(id, iothub.TwinResponseTopic(200, t.RequestID, 4), []byte(`{"desired":{"$version":4}}`))
+	}
+}
+
+func (h *answeringHub) DeviceConnected(id string) {
+	h.fakeHub.DeviceConnected(id)
+	if h.s.Connected(id) && !h.s.Subscribed(id, iothub.FilterDesired) {
+		_ = h.s.Deliver(id, iothub.DesiredPatchTopic(1), []byte(`{"$version":1}`))
+	}
+}
+
+func TestHubMayCallTheBroker(t *testing.T) {
+	hub := &answeringHub{fakeHub: newFakeHub()}
+	e := start(t, func(c *Config) { c.Hub = hub })
+	hub.s = e.s
+	got := make(chan string, 10)
+	o := e.options(t, memory, "d1", token("d1", key1, time.Hour), true)
+	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	if m := receive(t, got, "greeting"); m != iothub.DesiredPatchTopic(1) {
+		t.Fatalf("got %q", m)
+	}
+	subscribe(t, c, iothub.FilterTwinResponses, 0, func(_ paho.Client, m paho.Message) { got <- m.Topic() })
+	c.Publish(iothub.TwinGetTopic("r1"), 0, false, " ")
+	if m := receive(t, got, "twin"); m != iothub.TwinResponseTopic(200, "r1", 4) {
+		t.Fatalf("got %q", m)
+	}
+}

@@ -9,12 +9,17 @@ import (
 )
 
 // device is the broker's per-device state, kept from the device's first
-// connection on. Its mutex orders the device's connection events and guards
-// its outbound queue; no lock wider than one device is taken on the delivery
-// path (lock order: device.mu, then mochi's client lock inside WritePacket
-// — never the other way round).
+// connection on. No lock wider than one device is taken on the delivery path.
+//
+// Lock order: events, then mu. events is held while the hub hears of the
+// device's connection events, so it hears them in order; mu is never held
+// while calling the hub, so the hub may call Deliver, Connected, Subscribed
+// or Disconnect from inside any Hub method. Mochi's client lock (inside
+// WritePacket) is never taken under mu.
 type device struct {
 	id string
+
+	events sync.Mutex
 
 	mu      sync.Mutex
 	cl      *mqtt.Client     // the live connection; nil when there is none

@@ -186,9 +186,11 @@ func (h *hook) publish(id string, t iothub.DeviceTopic, pk packets.Packet) {
 // Mochi calls it after CONNACK, once any older connection has been taken over.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	d := h.s.device(cl.ID)
+	d.events.Lock()
+	defer d.events.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.cl = cl
+	d.mu.Unlock()
 	h.s.connects.Add(1)
 	if h.s.cfg.Hub != nil {
 		h.s.cfg.Hub.DeviceConnected(cl.ID)
@@ -196,7 +198,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnDisconnect tells the hub, unless a newer connection has already taken the
-// device's session over. Under the device's lock, so the hub sees one
+// device's session over. Under the device's events lock, so the hub sees one
 // device's events in order.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	v, ok := h.s.devices.Load(cl.ID)
@@ -204,12 +206,17 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 		return // refused at CONNECT
 	}
 	d := v.(*device)
+	d.events.Lock()
+	defer d.events.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cl != cl {
-		return // taken over
+	current := d.cl == cl
+	if current {
+		d.cl = nil
 	}
-	d.cl = nil
+	d.mu.Unlock()
+	if !current {
+		return // taken over, or refused
+	}
 	h.s.disconnects.Add(1)
 	if h.s.cfg.Hub != nil {
 		h.s.cfg.Hub.DeviceDisconnected(cl.ID)
