@@ -141,7 +141,8 @@ type Server struct {
 	connects, rejected, disconnects, in, out, deliverFail, queueDropped, violations atomic.Int64
 }
 
-// New builds a Server and binds its listeners, so Addrs is valid at once.
+// New builds a Server and binds its listeners, so Addrs is valid at once;
+// Run serves them and releases them when its context ends.
 func New(cfg Config) (*Server, error) {
 	if cfg.Identities == nil {
 		return nil, errors.New("broker: Identities is required")
