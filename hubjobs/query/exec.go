@@ -3,15 +3,17 @@ package query
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
+	"hash/fnv"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
-	"sync"
 )
 
 // Source is what a query runs over: documents under ordered keys. The
-// registry implements it for twins and the jobs engine for device-job rows.
+// registry implements it for twins (key deviceId) and module twins (key
+// "deviceId/moduleId"), the jobs engine for device-job rows (key
+// "jobId/deviceId"). Documents are JSON values as encoding/json decodes them,
+// with canonical top-level names; queries never modify them.
 type Source interface {
 	// Scan calls fn for each document in ascending key order, starting
 	// strictly after key after ("" = from the start), until fn returns false.
@@ -20,12 +22,15 @@ type Source interface {
 	Get(key string) (map[string]any, bool)
 }
 
-// Page is one page of results.
+// Page is one page of results (iothub.md §4.5).
 type Page struct {
+	// Items are the documents (SELECT *), projected objects or aggregate rows.
 	Items []any
-	// Continuation is "" on the last page.
+	// Continuation is the x-ms-continuation token for the next page; "" on
+	// the last page (the header must then be omitted).
 	Continuation string
-	ItemType     string
+	// ItemType is the x-ms-item-type header value, as Query.ItemType.
+	ItemType string
 }
 
 // DefaultPageSize and MaxPageSize bound x-ms-max-item-count (iothub.md §4.5).
@@ -34,32 +39,51 @@ const (
 	MaxPageSize     = 1000
 )
 
+// cursor is the content of a continuation token.
 type cursor struct {
-	Query string `json:"q"`
-	After string `json:"a,omitempty"`
-	Done  int    `json:"n"`
+	Hash  string `json:"h"`           // hash of the query's canonical text
+	After string `json:"a,omitempty"` // last key returned (row queries)
+	Done  int    `json:"n"`           // rows returned so far (TOP, aggregates)
+}
+
+func (q *Query) hash() string {
+	h := fnv.New64a()
+	h.Write([]byte(q.canon))
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 func (q *Query) encodeCursor(c cursor) string {
-	c.Query = q.src
+	c.Hash = q.hash()
 	b, _ := json.Marshal(c)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func (q *Query) decodeCursor(s string) (cursor, error) {
 	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 	if err == nil {
 		err = json.Unmarshal(b, &c)
 	}
-	if err != nil || c.Query != q.src || c.Done < 0 {
-		return cursor{}, &Error{Pos: 1, Msg: "the continuation token is not one this query returned"}
+	switch {
+	case err != nil:
+		return cursor{}, &Error{Pos: 1, Msg: "the continuation token is malformed"}
+	case c.Hash != q.hash():
+		return cursor{}, &Error{Pos: 1, Msg: "the continuation token belongs to a different query"}
+	case c.Done < 0 || q.top >= 0 && c.Done > q.top:
+		return cursor{}, &Error{Pos: 1, Msg: "the continuation token is not valid"}
 	}
 	return c, nil
 }
 
-// Execute runs q over src, one page at a time. idx may be nil. pageSize <= 0
-// means DefaultPageSize; it is capped at MaxPageSize.
+// Execute runs q over src and returns one page. idx may be nil (then the
+// condition is evaluated over every document). pageSize <= 0 means
+// DefaultPageSize; it is capped at MaxPageSize. continuation is "" or the
+// Continuation of a previous page of the same query; a token that does not
+// decode, or belongs to another query, is an *Error (ErrInvalidQuery).
+//
+// Rows come out in key order, so a page picks up after the last key of the
+// previous one even when documents were added or removed in between.
+// Aggregates are computed over the whole result for every page.
 func (q *Query) Execute(src Source, idx *Index, pageSize int, continuation string) (Page, error) {
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
@@ -89,6 +113,9 @@ func (q *Query) Execute(src Source, idx *Index, pageSize int, continuation strin
 	limit := pageSize
 	if q.top >= 0 {
 		limit = min(limit, q.top-c.Done)
+		if limit <= 0 {
+			return page, nil
+		}
 	}
 	var lastKey string
 	more := false
@@ -108,8 +135,10 @@ func (q *Query) Execute(src Source, idx *Index, pageSize int, continuation strin
 	return page, nil
 }
 
-// Select calls fn with the key of every matching document in key order,
-// until fn returns false.
+// Select calls fn with the key of every document the condition selects, in
+// key order, until fn returns false. Projections, TOP and aggregates are
+// ignored: it is how a job turns its queryCondition into a device set. The
+// error is always nil today; it is there for sources that may fail.
 func (q *Query) Select(src Source, idx *Index, fn func(key string) bool) error {
 	q.each(src, idx, "", func(key string, _ map[string]any) bool { return fn(key) })
 	return nil
@@ -118,17 +147,23 @@ func (q *Query) Select(src Source, idx *Index, fn func(key string) bool) error {
 // each visits the matching documents after key after, in key order, through
 // the index when the condition allows it.
 func (q *Query) each(src Source, idx *Index, after string, fn func(key string, doc map[string]any) bool) {
-	if keys, ok := q.candidates(idx); ok {
-		start, _ := slices.BinarySearch(keys, after)
-		if after != "" && start < len(keys) && keys[start] == after {
-			start++
+	if keys, ok := idx.candidates(q.where); ok {
+		start := 0
+		if after != "" {
+			start, _ = slices.BinarySearch(keys, after)
+			if start < len(keys) && keys[start] == after {
+				start++
+			}
 		}
 		for _, k := range keys[start:] {
-			doc, ok := src.Get(k)
-			if ok && q.Match(doc) && !fn(k, doc) {
+			if doc, ok := src.Get(k); ok && q.Match(doc) && !fn(k, doc) {
 				return
 			}
 		}
+		return
+	}
+	if q.where == nil {
+		src.Scan(after, fn)
 		return
 	}
 	src.Scan(after, func(key string, doc map[string]any) bool {
@@ -139,6 +174,8 @@ func (q *Query) each(src Source, idx *Index, after string, fn func(key string, d
 	})
 }
 
+// project shapes one result: the document itself for SELECT *, else an
+// object keyed by alias; undefined values are left out.
 func (q *Query) project(doc map[string]any) any {
 	if q.star {
 		return doc
@@ -152,75 +189,83 @@ func (q *Query) project(doc map[string]any) any {
 	return out
 }
 
-type aggState struct {
-	key    any
-	count  []float64
-	sum    []float64
-	n      []float64
-	minmax []any
+type group struct {
+	key  any // GROUP BY value; undefined when absent
+	n    []float64
+	sum  []float64
+	best []any // MIN / MAX so far (nil: none)
+	cnt  float64
 }
 
+// aggregate computes the aggregate rows: one per GROUP BY value (documents
+// without the property form their own group, which has no key field), or
+// a single row. Groups come out ordered by value: absent, null, booleans,
+// numbers, strings, then arrays and objects.
 func (q *Query) aggregate(src Source, idx *Index) []any {
-	groups := map[string]*aggState{}
-	var order []string
+	groups := map[string]*group{}
+	newGroup := func(key any) *group {
+		n := len(q.proj)
+		return &group{key: key, n: make([]float64, n), sum: make([]float64, n), best: make([]any, n)}
+	}
 	q.each(src, idx, "", func(_ string, doc map[string]any) bool {
-		var gk any = nil
-		key := ""
+		var gk any = undefined
+		id := ""
 		if q.groupBy != nil {
-			gk = q.groupBy.eval(doc)
-			if isUndef(gk) {
-				return true
+			gk = normalize(q.groupBy.eval(doc))
+			if !isUndef(gk) {
+				b, _ := json.Marshal(gk)
+				id = string(b)
 			}
-			b, _ := json.Marshal(gk)
-			key = string(b)
 		}
-		g := groups[key]
+		g := groups[id]
 		if g == nil {
-			n := len(q.proj)
-			g = &aggState{key: gk, count: make([]float64, n), sum: make([]float64, n), n: make([]float64, n), minmax: make([]any, n)}
-			groups[key] = g
-			order = append(order, key)
+			g = newGroup(gk)
+			groups[id] = g
 		}
+		g.cnt++
 		for i, p := range q.proj {
 			switch p.agg {
-			case "COUNT":
-				g.count[i]++
 			case "SUM", "AVG":
-				if v, ok := p.e.eval(doc).(float64); ok {
+				if v, ok := num(p.e.eval(doc)); ok {
 					g.sum[i] += v
 					g.n[i]++
 				}
 			case "MIN", "MAX":
-				v := p.e.eval(doc)
-				if !isPrimitive(v) || v == nil {
+				v := normalize(p.e.eval(doc))
+				if v == nil || !isPrimitive(v) {
 					continue
 				}
-				if g.minmax[i] == nil {
-					g.minmax[i] = v
+				if g.best[i] == nil {
+					g.best[i] = v
 					continue
 				}
-				if c, ok := order2(v, g.minmax[i]); ok && ((p.agg == "MIN" && c < 0) || (p.agg == "MAX" && c > 0)) {
-					g.minmax[i] = v
+				c := typedCompare(v, g.best[i])
+				if p.agg == "MIN" && c < 0 || p.agg == "MAX" && c > 0 {
+					g.best[i] = v
 				}
 			}
 		}
 		return true
 	})
 	if q.groupBy == nil && len(groups) == 0 {
-		groups[""] = &aggState{count: make([]float64, len(q.proj)), sum: make([]float64, len(q.proj)), n: make([]float64, len(q.proj)), minmax: make([]any, len(q.proj))}
-		order = append(order, "")
+		groups[""] = newGroup(undefined)
 	}
-	sort.Strings(order)
-	rows := make([]any, 0, len(groups))
-	for _, k := range order {
-		g := groups[k]
+	list := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		list = append(list, g)
+	}
+	slices.SortFunc(list, func(a, b *group) int { return typedCompare(a.key, b.key) })
+	rows := make([]any, 0, len(list))
+	for _, g := range list {
 		row := map[string]any{}
 		for i, p := range q.proj {
 			switch p.agg {
 			case "":
-				row[p.alias] = g.key
+				if !isUndef(g.key) {
+					row[p.alias] = g.key
+				}
 			case "COUNT":
-				row[p.alias] = g.count[i]
+				row[p.alias] = g.cnt
 			case "SUM":
 				row[p.alias] = g.sum[i]
 			case "AVG":
@@ -228,8 +273,8 @@ func (q *Query) aggregate(src Source, idx *Index) []any {
 					row[p.alias] = g.sum[i] / g.n[i]
 				}
 			case "MIN", "MAX":
-				if g.minmax[i] != nil {
-					row[p.alias] = g.minmax[i]
+				if g.best[i] != nil {
+					row[p.alias] = g.best[i]
 				}
 			}
 		}
@@ -238,173 +283,39 @@ func (q *Query) aggregate(src Source, idx *Index) []any {
 	return rows
 }
 
-func order2(a, b any) (int, bool) { return order(a, b) }
-
-// Index maps indexed property values to the keys of the documents holding
-// them: deviceId, jobId, jobType, status and every primitive under tags.
-// It is safe for concurrent use.
-type Index struct {
-	mu sync.RWMutex
-	m  map[string]map[string]map[string]struct{} // path → value → keys
-}
-
-// NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{m: map[string]map[string]map[string]struct{}{}} }
-
-func indexEntries(doc map[string]any, fn func(path, val string)) {
-	for _, k := range []string{"deviceId", "jobId", "jobType", "status"} {
-		if v, ok := doc[k]; ok && isPrimitive(v) {
-			fn(k, valueKey(v))
-		}
-	}
-	if tags, ok := doc["tags"].(map[string]any); ok {
-		var walk func(prefix string, m map[string]any)
-		walk = func(prefix string, m map[string]any) {
-			for k, v := range m {
-				if sub, ok := v.(map[string]any); ok {
-					walk(prefix+"."+k, sub)
-				} else if isPrimitive(v) {
-					fn(prefix+"."+k, valueKey(v))
-				}
-			}
-		}
-		walk("tags", tags)
-	}
-}
-
-func valueKey(v any) string {
-	switch x := v.(type) {
-	case string:
-		return "s" + x
-	case float64:
-		return fmt.Sprintf("n%v", x)
+// typeRank orders values of different types: undefined, null, booleans,
+// numbers, strings, arrays, objects.
+func typeRank(v any) int {
+	switch v.(type) {
+	case undefinedT:
+		return 0
+	case nil:
+		return 1
 	case bool:
-		return fmt.Sprintf("b%v", x)
+		return 2
+	case float64:
+		return 3
+	case string:
+		return 4
+	case []any:
+		return 5
 	}
-	return "z"
+	return 6
 }
 
-// Update replaces key's entries: old is the previous document (nil on insert).
-func (ix *Index) Update(key string, old, new map[string]any) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if old != nil {
-		ix.removeLocked(key, old)
+// typedCompare is a total order over normalized JSON values.
+func typedCompare(a, b any) int {
+	ra, rb := typeRank(a), typeRank(b)
+	if ra != rb {
+		return ra - rb
 	}
-	if new != nil {
-		indexEntries(new, func(path, val string) {
-			byVal := ix.m[path]
-			if byVal == nil {
-				byVal = map[string]map[string]struct{}{}
-				ix.m[path] = byVal
-			}
-			keys := byVal[val]
-			if keys == nil {
-				keys = map[string]struct{}{}
-				byVal[val] = keys
-			}
-			keys[key] = struct{}{}
-		})
+	if c, ok := order(a, b); ok {
+		return c
 	}
-}
-
-// Remove drops key's entries for doc.
-func (ix *Index) Remove(key string, doc map[string]any) {
-	if doc == nil {
-		return
+	if ra <= 1 {
+		return 0
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.removeLocked(key, doc)
-}
-
-func (ix *Index) removeLocked(key string, doc map[string]any) {
-	indexEntries(doc, func(path, val string) {
-		if keys := ix.m[path][val]; keys != nil {
-			delete(keys, key)
-			if len(keys) == 0 {
-				delete(ix.m[path], val)
-			}
-		}
-	})
-}
-
-func indexable(p *pathExpr) (string, bool) {
-	path := strings.Join(p.segs, ".")
-	switch {
-	case path == "deviceId", path == "jobId", path == "jobType", path == "status":
-		return path, true
-	case len(p.segs) >= 2 && p.segs[0] == "tags":
-		return path, true
-	}
-	return "", false
-}
-
-// lookup returns the keys holding any of values at path.
-func (ix *Index) lookup(path string, values []any) []string {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	var out []string
-	for _, v := range values {
-		if !isPrimitive(v) {
-			continue
-		}
-		for k := range ix.m[path][valueKey(v)] {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// candidates picks the most selective indexed equality or IN among the
-// top-level AND-conjuncts of the condition.
-func (q *Query) candidates(idx *Index) ([]string, bool) {
-	if idx == nil || q.where == nil {
-		return nil, false
-	}
-	var best []string
-	found := false
-	var visit func(e expr)
-	visit = func(e expr) {
-		var keys []string
-		ok := false
-		switch x := e.(type) {
-		case *logicExpr:
-			if x.and {
-				visit(x.l)
-				visit(x.r)
-			}
-			return
-		case *cmpExpr:
-			if x.op != "=" {
-				return
-			}
-			p, lit := x.l, x.r
-			if _, isLit := p.(*literal); isLit {
-				p, lit = lit, p
-			}
-			pe, ok1 := p.(*pathExpr)
-			le, ok2 := lit.(*literal)
-			if !ok1 || !ok2 {
-				return
-			}
-			if path, ok3 := indexable(pe); ok3 {
-				keys, ok = idx.lookup(path, []any{le.v}), true
-			}
-		case *inExpr:
-			pe, ok1 := x.x.(*pathExpr)
-			if !ok1 || x.neg {
-				return
-			}
-			if path, ok3 := indexable(pe); ok3 {
-				keys, ok = idx.lookup(path, x.list), true
-			}
-		}
-		if ok && (!found || len(keys) < len(best)) {
-			best, found = keys, true
-		}
-	}
-	visit(q.where)
-	return best, found
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return strings.Compare(string(ja), string(jb))
 }

@@ -2,7 +2,10 @@ package query
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -17,59 +20,85 @@ const (
 	Jobs    Collection = "devices.jobs"
 )
 
-// Query is a parsed query, safe for concurrent use.
+// Item types of Page.ItemType: the x-ms-item-type header values (iothub.md §4.5).
+const (
+	ItemTwin      = "Twin"
+	ItemDeviceJob = "DeviceJob"
+	ItemRaw       = "Raw"
+)
+
+// Query is a parsed query. It is immutable and safe for concurrent use.
 type Query struct {
 	src     string
-	top     int // -1: no TOP
+	canon   string // canonical text, see String
+	cond    bool   // parsed by ParseCondition
+	top     int    // -1: no TOP
 	star    bool
 	proj    []projection
 	from    Collection
 	where   expr
-	groupBy expr
-	agg     bool
+	groupBy *pathExpr
+	agg     bool // aggregates or GROUP BY: rows are computed over the whole result
 }
 
 type projection struct {
-	e     expr
-	alias string
+	e     expr   // nil for COUNT()
+	alias string // output key
+	as    bool   // alias written with AS
 	agg   string // COUNT, AVG, SUM, MIN, MAX, or "" for a plain expression
 }
 
 // From returns the collection the query reads.
 func (q *Query) From() Collection { return q.from }
 
-// String returns the query's text as given.
-func (q *Query) String() string { return q.src }
+// String returns the query's canonical text: keywords upper case, system
+// property names in camelCase, strings single-quoted, constant
+// subexpressions folded, minimal parentheses. Parsing it (with Parse, or
+// ParseCondition for a condition) gives an equivalent query.
+func (q *Query) String() string { return q.canon }
 
-// ItemType is the x-ms-item-type of the results (iothub.md §4.5).
+// Source returns the text the query was parsed from.
+func (q *Query) Source() string { return q.src }
+
+// ItemType is the x-ms-item-type of the results (iothub.md §4.5): "Twin" for
+// SELECT * over devices or devices.modules, "DeviceJob" for devices.jobs,
+// "Raw" for projections and aggregates.
 func (q *Query) ItemType() string {
 	switch {
 	case !q.star:
-		return "Raw"
+		return ItemRaw
 	case q.from == Jobs:
-		return "DeviceJob"
+		return ItemDeviceJob
 	}
-	return "Twin"
+	return ItemTwin
 }
 
-// Parse parses a full query: SELECT ... FROM ... [WHERE ...] [GROUP BY ...].
+// HasCondition reports whether the query has a WHERE condition.
+func (q *Query) HasCondition() bool { return q.where != nil }
+
+// Parse parses a full query (iothub.md §6):
+//
+//	SELECT [TOP n] * | projection [AS alias], ... FROM devices | devices.modules | devices.jobs [WHERE condition] [GROUP BY path]
+//
+// Errors are *Error (errors.Is ErrInvalidQuery).
 func Parse(src string) (*Query, error) {
 	p, err := newParser(src)
 	if err != nil {
 		return nil, err
 	}
-	q := &Query{src: src, top: -1}
+	q := &Query{src: src, top: -1, from: p.from}
 	if err := p.keyword("SELECT"); err != nil {
 		return nil, err
 	}
 	if p.isKeyword("TOP") {
 		p.next()
 		t := p.next()
-		if t.kind != tNumber || t.num < 0 || t.num != float64(int(t.num)) {
+		if t.kind != tNumber || t.num > math.MaxInt32 || t.num != math.Trunc(t.num) {
 			return nil, p.errAt(t, "TOP needs a whole number, found %s", t)
 		}
 		q.top = int(t.num)
 	}
+	selectTok := p.peek()
 	if err := p.projections(q); err != nil {
 		return nil, err
 	}
@@ -79,37 +108,83 @@ func Parse(src string) (*Query, error) {
 	if err := p.parseFrom(q); err != nil {
 		return nil, err
 	}
-	if err := p.tail(q); err != nil {
-		return nil, err
+	if q.from == Jobs && !q.star {
+		// iothub.md §5.6: devices.jobs supports only SELECT *.
+		return nil, p.errAt(selectTok, "devices.jobs queries support only SELECT *, not projections or aggregates")
 	}
+	if p.isKeyword("WHERE") {
+		p.next()
+		if q.where, err = p.condition(); err != nil {
+			return nil, err
+		}
+	}
+	if p.isKeyword("GROUP") {
+		t := p.next()
+		if err := p.keyword("BY"); err != nil {
+			return nil, err
+		}
+		if q.from == Jobs {
+			return nil, p.errAt(t, "devices.jobs queries do not support GROUP BY")
+		}
+		at := p.peek()
+		e, err := p.additive()
+		if err != nil {
+			return nil, err
+		}
+		pe, ok := e.(*pathExpr)
+		if !ok {
+			return nil, p.errAt(at, "GROUP BY takes a property path such as properties.reported.status")
+		}
+		q.groupBy = pe
+		q.agg = true
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, p.errAt(t, "unexpected %s", t)
+	}
+	if q.agg {
+		if q.star {
+			return nil, p.errAt(selectTok, "SELECT * cannot be combined with GROUP BY")
+		}
+		for _, pr := range q.proj {
+			if pr.agg == "" && (q.groupBy == nil || !sameExpr(pr.e, q.groupBy)) {
+				return nil, p.errAt(selectTok, "%s is neither an aggregate nor the GROUP BY property", pr.alias)
+			}
+		}
+	}
+	q.canon = q.format()
 	return q, nil
 }
 
-// ParseCondition parses a job's queryCondition (iothub.md §5.2): the WHERE
-// condition alone, "*" for every device, or "FROM devices[.modules] WHERE ...".
-// A full SELECT query is an error.
+// ParseCondition parses a job's queryCondition (iothub.md §5.2): the
+// condition of a WHERE clause alone ("deviceId IN ['a','b']"), "*" for every
+// device, or "FROM devices WHERE ..." / "FROM devices.modules WHERE ..." as
+// real module jobs send it. A whole SELECT query is an error, as is FROM
+// devices.jobs. The result's From is Devices unless a FROM says otherwise;
+// it has no projections (ItemType "Twin").
 func ParseCondition(src string) (*Query, error) {
-	q := &Query{src: src, top: -1, star: true, from: Devices}
-	trimmed := strings.TrimSpace(src)
-	if trimmed == "*" {
-		return q, nil
-	}
 	p, err := newParser(src)
 	if err != nil {
 		return nil, err
+	}
+	q := &Query{src: src, top: -1, star: true, from: Devices, cond: true}
+	if t := p.peek(); t.kind == tOp && t.text == "*" && p.toks[p.i+1].kind == tEOF {
+		q.canon = q.format()
+		return q, nil
 	}
 	if p.isKeyword("SELECT") {
 		return nil, p.errAt(p.peek(), "a job's queryCondition is the condition of a WHERE clause, not a whole query: leave out SELECT ... FROM ... WHERE")
 	}
 	if p.isKeyword("FROM") {
 		p.next()
+		at := p.peek()
 		if err := p.parseFrom(q); err != nil {
 			return nil, err
 		}
 		if q.from == Jobs {
-			return nil, p.errAt(p.peek(), "a job cannot select from devices.jobs")
+			return nil, p.errAt(at, "a job's queryCondition selects devices or modules, not devices.jobs")
 		}
 		if p.peek().kind == tEOF {
+			q.canon = q.format()
 			return q, nil
 		}
 		if err := p.keyword("WHERE"); err != nil {
@@ -118,36 +193,90 @@ func ParseCondition(src string) (*Query, error) {
 	} else if p.isKeyword("WHERE") {
 		p.next()
 	}
-	if p.peek().kind == tEOF {
-		return nil, p.errAt(p.peek(), "the condition is empty")
+	if t := p.peek(); t.kind == tEOF {
+		return nil, p.errAt(t, "the condition is empty (use '*' for every device)")
 	}
-	if q.where, err = p.expr(); err != nil {
+	if q.where, err = p.condition(); err != nil {
 		return nil, err
 	}
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.errAt(t, "unexpected %s after the condition", t)
 	}
+	q.canon = q.format()
 	return q, nil
 }
 
 type parser struct {
 	toks []token
 	i    int
-	from Collection
+	from Collection // decides how paths are canonicalised
 }
 
 func newParser(src string) (*parser, error) {
-	if n := len([]rune(src)); n > iothub.MaxQueryLength {
-		return nil, &Error{Pos: iothub.MaxQueryLength + 1, Msg: fmt.Sprintf("the query is %d characters long; the limit is %d", n, iothub.MaxQueryLength)}
+	if n := utf8.RuneCountInString(src); n > iothub.MaxQueryLength {
+		return nil, &Error{Pos: iothub.MaxQueryLength + 1, Msg: fmt.Sprintf("the query is %d characters long; the limit is %d (iothub.md §6)", n, iothub.MaxQueryLength)}
+	}
+	if !utf8.ValidString(src) {
+		bad := 0
+		for i := 0; i < len(src); {
+			r, n := utf8.DecodeRuneInString(src[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+			bad++
+		}
+		return nil, &Error{Pos: bad + 1, Msg: "the query is not valid UTF-8"}
 	}
 	toks, err := lex(src)
 	if err != nil {
 		return nil, err
 	}
-	return &parser{toks: toks, from: Devices}, nil
+	p := &parser{toks: toks, from: Devices}
+	p.from = p.scanFrom()
+	return p, nil
+}
+
+// scanFrom looks ahead for the FROM clause so that paths before it (in the
+// SELECT list) are canonicalised for the right collection.
+func (p *parser) scanFrom() Collection {
+	depth := 0
+	for i, t := range p.toks {
+		switch {
+		case t.kind == tPunct && (t.text == "(" || t.text == "["):
+			depth++
+		case t.kind == tPunct && (t.text == ")" || t.text == "]"):
+			depth--
+		case depth == 0 && t.kind == tIdent && strings.EqualFold(t.text, "FROM") && (i == 0 || p.toks[i-1].kind != tPunct || p.toks[i-1].text != "."):
+			if c, n := collectionAt(p.toks[i+1:]); n > 0 {
+				return c
+			}
+			return Devices
+		}
+	}
+	return Devices
+}
+
+// collectionAt reads "devices", "devices.modules" or "devices.jobs" from the
+// start of toks; n is the number of tokens used (0: none of them).
+func collectionAt(toks []token) (Collection, int) {
+	if len(toks) == 0 || toks[0].kind != tIdent || !strings.EqualFold(toks[0].text, "devices") {
+		return "", 0
+	}
+	if len(toks) >= 3 && toks[1].kind == tPunct && toks[1].text == "." && toks[2].kind == tIdent {
+		switch {
+		case strings.EqualFold(toks[2].text, "modules"):
+			return Modules, 3
+		case strings.EqualFold(toks[2].text, "jobs"):
+			return Jobs, 3
+		}
+		return "", 0
+	}
+	return Devices, 1
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
+
 func (p *parser) next() token {
 	t := p.toks[p.i]
 	if t.kind != tEOF {
@@ -173,9 +302,13 @@ func (p *parser) keyword(kw string) error {
 	return nil
 }
 
-func (p *parser) punct(s string) bool {
+func (p *parser) isPunct(s string) bool {
 	t := p.peek()
-	if t.kind == tPunct && t.text == s {
+	return t.kind == tPunct && t.text == s
+}
+
+func (p *parser) punct(s string) bool {
+	if p.isPunct(s) {
 		p.next()
 		return true
 	}
@@ -189,8 +322,12 @@ func (p *parser) expect(s string) error {
 	return nil
 }
 
+// reserved words cannot start a property path or be an alias.
 var reserved = map[string]bool{"SELECT": true, "FROM": true, "WHERE": true, "GROUP": true, "BY": true, "AS": true,
-	"AND": true, "OR": true, "NOT": true, "IN": true, "NIN": true, "TOP": true}
+	"AND": true, "OR": true, "NOT": true, "IN": true, "NIN": true, "TOP": true,
+	"TRUE": true, "FALSE": true, "NULL": true, "UNDEFINED": true}
+
+var aggregates = map[string]bool{"COUNT": true, "AVG": true, "SUM": true, "MIN": true, "MAX": true}
 
 func (p *parser) projections(q *Query) error {
 	if t := p.peek(); t.kind == tOp && t.text == "*" {
@@ -198,6 +335,7 @@ func (p *parser) projections(q *Query) error {
 		q.star = true
 		return nil
 	}
+	seen := map[string]bool{}
 	for {
 		var pr projection
 		t := p.peek()
@@ -210,6 +348,9 @@ func (p *parser) projections(q *Query) error {
 					return p.errAt(p.peek(), "COUNT takes no argument: write COUNT()")
 				}
 			} else {
+				if p.isPunct(")") {
+					return p.errAt(p.peek(), "%s needs a property path, as in %s(properties.reported.x)", pr.agg, pr.agg)
+				}
 				e, err := p.expr()
 				if err != nil {
 					return err
@@ -233,20 +374,14 @@ func (p *parser) projections(q *Query) error {
 			if a.kind != tIdent || reserved[strings.ToUpper(a.text)] {
 				return p.errAt(a, "expected an alias after AS but found %s", a)
 			}
-			pr.alias = a.text
+			pr.alias, pr.as = a.text, true
+		} else {
+			pr.alias = defaultAlias(pr, len(q.proj))
 		}
-		if pr.alias == "" {
-			switch {
-			case pr.agg != "":
-				pr.alias = strings.ToLower(pr.agg)
-			default:
-				if pp, ok := pr.e.(*pathExpr); ok {
-					pr.alias = pp.segs[len(pp.segs)-1]
-				} else {
-					pr.alias = fmt.Sprintf("$%d", len(q.proj)+1)
-				}
-			}
+		if seen[pr.alias] {
+			return p.errAt(t, "two projections are named %s: give one an alias with AS", pr.alias)
 		}
+		seen[pr.alias] = true
 		q.proj = append(q.proj, pr)
 		if !p.punct(",") {
 			return nil
@@ -254,80 +389,35 @@ func (p *parser) projections(q *Query) error {
 	}
 }
 
-var aggregates = map[string]bool{"COUNT": true, "AVG": true, "SUM": true, "MIN": true, "MAX": true}
+// defaultAlias names a projection without AS: the last path segment
+// (canonical camelCase for system properties), the aggregate's name in lower
+// case, or $n for the n-th other expression.
+func defaultAlias(pr projection, i int) string {
+	if pr.agg != "" {
+		return strings.ToLower(pr.agg)
+	}
+	if pe, ok := pr.e.(*pathExpr); ok {
+		return pe.segs[len(pe.segs)-1]
+	}
+	return "$" + strconv.Itoa(i+1)
+}
 
 func (p *parser) parseFrom(q *Query) error {
-	t := p.next()
-	if t.kind != tIdent || !strings.EqualFold(t.text, "devices") {
+	c, n := collectionAt(p.toks[p.i:])
+	if n == 0 {
+		t := p.peek()
+		if n := p.i + 2; t.kind == tIdent && strings.EqualFold(t.text, "devices") && n < len(p.toks) {
+			return p.errAt(p.toks[n], "expected modules or jobs after 'devices.' but found %s", p.toks[n])
+		}
 		return p.errAt(t, "expected devices, devices.modules or devices.jobs after FROM but found %s", t)
 	}
-	q.from = Devices
-	if p.punct(".") {
-		s := p.next()
-		switch {
-		case s.kind == tIdent && strings.EqualFold(s.text, "modules"):
-			q.from = Modules
-		case s.kind == tIdent && strings.EqualFold(s.text, "jobs"):
-			q.from = Jobs
-		default:
-			return p.errAt(s, "expected modules or jobs after 'devices.' but found %s", s)
-		}
-	}
-	p.from = q.from
-	// Projections were parsed before FROM was known: canonicalise them now.
-	for i := range q.proj {
-		if q.proj[i].e != nil {
-			q.proj[i].e = recanon(q.proj[i].e, q.from)
-			if pp, ok := q.proj[i].e.(*pathExpr); ok && q.proj[i].alias == pp.raw {
-				q.proj[i].alias = pp.segs[len(pp.segs)-1]
-			}
-		}
-	}
+	p.i += n
+	q.from = c
 	return nil
 }
 
-func (p *parser) tail(q *Query) error {
-	var err error
-	if p.isKeyword("WHERE") {
-		p.next()
-		if q.where, err = p.expr(); err != nil {
-			return err
-		}
-	}
-	if p.isKeyword("GROUP") {
-		t := p.next()
-		if err := p.keyword("BY"); err != nil {
-			return err
-		}
-		if q.from == Jobs {
-			return p.errAt(t, "devices.jobs queries do not support GROUP BY")
-		}
-		if q.groupBy, err = p.expr(); err != nil {
-			return err
-		}
-		if _, ok := q.groupBy.(*pathExpr); !ok {
-			return p.errAt(t, "GROUP BY takes a property path")
-		}
-		q.agg = true
-	}
-	if t := p.peek(); t.kind != tEOF {
-		return p.errAt(t, "unexpected %s", t)
-	}
-	if q.from == Jobs && (!q.star || q.agg) {
-		return &Error{Pos: 1, Msg: "devices.jobs queries support only SELECT * (iothub.md §5.6)"}
-	}
-	if q.agg {
-		for _, pr := range q.proj {
-			if pr.agg == "" && (q.groupBy == nil || !sameExpr(pr.e, q.groupBy)) {
-				return &Error{Pos: 1, Msg: fmt.Sprintf("%s is neither an aggregate nor the GROUP BY property", pr.alias)}
-			}
-		}
-		if q.star {
-			return &Error{Pos: 1, Msg: "SELECT * cannot be used with GROUP BY"}
-		}
-	}
-	return nil
-}
+// condition parses a WHERE condition.
+func (p *parser) condition() (expr, error) { return p.expr() }
 
 // expr := or
 func (p *parser) expr() (expr, error) { return p.or() }
@@ -338,7 +428,7 @@ func (p *parser) or() (expr, error) {
 		p.next()
 		var r expr
 		if r, err = p.and(); err == nil {
-			l = &logicExpr{and: false, l: l, r: r}
+			l = fold(&logicExpr{and: false, l: l, r: r})
 		}
 	}
 	return l, err
@@ -350,7 +440,7 @@ func (p *parser) and() (expr, error) {
 		p.next()
 		var r expr
 		if r, err = p.not(); err == nil {
-			l = &logicExpr{and: true, l: l, r: r}
+			l = fold(&logicExpr{and: true, l: l, r: r})
 		}
 	}
 	return l, err
@@ -363,12 +453,12 @@ func (p *parser) not() (expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &notExpr{x: x}, nil
+		return fold(&notExpr{x: x}), nil
 	}
 	return p.comparison()
 }
 
-var compareOps = map[string]bool{"=": true, "!=": true, "<>": true, "<": true, ">": true, "<=": true, ">=": true}
+var compareOps = map[string]cmpOp{"=": opEq, "!=": opNe, "<>": opNe, "<": opLt, ">": opGt, "<=": opLe, ">=": opGe}
 
 func (p *parser) comparison() (expr, error) {
 	l, err := p.additive()
@@ -377,30 +467,33 @@ func (p *parser) comparison() (expr, error) {
 	}
 	t := p.peek()
 	switch {
-	case t.kind == tOp && compareOps[t.text]:
+	case t.kind == tOp && compareOps[t.text] != 0:
 		p.next()
 		r, err := p.additive()
 		if err != nil {
 			return nil, err
 		}
-		op := t.text
-		if op == "<>" {
-			op = "!="
-		}
-		return &cmpExpr{op: op, l: l, r: r}, nil
+		return fold(newCmp(compareOps[t.text], l, r)), nil
 	case p.isKeyword("IN") || p.isKeyword("NIN"):
 		p.next()
 		neg := strings.EqualFold(t.text, "NIN")
 		lt := p.peek()
-		list, err := p.primary()
-		if err != nil {
+		var list expr
+		if p.punct("(") {
+			// Cosmos-style IN ('a', 'b'): same as the array constant.
+			arr := &arrayExpr{}
+			if err := p.list(arr, ")"); err != nil {
+				return nil, err
+			}
+			list = fold(arr)
+		} else if list, err = p.primary(); err != nil {
 			return nil, err
 		}
-		arr, ok := list.(*arrayExpr)
-		if !ok || !arr.constant() {
+		lit, ok := list.(*literal)
+		if _, isArr := lit.v.([]any); !ok || !isArr {
 			return nil, p.errAt(lt, "%s needs an array of constants such as ['a', 'b']", strings.ToUpper(t.text))
 		}
-		return &inExpr{x: l, list: arr.values(), neg: neg}, nil
+		return fold(newIn(l, lit.v.([]any), neg)), nil
 	}
 	return l, nil
 }
@@ -415,7 +508,7 @@ func (p *parser) additive() (expr, error) {
 		p.next()
 		var r expr
 		if r, err = p.multiplicative(); err == nil {
-			l = &arithExpr{op: t.text[0], l: l, r: r}
+			l = fold(&arithExpr{op: t.text[0], l: l, r: r})
 		}
 	}
 	return l, err
@@ -431,7 +524,7 @@ func (p *parser) multiplicative() (expr, error) {
 		p.next()
 		var r expr
 		if r, err = p.unary(); err == nil {
-			l = &arithExpr{op: t.text[0], l: l, r: r}
+			l = fold(&arithExpr{op: t.text[0], l: l, r: r})
 		}
 	}
 	return l, err
@@ -445,16 +538,31 @@ func (p *parser) unary() (expr, error) {
 			return nil, err
 		}
 		if t.text == "+" {
-			return x, nil
+			return fold(&posExpr{x: x}), nil
 		}
-		if lit, ok := x.(*literal); ok {
-			if f, ok := lit.v.(float64); ok {
-				return &literal{v: -f}, nil
-			}
-		}
-		return &arithExpr{op: '-', l: &literal{v: 0.0}, r: x}, nil
+		return fold(&negExpr{x: x}), nil
 	}
 	return p.primary()
+}
+
+func (p *parser) list(arr *arrayExpr, closing string) error {
+	if p.punct(closing) {
+		return nil
+	}
+	for {
+		e, err := p.expr()
+		if err != nil {
+			return err
+		}
+		arr.elems = append(arr.elems, e)
+		if p.punct(closing) {
+			return nil
+		}
+		if !p.isPunct(",") {
+			return p.errAt(p.peek(), "expected ',' or '%s' but found %s", closing, p.peek())
+		}
+		p.next()
+	}
 }
 
 func (p *parser) primary() (expr, error) {
@@ -474,22 +582,10 @@ func (p *parser) primary() (expr, error) {
 			return e, p.expect(")")
 		case "[":
 			arr := &arrayExpr{}
-			if p.punct("]") {
-				return arr, nil
+			if err := p.list(arr, "]"); err != nil {
+				return nil, err
 			}
-			for {
-				e, err := p.expr()
-				if err != nil {
-					return nil, err
-				}
-				arr.elems = append(arr.elems, e)
-				if p.punct("]") {
-					return arr, nil
-				}
-				if err := p.expect(","); err != nil {
-					return nil, err
-				}
-			}
+			return fold(arr), nil
 		}
 	case tIdent:
 		up := strings.ToUpper(t.text)
@@ -506,21 +602,19 @@ func (p *parser) primary() (expr, error) {
 		if reserved[up] {
 			return nil, p.errAt(t, "expected a value but found the keyword %s", up)
 		}
-		if p.peek().kind == tPunct && p.peek().text == "(" {
+		if p.isPunct("(") {
 			return p.call(t)
 		}
 		segs := []string{t.text}
-		raw := t.text
-		for p.peek().kind == tPunct && p.peek().text == "." {
+		for p.isPunct(".") {
 			p.next()
 			s := p.next()
 			if s.kind != tIdent {
 				return nil, p.errAt(s, "expected a property name after '.' but found %s", s)
 			}
 			segs = append(segs, s.text)
-			raw += "." + s.text
 		}
-		return canonPath(segs, raw, p.from), nil
+		return p.path(t, segs)
 	}
 	if t.kind == tEOF {
 		return nil, p.errAt(t, "unexpected end of query: expected a value")
@@ -528,54 +622,16 @@ func (p *parser) primary() (expr, error) {
 	return nil, p.errAt(t, "expected a value but found %s", t)
 }
 
-func (p *parser) call(name token) (expr, error) {
-	fn := strings.ToUpper(name.text)
-	spec, ok := functions[fn]
-	if !ok {
-		switch fn {
-		case "STARTS_WITH":
-			return nil, p.errAt(name, "unknown function STARTS_WITH: twin queries name it STARTSWITH")
-		case "ENDS_WITH":
-			return nil, p.errAt(name, "unknown function ENDS_WITH: twin queries name it ENDSWITH")
-		}
-		if aggregates[fn] {
-			return nil, p.errAt(name, "%s is an aggregate: use it in the SELECT list", fn)
-		}
-		return nil, p.errAt(name, "unknown function %s", name.text)
-	}
-	p.next() // (
-	c := &callExpr{name: fn, fn: spec.fn}
-	if !p.punct(")") {
-		for {
-			e, err := p.expr()
-			if err != nil {
-				return nil, err
-			}
-			c.args = append(c.args, e)
-			if p.punct(")") {
-				break
-			}
-			if err := p.expect(","); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if len(c.args) < spec.min || len(c.args) > spec.max {
-		want := fmt.Sprint(spec.min)
-		if spec.max != spec.min {
-			want = fmt.Sprintf("%d to %d", spec.min, spec.max)
-		}
-		return nil, p.errAt(name, "%s takes %s arguments, got %d", fn, want, len(c.args))
-	}
-	return c, nil
-}
-
-var twinNames = canonMap("deviceId", "moduleId", "etag", "deviceEtag", "version", "status", "statusReason",
-	"statusUpdateTime", "connectionState", "lastActivityTime", "cloudToDeviceMessageCount", "authenticationType",
-	"x509Thumbprint", "capabilities", "modelId", "deviceScope", "parentScopes", "tags", "properties")
-
-var jobNames = canonMap("deviceId", "jobId", "jobType", "status", "startTimeUtc", "endTimeUtc", "createdDateTimeUtc",
-	"lastUpdatedDateTimeUtc", "outcome", "error")
+// Top-level names of twins (iothub.md §3.1) and device-job records (§5.6),
+// matched case-insensitively and canonicalised to camelCase.
+var (
+	twinNames = canonMap("deviceId", "moduleId", "etag", "deviceEtag", "version", "status", "statusReason",
+		"statusUpdateTime", "connectionState", "lastActivityTime", "cloudToDeviceMessageCount", "authenticationType",
+		"x509Thumbprint", "capabilities", "modelId", "deviceScope", "parentScopes", "tags", "properties")
+	jobNames = canonMap("deviceId", "jobId", "jobType", "status", "startTimeUtc", "endTimeUtc", "createdDateTimeUtc",
+		"lastUpdatedDateTimeUtc", "outcome", "error")
+	jobNameList = "deviceId, jobId, jobType, status, startTimeUtc, endTimeUtc, createdDateTimeUtc, lastUpdatedDateTimeUtc, outcome, error"
+)
 
 func canonMap(names ...string) map[string]string {
 	m := map[string]string{}
@@ -585,22 +641,34 @@ func canonMap(names ...string) map[string]string {
 	return m
 }
 
-// canonPath strips a collection prefix and canonicalises system names.
-func canonPath(segs []string, raw string, from Collection) expr {
-	if len(segs) >= 3 && strings.EqualFold(segs[0], "devices") {
-		if (from == Jobs && strings.EqualFold(segs[1], "jobs")) || (from == Modules && strings.EqualFold(segs[1], "modules")) {
+// path canonicalises a property path for the query's collection: it strips
+// the devices.jobs / devices.modules prefix, canonicalises system names and
+// properties.desired / properties.reported, and checks that devices.jobs
+// queries name job fields only (iothub.md §5.6).
+func (p *parser) path(at token, segs []string) (expr, error) {
+	if len(segs) >= 2 && strings.EqualFold(segs[0], "devices") {
+		jobs, modules := strings.EqualFold(segs[1], "jobs"), strings.EqualFold(segs[1], "modules")
+		switch {
+		case len(segs) >= 3 && (jobs && p.from == Jobs || modules && p.from == Modules):
 			segs = segs[2:]
+		case jobs && p.from != Jobs:
+			return nil, p.errAt(at, "%s names a devices.jobs field: it needs FROM devices.jobs", strings.Join(segs, "."))
+		case modules && p.from != Modules:
+			return nil, p.errAt(at, "%s names a module field: it needs FROM devices.modules", strings.Join(segs, "."))
 		}
 	}
-	segs = append([]string(nil), segs...)
-	names := twinNames
-	if from == Jobs {
-		names = jobNames
+	if p.from == Jobs {
 		if strings.EqualFold(segs[0], "createdTimeUtc") {
-			segs[0] = "createdDateTimeUtc" // the doc's spelling (iothub.md §5.6)
+			segs[0] = "createdDateTimeUtc" // the doc's spelling (iothub.md §5.6, open question 12)
 		}
+		c, ok := jobNames[strings.ToLower(segs[0])]
+		if !ok {
+			return nil, p.errAt(at, "devices.jobs queries can test only job fields (%s), not %s (iothub.md §5.6)", jobNameList, strings.Join(segs, "."))
+		}
+		segs[0] = c
+		return &pathExpr{segs: segs}, nil
 	}
-	if c, ok := names[strings.ToLower(segs[0])]; ok {
+	if c, ok := twinNames[strings.ToLower(segs[0])]; ok {
 		segs[0] = c
 	}
 	if segs[0] == "properties" && len(segs) > 1 {
@@ -611,31 +679,31 @@ func canonPath(segs []string, raw string, from Collection) expr {
 			segs[1] = "reported"
 		}
 	}
-	return &pathExpr{segs: segs, raw: raw}
+	return &pathExpr{segs: segs}, nil
 }
 
-// recanon re-canonicalises paths once FROM is known.
-func recanon(e expr, from Collection) expr {
-	switch x := e.(type) {
-	case *pathExpr:
-		return canonPath(strings.Split(x.raw, "."), x.raw, from)
-	case *cmpExpr:
-		return &cmpExpr{op: x.op, l: recanon(x.l, from), r: recanon(x.r, from)}
-	case *arithExpr:
-		return &arithExpr{op: x.op, l: recanon(x.l, from), r: recanon(x.r, from)}
-	case *callExpr:
-		c := *x
-		c.args = make([]expr, len(x.args))
-		for i, a := range x.args {
-			c.args[i] = recanon(a, from)
+func (p *parser) call(name token) (expr, error) {
+	fn := strings.ToUpper(name.text)
+	spec, ok := functions[fn]
+	if !ok {
+		switch fn {
+		case "STARTS_WITH":
+			return nil, p.errAt(name, "unknown function STARTS_WITH: twin and job queries spell it STARTSWITH (STARTS_WITH is the routing-query name)")
+		case "ENDS_WITH":
+			return nil, p.errAt(name, "unknown function ENDS_WITH: twin and job queries spell it ENDSWITH (ENDS_WITH is the routing-query name)")
 		}
-		return &c
+		if aggregates[fn] {
+			return nil, p.errAt(name, "%s is an aggregate: it can only be a SELECT projection", fn)
+		}
+		return nil, p.errAt(name, "unknown function %s", name.text)
 	}
-	return e
-}
-
-func sameExpr(a, b expr) bool {
-	pa, ok1 := a.(*pathExpr)
-	pb, ok2 := b.(*pathExpr)
-	return ok1 && ok2 && strings.Join(pa.segs, ".") == strings.Join(pb.segs, ".")
+	p.next() // (
+	arr := &arrayExpr{}
+	if err := p.list(arr, ")"); err != nil {
+		return nil, err
+	}
+	if n := len(arr.elems); n < spec.min || (spec.max >= 0 && n > spec.max) {
+		return nil, p.errAt(name, "%s takes %s, got %d", fn, spec.arity(), n)
+	}
+	return fold(&callExpr{name: fn, spec: spec, args: arr.elems}), nil
 }
