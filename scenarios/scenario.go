@@ -1,0 +1,494 @@
+package scenarios
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"iter"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleetsim/fleetsim/devicesim"
+	"github.com/fleetsim/fleetsim/hubjobs/query"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+//go:embed files/*.yaml
+var embedded embed.FS
+
+// Names returns the names of the embedded scenarios, sorted.
+func Names() []string {
+	entries, _ := fs.ReadDir(embedded, "files")
+	var names []string
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".yaml"); ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Load returns the embedded scenario with the given name or, failing that,
+// the scenario file at that path. A name that is neither gives an error
+// wrapping ErrUnknownScenario; a file that does not decode or validate gives
+// a *ParseError.
+func Load(name string) (*Scenario, error) {
+	if data, err := embedded.ReadFile("files/" + name + ".yaml"); err == nil && !strings.ContainsAny(name, "/\\") {
+		return Parse(name+".yaml", data)
+	}
+	data, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w %q: not an embedded scenario (%s) nor a file", ErrUnknownScenario, name, strings.Join(Names(), ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read scenario: %w", err)
+	}
+	return Parse(name, data)
+}
+
+// Parse decodes and validates a scenario file strictly. Every problem found
+// — YAML syntax, unknown keys, wrong types, impossible values, references to
+// unknown jobs — is reported at once in a *ParseError, each with the file
+// name, line and column.
+func Parse(filename string, data []byte) (*Scenario, error) {
+	d := newDecoder(filename)
+	d.lines = strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	root, ok := d.parseYAML(data)
+	f := new(File)
+	if ok {
+		d.decode(root, reflect.ValueOf(f).Elem(), "")
+	}
+	var s *Scenario
+	if len(d.problems) == 0 {
+		s = d.validate(f)
+	}
+	if len(d.problems) > 0 {
+		d.sortProblems()
+		return nil, &ParseError{File: filename, Problems: d.problems}
+	}
+	s.filename = filename
+	s.source = bytes.Clone(data)
+	return s, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseYAML reads exactly one YAML document; a syntax error becomes a
+// problem. yaml.v3 reports only the line of a syntax error, so the column
+// is 1.
+func (d *decoder) parseYAML(data []byte) (root *yaml.Node, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.problem(pos{1, 1}, "", "the YAML parser failed: %v", r)
+			root, ok = nil, false
+		}
+	}()
+	syntax := func(err error) {
+		msg := err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			d.problem(pos{line, 1}, "", "%s", m[2])
+			return
+		}
+		d.problem(pos{1, 1}, "", "%s", strings.TrimPrefix(msg, "yaml: "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			d.problem(pos{1, 1}, "", "the file is empty")
+		} else {
+			syntax(err)
+		}
+		return nil, false
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		d.problem(pos{extra.Line, extra.Column}, "", "a scenario file holds one YAML document; remove the second")
+		return nil, false
+	} else if !errors.Is(err, io.EOF) {
+		syntax(err)
+		return nil, false
+	}
+	return &doc, true
+}
+
+// Scenario is a decoded, validated scenario with its defaults applied.
+// Its exported fields may be changed before a run (for example Seed, from
+// fleetsim run --seed); everything derived from the seed is computed on
+// demand.
+type Scenario struct {
+	// File is the scenario as written, defaults filled in.
+	File *File
+	// Seed drives every random choice; File's seed, 1 by default.
+	Seed int64
+	// Duration is the longest run time.
+	Duration time.Duration
+	// Hub configures job execution.
+	Hub Hub
+	// Groups are the device groups in file order.
+	Groups []*Group
+	// Expectations are judged at the end of the run, in file order.
+	Expectations []Expectation
+
+	actions  []Action
+	filename string
+	source   []byte
+}
+
+// Name returns the scenario's name.
+func (s *Scenario) Name() string { return s.File.Name }
+
+// Description returns the scenario's description.
+func (s *Scenario) Description() string { return s.File.Description }
+
+// Filename returns the name the scenario was parsed under ("quickstart.yaml"
+// for an embedded one).
+func (s *Scenario) Filename() string { return s.filename }
+
+// Source returns the scenario file's text.
+func (s *Scenario) Source() []byte { return s.source }
+
+// Actions returns the timeline sorted by At; actions at the same offset
+// keep their file order.
+func (s *Scenario) Actions() []Action { return slices.Clone(s.actions) }
+
+// Jobs returns the timeline's job actions sorted by At.
+func (s *Scenario) Jobs() []JobAction {
+	var jobs []JobAction
+	for _, a := range s.actions {
+		if j, ok := a.(JobAction); ok {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs
+}
+
+// Hub is how the simulated hub executes jobs.
+type Hub struct {
+	// Pacing is "unlimited", or a tier S1, S2 or S3 with an optional unit
+	// count ("S1x2"), as hubjobs.ParseProfile reads it.
+	Pacing string
+	// MaxInFlight bounds the device operations a job runs at once; 0 lets
+	// the engine choose.
+	MaxInFlight int
+}
+
+// Group is a validated device group.
+type Group struct {
+	// Name labels the group ("group1" when the file gives none).
+	Name string
+	// Count is the number of devices.
+	Count int
+	// First is the fleet-wide index of the group's first device: groups are
+	// numbered one after the other in file order, from 0.
+	First int
+	// IndexFrom is the {index} of the group's first device.
+	IndexFrom int
+	// Behavior is what every device of the group does; it is shared, so
+	// treat it as read-only.
+	Behavior devicesim.Behavior
+
+	pattern idPattern
+	tags    map[string]*TagSpec
+}
+
+// DeviceID returns the id of the group's i-th device (0-based within the
+// group), that is idPattern with {index} = IndexFrom + i.
+func (g *Group) DeviceID(i int) string { return g.pattern.id(g.IndexFrom + i) }
+
+// DeviceSpec is one simulated device.
+type DeviceSpec struct {
+	// Index is the fleet-wide index, 0..DeviceCount()-1.
+	Index int
+	// Group is the name of the device's group.
+	Group string
+	// ID is the device id.
+	ID string
+	// Tags are the device's twin tags, typed as encoding/json decodes JSON
+	// (string, float64, bool, nil, map[string]any, []any). Each DeviceSpec
+	// has its own copy.
+	Tags map[string]any
+	// Behavior is shared by the group's devices: read-only.
+	Behavior devicesim.Behavior
+}
+
+// DeviceCount returns the number of devices over all groups and shards.
+func (s *Scenario) DeviceCount() int {
+	n := 0
+	for _, g := range s.Groups {
+		n += g.Count
+	}
+	return n
+}
+
+// Device returns the device with the given fleet-wide index (0 ≤ i <
+// DeviceCount()). Its tags are drawn from a generator seeded by s.Seed and
+// the device id alone, so a device is the same whichever shard or order
+// asks for it.
+func (s *Scenario) Device(i int) DeviceSpec {
+	gi := sort.Search(len(s.Groups), func(k int) bool { return s.Groups[k].First+s.Groups[k].Count > i })
+	if gi == len(s.Groups) || i < 0 {
+		panic(fmt.Sprintf("scenarios: device index %d out of range [0, %d)", i, s.DeviceCount()))
+	}
+	g := s.Groups[gi]
+	local := i - g.First
+	id := g.DeviceID(local)
+	spec := DeviceSpec{Index: i, Group: g.Name, ID: id, Behavior: g.Behavior, Tags: map[string]any{}}
+	if len(g.tags) > 0 {
+		h := hashString(id)
+		r := rand.New(rand.NewPCG(uint64(s.Seed), h))
+		for _, k := range sortedKeys(g.tags) {
+			spec.Tags[k] = g.tags[k].sample(local, r)
+		}
+	}
+	return spec
+}
+
+// DeviceSpecs yields the devices of one shard in index order: device i
+// belongs to shard i mod shards (shard counts from 0). The shards of one
+// scenario are disjoint and together hold every device. shards ≤ 1 yields
+// the whole fleet.
+func (s *Scenario) DeviceSpecs(shard, shards int) iter.Seq[DeviceSpec] {
+	if shards < 1 {
+		shard, shards = 0, 1
+	}
+	return func(yield func(DeviceSpec) bool) {
+		if shard < 0 || shard >= shards {
+			return
+		}
+		for i := shard; i < s.DeviceCount(); i += shards {
+			if !yield(s.Device(i)) {
+				return
+			}
+		}
+	}
+}
+
+// ShardSize returns the number of devices DeviceSpecs(shard, shards) yields.
+func (s *Scenario) ShardSize(shard, shards int) int {
+	if shards < 1 {
+		return s.DeviceCount()
+	}
+	n := s.DeviceCount()
+	if shard < 0 || shard >= shards || shard >= n {
+		return 0
+	}
+	return (n-shard-1)/shards + 1
+}
+
+func hashString(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Action is one timeline entry: a JobAction, CancelAction, DisconnectAction
+// or ConnectStormAction.
+type Action interface {
+	// When returns the offset from the start of the run.
+	When() time.Duration
+	// String describes the action for logs and progress lines.
+	String() string
+}
+
+// Job types as Jobs v2 names them (iothub.md §5.2).
+const (
+	TypeMethod = "scheduleDeviceMethod"
+	TypeTwin   = "scheduleUpdateTwin"
+)
+
+// JobAction creates a job.
+type JobAction struct {
+	At    time.Duration
+	JobID string
+	// Type is TypeMethod or TypeTwin.
+	Type string
+	// Method is the method call of a TypeMethod job.
+	Method *iothub.MethodRequest
+	// UpdateTwin is the patch of a TypeTwin job: {"etag":"*","tags":...,
+	// "properties":{"desired":...}}.
+	UpdateTwin json.RawMessage
+	// Condition is the job's queryCondition.
+	Condition string
+	// StartIn is the job's start time relative to the action.
+	StartIn time.Duration
+	// MaxExecutionTime is the job's maxExecutionTimeInSeconds.
+	MaxExecutionTime time.Duration
+}
+
+// When implements Action.
+func (a JobAction) When() time.Duration { return a.At }
+
+// String implements Action.
+func (a JobAction) String() string {
+	if a.Type == TypeMethod {
+		return fmt.Sprintf("at %s: create method job %s (%s) over %s", a.At, a.JobID, a.Method.MethodName, a.Condition)
+	}
+	return fmt.Sprintf("at %s: create twin job %s over %s", a.At, a.JobID, a.Condition)
+}
+
+// CancelAction cancels a job created earlier in the timeline.
+type CancelAction struct {
+	At    time.Duration
+	JobID string
+}
+
+// When implements Action.
+func (a CancelAction) When() time.Duration { return a.At }
+
+// String implements Action.
+func (a CancelAction) String() string { return fmt.Sprintf("at %s: cancel job %s", a.At, a.JobID) }
+
+// Selection picks devices for a disconnect wave or a connect storm: those
+// matching Condition (all when empty), then a Fraction of them chosen by
+// the seed.
+type Selection struct {
+	// Fraction of the matching devices, 0..1.
+	Fraction float64
+	// Condition is a query condition over deviceId and tags; empty or "*"
+	// matches every device.
+	Condition string
+
+	cond *query.Query
+	salt uint64
+}
+
+// Selects reports whether the selection picks d under the given seed. The
+// choice depends only on the seed, the device id and the action's place in
+// the timeline, so every shard agrees on it.
+func (sel Selection) Selects(seed int64, d DeviceSpec) bool {
+	if sel.cond != nil && !sel.cond.Match(map[string]any{"deviceId": d.ID, "tags": d.Tags}) {
+		return false
+	}
+	switch {
+	case sel.Fraction >= 1:
+		return true
+	case sel.Fraction <= 0:
+		return false
+	}
+	r := rand.New(rand.NewPCG(uint64(seed)^sel.salt, hashString(d.ID)))
+	return r.Float64() < sel.Fraction
+}
+
+func (sel Selection) String() string {
+	var parts []string
+	if sel.Fraction < 1 {
+		parts = append(parts, fmt.Sprintf("%g%% of", sel.Fraction*100))
+	}
+	if sel.Condition == "" || strings.TrimSpace(sel.Condition) == "*" {
+		parts = append(parts, "all devices")
+	} else {
+		parts = append(parts, "devices where "+sel.Condition)
+	}
+	return strings.Join(parts, " ")
+}
+
+// DisconnectAction is a disconnect wave: the selected devices drop their
+// connections (no DISCONNECT packet) and stay offline for a time drawn
+// from For.
+type DisconnectAction struct {
+	At time.Duration
+	Selection
+	For devicesim.Distribution
+}
+
+// When implements Action.
+func (a DisconnectAction) When() time.Duration { return a.At }
+
+// String implements Action.
+func (a DisconnectAction) String() string {
+	return fmt.Sprintf("at %s: disconnect %s for %v", a.At, a.Selection, a.For)
+}
+
+// ConnectStormAction is a connect storm: the selected devices drop their
+// connections and reconnect at once, spread over Within.
+type ConnectStormAction struct {
+	At time.Duration
+	Selection
+	Within time.Duration
+}
+
+// When implements Action.
+func (a ConnectStormAction) When() time.Duration { return a.At }
+
+// String implements Action.
+func (a ConnectStormAction) String() string {
+	return fmt.Sprintf("at %s: connect storm of %s within %s", a.At, a.Selection, a.Within)
+}
+
+// Expectation is one judged outcome. Job expectations set Job; the fleet
+// expectation sets MinConnected. Zero values mean "not checked", except
+// MaxFailed, where -1 does.
+type Expectation struct {
+	// Job is the job the checks are about; empty for a fleet expectation.
+	Job string
+	// Status is the final status the job must reach: completed, failed or
+	// cancelled.
+	Status string
+	// Within bounds the time from the job's start to its terminal status.
+	Within time.Duration
+	// MinSuccessRate is the least fraction of the job's devices that succeed.
+	MinSuccessRate float64
+	// MaxP99Latency bounds the 99th percentile of device operation times.
+	MaxP99Latency time.Duration
+	// MinSucceeded is the least number of devices that succeed.
+	MinSucceeded int
+	// MaxFailed is the most devices that may fail; -1 is not checked.
+	MaxFailed int
+	// MinDevices is the least number of devices the job selects.
+	MinDevices int
+	// MinConnected is the least fraction (0..1) of the process's devices
+	// connected at the end of the run.
+	MinConnected float64
+	// Line is the expectation's line in the file, for reports.
+	Line int
+}
+
+// String describes the expectation.
+func (e Expectation) String() string {
+	var parts []string
+	if e.Job == "" {
+		return fmt.Sprintf("at least %g%% of devices connected at the end", e.MinConnected*100)
+	}
+	if e.Status != "" {
+		parts = append(parts, "ends "+e.Status)
+	}
+	if e.Within > 0 {
+		parts = append(parts, "within "+e.Within.String())
+	}
+	if e.MinSuccessRate > 0 {
+		parts = append(parts, fmt.Sprintf("success rate ≥ %g%%", e.MinSuccessRate*100))
+	}
+	if e.MaxP99Latency > 0 {
+		parts = append(parts, "p99 ≤ "+e.MaxP99Latency.String())
+	}
+	if e.MinSucceeded > 0 {
+		parts = append(parts, fmt.Sprintf("≥ %d succeeded", e.MinSucceeded))
+	}
+	if e.MaxFailed >= 0 {
+		parts = append(parts, fmt.Sprintf("≤ %d failed", e.MaxFailed))
+	}
+	if e.MinDevices > 0 {
+		parts = append(parts, fmt.Sprintf("≥ %d devices", e.MinDevices))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "is created")
+	}
+	return "job " + e.Job + " " + strings.Join(parts, ", ")
+}

@@ -1,0 +1,178 @@
+package scenarios
+
+// The schema of a scenario file, as plain structs. The yaml tag names a key,
+// required:"true" makes it mandatory, and doc is its description in the
+// generated JSON Schema (scenario.schema.json). Defaults are applied after
+// decoding (see applyDefaults) and written in each doc.
+
+// File is a scenario file as written.
+type File struct {
+	Name        string        `yaml:"name" required:"true" doc:"Short name of the scenario, shown in reports."`
+	Description string        `yaml:"description" doc:"What the scenario shows, in a sentence or two."`
+	Seed        *int64        `yaml:"seed" doc:"Seed of every random choice (tags, latencies, failures); the same seed replays the same run. Default 1; fleetsim run --seed overrides it."`
+	Duration    Duration      `yaml:"duration" required:"true" doc:"Longest run time. A run ends earlier when every timeline action is done and every job is terminal."`
+	Hub         HubSpec       `yaml:"hub" doc:"How the simulated hub executes jobs."`
+	Devices     []*GroupSpec  `yaml:"devices" required:"true" doc:"Device groups; devices are numbered across groups in file order."`
+	Timeline    []*ActionSpec `yaml:"timeline" doc:"Actions at offsets from the start of the run."`
+	Expect      []*ExpectSpec `yaml:"expect" doc:"Expectations judged at the end of the run; any failure makes fleetsim exit non-zero."`
+}
+
+// HubSpec configures the hub's job execution.
+type HubSpec struct {
+	Pacing      string `yaml:"pacing" doc:"Jobs device-operation throttle: unlimited (default), or an IoT Hub tier S1, S2 or S3 optionally with a unit count, e.g. S1x2 (iothub.md §7)."`
+	MaxInFlight int    `yaml:"maxInFlight" doc:"Most device operations a job runs at once; 0 (default) lets the jobs engine choose."`
+}
+
+// GroupSpec is a group of devices that share an id pattern, tag rules and a
+// behaviour.
+type GroupSpec struct {
+	Name      string              `yaml:"name" doc:"Label of the group in reports; default group1, group2, ..."`
+	Count     int                 `yaml:"count" required:"true" doc:"Number of devices in the group."`
+	IDPattern string              `yaml:"idPattern" required:"true" doc:"Device id pattern; {index} is replaced by the device's index within the group, {index:05} pads it with zeros to 5 digits."`
+	IndexFrom int                 `yaml:"indexFrom" doc:"Index of the group's first device: 0 (default) or any non-negative number, e.g. 1."`
+	Tags      map[string]*TagSpec `yaml:"tags" doc:"Twin tags of every device. A value is a constant, a list (values dealt round robin by device index), lo..hi (an integer drawn per device from the seed), {$random: [...]} (a value drawn per device) or {$weighted: {value: weight}} (drawn by weight); mappings nest."`
+	Behavior  BehaviorSpec        `yaml:"behavior" doc:"What the devices do."`
+}
+
+// BehaviorSpec is what a group's devices do besides speaking MQTT.
+type BehaviorSpec struct {
+	Methods        map[string]*MethodSpec `yaml:"methods" doc:"Direct-method handlers by method name; \"*\" answers any other name. Without a handler a device does not answer and the hub times out."`
+	Reboot         *RebootSpec            `yaml:"reboot" doc:"Built-in handler of the reboot method: answer, go offline, come back."`
+	FirmwareUpdate *FirmwareSpec          `yaml:"firmwareUpdate" doc:"Built-in handler of the firmwareUpdate method: download, verify, apply, reboot, reporting progress in reported.firmware."`
+	Desired        *DesiredSpec           `yaml:"desired" doc:"How devices acknowledge desired-property changes."`
+	Connectivity   ConnectivitySpec       `yaml:"connectivity" doc:"How connections come and go."`
+	Telemetry      *TelemetrySpec         `yaml:"telemetry" doc:"Periodic device-to-cloud messages."`
+	Reported       map[string]any         `yaml:"reported" doc:"Reported properties sent once after the first connect."`
+}
+
+// MethodSpec is how devices answer one direct method.
+type MethodSpec struct {
+	Latency         *Distribution   `yaml:"latency" doc:"Time from request to answer; default 0."`
+	Statuses        map[int]float64 `yaml:"statuses" doc:"Mix of answered status codes with their probabilities, summing to 1, e.g. {200: 0.95, 500: 0.05}; default 200."`
+	Payload         any             `yaml:"payload" doc:"Answered payload (any YAML value, sent as JSON). Strings may contain {{deviceId}}, {{method}} and {{status}}."`
+	PayloadTemplate string          `yaml:"payloadTemplate" doc:"Answered payload as JSON text with placeholders {{deviceId}}, {{method}}, {{status}} and {{requestPayload}} (raw JSON); instead of payload."`
+	NoAnswer        float64         `yaml:"noAnswer" doc:"Probability that a device never answers (the hub times out)."`
+	Disconnect      float64         `yaml:"disconnect" doc:"Probability that a device drops its connection instead of answering."`
+}
+
+// RebootSpec configures the built-in reboot method.
+type RebootSpec struct {
+	Status           int           `yaml:"status" doc:"Status answered before going down; default 200."`
+	Latency          *Distribution `yaml:"latency" doc:"Time before the answer."`
+	Payload          any           `yaml:"payload" doc:"Answered payload."`
+	Delay            *Distribution `yaml:"delay" doc:"Time between the answer and dropping the connection; default at once."`
+	Offline          *Distribution `yaml:"offline" required:"true" doc:"How long a device stays offline before reconnecting."`
+	ReportLastReboot bool          `yaml:"reportLastReboot" doc:"Report {lastReboot: time} after coming back."`
+}
+
+// FirmwareSpec configures the built-in firmwareUpdate method.
+type FirmwareSpec struct {
+	Status         int              `yaml:"status" doc:"Status answered when an update is accepted; default 200."`
+	Latency        *Distribution    `yaml:"latency" doc:"Time before the answer."`
+	InitialVersion string           `yaml:"initialVersion" doc:"Version reported before any update; default 1.0.0."`
+	Download       *Distribution    `yaml:"download" doc:"Duration of the download phase."`
+	Verify         *Distribution    `yaml:"verify" doc:"Duration of the verify phase."`
+	Apply          *Distribution    `yaml:"apply" doc:"Duration of the apply phase."`
+	Reboot         *Distribution    `yaml:"reboot" doc:"Time offline while rebooting into the new image."`
+	ProgressSteps  int              `yaml:"progressSteps" doc:"Progress reports during the download; default 4."`
+	Fail           FirmwareFailures `yaml:"fail" doc:"Probability that each phase fails."`
+	Rollback       bool             `yaml:"rollback" doc:"After a failure in apply or reboot, roll back to the old version."`
+	RollbackTime   *Distribution    `yaml:"rollbackTime" doc:"Duration of a rollback."`
+}
+
+// FirmwareFailures are per-phase failure probabilities.
+type FirmwareFailures struct {
+	Download float64 `yaml:"download" doc:"Probability that the download fails."`
+	Verify   float64 `yaml:"verify" doc:"Probability that verification fails."`
+	Apply    float64 `yaml:"apply" doc:"Probability that applying fails."`
+	Reboot   float64 `yaml:"reboot" doc:"Probability that the reboot into the new image fails."`
+}
+
+// DesiredSpec configures desired-property acknowledgements.
+type DesiredSpec struct {
+	Format string        `yaml:"format" doc:"Acknowledgement form in reported: value (default, {key: {value, ackVersion, status}}), pnp (IoT Plug and Play {value, ac, av, ad}) or none."`
+	Delay  *Distribution `yaml:"delay" doc:"Time before a change is acknowledged."`
+	Fail   float64       `yaml:"fail" doc:"Probability that the acknowledgement reports failure."`
+	NoAck  float64       `yaml:"noAck" doc:"Probability that a change is applied but never acknowledged."`
+}
+
+// ConnectivitySpec configures connections.
+type ConnectivitySpec struct {
+	StartSpread    Duration      `yaml:"startSpread" doc:"First connects are spread over this long; default 0 (all at once)."`
+	OfflineAtStart float64       `yaml:"offlineAtStart" doc:"Fraction of devices that do not connect at start."`
+	OfflineFor     *Distribution `yaml:"offlineFor" doc:"How long those devices stay away; default the whole run."`
+	Flapping       *FlappingSpec `yaml:"flapping" doc:"Unreliable links: drop after an up-time, return after a down-time."`
+	TokenLifetime  Duration      `yaml:"tokenLifetime" doc:"SAS token lifetime; devices reconnect with a new token before it ends. Default 1h."`
+	KeepAlive      Duration      `yaml:"keepAlive" doc:"MQTT keep-alive; default 180s."`
+	Subscribe      string        `yaml:"subscribe" doc:"When devices subscribe: noSession (default: when the broker has no session), always, or nodeSDK (as the Node device SDK)."`
+}
+
+// FlappingSpec is an unreliable link.
+type FlappingSpec struct {
+	MTBF *Distribution `yaml:"mtbf" required:"true" doc:"Connected time before a drop, e.g. {exponential: 5m}."`
+	MTTR *Distribution `yaml:"mttr" required:"true" doc:"Offline time before reconnecting."`
+}
+
+// TelemetrySpec configures device-to-cloud messages.
+type TelemetrySpec struct {
+	Interval *Distribution `yaml:"interval" required:"true" doc:"Time between messages."`
+	Size     int           `yaml:"size" doc:"Approximate message size in bytes; default 100."`
+	QoS      *int          `yaml:"qos" doc:"MQTT QoS, 0 or 1 (default 1, as the Node SDK)."`
+}
+
+// ActionSpec is one timeline entry: exactly one of job, cancel, disconnect
+// and connectStorm.
+type ActionSpec struct {
+	At           Duration        `yaml:"at" required:"true" doc:"Offset from the start of the run."`
+	Job          *JobSpec        `yaml:"job" doc:"Create a Jobs v2 job: a method job (method) or a twin job (twin)."`
+	Cancel       string          `yaml:"cancel" doc:"Cancel the job with this id, created earlier in the timeline."`
+	Disconnect   *DisconnectSpec `yaml:"disconnect" doc:"A disconnect wave: the selected devices drop their connections and stay away for a while."`
+	ConnectStorm *StormSpec      `yaml:"connectStorm" doc:"A connect storm: the selected devices drop and all reconnect at once."`
+}
+
+// JobSpec describes a job to create.
+type JobSpec struct {
+	ID               string         `yaml:"id" required:"true" doc:"Job id: up to 64 letters, digits and '-'."`
+	Method           string         `yaml:"method" doc:"Method name of a method job (scheduleDeviceMethod)."`
+	Payload          any            `yaml:"payload" doc:"Method payload (any YAML value, sent as JSON)."`
+	Twin             *TwinPatchSpec `yaml:"twin" doc:"Patch of a twin job (scheduleUpdateTwin)."`
+	Condition        string         `yaml:"condition" required:"true" doc:"Query condition selecting the devices, as in IoT Hub's queryCondition: e.g. \"tags.building = 43\", or \"*\" for all devices (quote it)."`
+	ResponseTimeout  Duration       `yaml:"responseTimeout" doc:"Method response timeout, 5s..300s; default 30s."`
+	ConnectTimeout   Duration       `yaml:"connectTimeout" doc:"How long the hub waits for an offline device to connect, 0..300s; default 0."`
+	StartIn          Duration       `yaml:"startIn" doc:"Start time of the job relative to the action; default 0 (at once)."`
+	MaxExecutionTime Duration       `yaml:"maxExecutionTime" doc:"maxExecutionTimeInSeconds of the job; default 1h."`
+}
+
+// TwinPatchSpec is the patch a twin job applies.
+type TwinPatchSpec struct {
+	Tags    map[string]any `yaml:"tags" doc:"Tags to set (null deletes)."`
+	Desired map[string]any `yaml:"desired" doc:"Desired properties to set (null deletes)."`
+}
+
+// DisconnectSpec selects devices for a disconnect wave.
+type DisconnectSpec struct {
+	Fraction  *float64      `yaml:"fraction" doc:"Fraction of the devices (of those matching condition, if given) picked by the seed; default 1."`
+	Condition string        `yaml:"condition" doc:"Query condition on deviceId and tags selecting the devices."`
+	For       *Distribution `yaml:"for" required:"true" doc:"How long each device stays offline."`
+}
+
+// StormSpec selects devices for a connect storm.
+type StormSpec struct {
+	Fraction  *float64 `yaml:"fraction" doc:"Fraction of the devices (of those matching condition, if given) picked by the seed; default 1."`
+	Condition string   `yaml:"condition" doc:"Query condition on deviceId and tags selecting the devices."`
+	Within    Duration `yaml:"within" doc:"Reconnects are spread over this long; default 0 (all at once)."`
+}
+
+// ExpectSpec is one expectation: about a job (job and at least one check),
+// or about the fleet (minConnected).
+type ExpectSpec struct {
+	Job            string   `yaml:"job" doc:"Job the checks below are about."`
+	Status         string   `yaml:"status" doc:"Final job status: completed, failed or cancelled."`
+	Within         Duration `yaml:"within" doc:"The job reaches a terminal status within this long of its start."`
+	MinSuccessRate *float64 `yaml:"minSuccessRate" doc:"Least fraction of the job's devices that succeed (0..1)."`
+	MaxP99Latency  Duration `yaml:"maxP99Latency" doc:"Highest 99th percentile of per-device operation time."`
+	MinSucceeded   *int     `yaml:"minSucceeded" doc:"Least number of devices that succeed."`
+	MaxFailed      *int     `yaml:"maxFailed" doc:"Most devices that fail."`
+	MinDevices     *int     `yaml:"minDevices" doc:"Least number of devices the job selects."`
+	MinConnected   *float64 `yaml:"minConnected" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
+}
