@@ -1,0 +1,103 @@
+package restapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/fleetsim/fleetsim/hubjobs/query"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// Jobs is what the API needs from the Jobs v2 engine. Errors are
+// *iothub.Error (JobNotFound, JobAlreadyExists, ArgumentInvalid,
+// ThrottlingMaxActiveJobCountExceeded, ...), written as they are.
+type Jobs interface {
+	Create(ctx context.Context, req jobRequestT) (jobT, error)
+	Get(id string) (jobT, error)
+	Cancel(ctx context.Context, id string) (jobT, error)
+	// List returns one page of jobs filtered by type and status (either
+	// may be empty) and the next page's token, "" on the last page.
+	List(jobType, status string, pageSize int, continuation string) ([]jobT, string, error)
+	// DeviceJobs is the devices.jobs collection for queries.
+	DeviceJobs() (query.Source, *query.Index)
+}
+
+// errNoJobs answers the job endpoints of a server built without an engine.
+var errNoJobs = iothub.Errorf(iothub.CodeServiceUnavailable, "this hub has no jobs engine")
+
+// createJob schedules a job (iothub.md §5.1, §5.2). The body's jobId may be
+// left out; if given it must be the path's.
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Jobs == nil {
+		return errNoJobs
+	}
+	id := r.PathValue("id")
+	body, err := readBody(r, true)
+	if err != nil {
+		return err
+	}
+	var req jobRequestT
+	if err := decodeJSON(body, &req, false, "job request"); err != nil {
+		return err
+	}
+	if req.JobID == "" {
+		req.JobID = id
+	} else if req.JobID != id {
+		return badRequest("the body's jobId %q does not match the job id %q in the path", req.JobID, id)
+	}
+	job, err := s.cfg.Jobs.Create(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, job)
+	return nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Jobs == nil {
+		return errNoJobs
+	}
+	job, err := s.cfg.Jobs.Get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, job)
+	return nil
+}
+
+// cancelJob cancels a job. The Node SDK sends no body (Content-Length: 0);
+// a body, if any, is ignored.
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Jobs == nil {
+		return errNoJobs
+	}
+	job, err := s.cfg.Jobs.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, job)
+	return nil
+}
+
+// listJobs answers GET /jobs/v2/query (iothub.md §5.5): a bare array of
+// JobResponse with x-ms-item-type JobResponse and x-ms-continuation while
+// more pages remain.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Jobs == nil {
+		return errNoJobs
+	}
+	size, cont, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	jobs, next, err := s.cfg.Jobs.List(q.Get("jobType"), q.Get("jobStatus"), size, cont)
+	if err != nil {
+		return err
+	}
+	if jobs == nil {
+		jobs = []jobT{}
+	}
+	s.writePage(w, r, jobs, "JobResponse", next)
+	return nil
+}

@@ -1,0 +1,297 @@
+package restapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fleetsim/fleetsim/internal/clock"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
+const jsonContentType = "application/json; charset=utf-8"
+
+// Config configures a Server.
+type Config struct {
+	// Hostname is the hub host name service tokens must be signed for (sr).
+	Hostname string
+	// Policies are the shared access policies; names must be unique.
+	Policies []Policy
+	// Registry serves devices, twins, methods and twin queries. Required.
+	Registry Registry
+	// Jobs serves Jobs v2 and devices.jobs queries. When nil those endpoints
+	// answer 503 ServiceUnavailable.
+	Jobs Jobs
+	// Logger receives request logs (Debug) and server errors (Error).
+	Logger zerolog.Logger
+	// Clock checks token expiry and stamps error bodies (default clock.Real).
+	Clock clock.Clock
+	// Extra serves other paths on the same listener without service auth,
+	// e.g. "/$iothub/websocket" (the broker's MQTT over WebSocket) or
+	// "/metrics". A key matches that exact path, or every path below it when
+	// it ends in "/".
+	Extra map[string]http.Handler
+	// MaxBodyBytes caps request bodies; larger ones get 413 (default 1 MiB).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the graceful part of Serve's shutdown (default 5 s).
+	ShutdownTimeout time.Duration
+}
+
+// Server is the service REST API. Its handler is safe for concurrent use and
+// takes no lock of its own on the request path.
+type Server struct {
+	cfg      Config
+	log      zerolog.Logger
+	policies map[string]Policy
+	mux      *http.ServeMux
+	handler  http.Handler
+}
+
+// New checks cfg and builds the server's routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Hostname == "" {
+		return nil, errors.New("restapi: Hostname is required")
+	}
+	if cfg.Registry == nil {
+		return nil, errors.New("restapi: Registry is required")
+	}
+	if len(cfg.Policies) == 0 {
+		return nil, errors.New("restapi: at least one shared access policy is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, policies: map[string]Policy{}, mux: http.NewServeMux()}
+	for _, p := range cfg.Policies {
+		if p.Name == "" {
+			return nil, errors.New("restapi: a shared access policy has no name")
+		}
+		if _, dup := s.policies[p.Name]; dup {
+			return nil, fmt.Errorf("restapi: shared access policy %q is defined twice", p.Name)
+		}
+		if len(p.PrimaryKey) == 0 && len(p.SecondaryKey) == 0 {
+			return nil, fmt.Errorf("restapi: shared access policy %q has no key", p.Name)
+		}
+		s.policies[p.Name] = p
+	}
+	for k, h := range cfg.Extra {
+		if !strings.HasPrefix(k, "/") || h == nil {
+			return nil, fmt.Errorf("restapi: extra handler %q needs a path starting with / and a handler", k)
+		}
+	}
+	s.routes()
+	s.handler = http.HandlerFunc(s.serveHTTP)
+	return s, nil
+}
+
+// Handler returns the HTTP handler: the Extra paths, then the service API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves HTTPS on ln (plain HTTP when tlsConfig is nil) until ctx ends,
+// then shuts down gracefully for at most Config.ShutdownTimeout before
+// closing the remaining connections and cancelling their requests. It
+// speaks HTTP/1.1 with keep-alive, as the SDKs use it, and returns nil after
+// a shutdown caused by ctx. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config) error {
+	if tlsConfig != nil {
+		tc := tlsConfig.Clone()
+		// HTTP/1.1 only: the SDKs use it, and WebSocket upgrades need it.
+		tc.NextProtos = []string{"http/1.1"}
+		ln = tls.NewListener(ln, tc)
+	}
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(debugWriter{s.log}, "", 0),
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve REST API on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		s.log.Warn().Err(err).Msg("REST API: graceful shutdown timed out; closing connections")
+		cancelBase()
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve REST API: %w", err)
+	}
+	return nil
+}
+
+// debugWriter sends net/http's own log lines (TLS handshake errors and the
+// like) to the logger at Debug.
+type debugWriter struct{ log zerolog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// requestKey carries the request id in the request's context.
+type requestKey struct{}
+
+// serveHTTP is the front of every request: Extra paths first, then the
+// common headers, the body cap, path normalisation and panic recovery
+// around the service routes.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.extra(r.URL.Path); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	rid := requestID(r.Header.Get("Request-Id"))
+	// iothub.md §2.3, §4.1: JSON content type on every answer (the Node SDK
+	// parses bodies only then) and the request id.
+	w.Header().Set("Content-Type", jsonContentType)
+	w.Header().Set("x-ms-request-id", rid)
+	rw := &recorder{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, rid))
+	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error().Str("requestId", rid).Str("method", r.Method).Str("path", r.URL.Path).
+				Interface("panic", v).Bytes("stack", debug.Stack()).Msg("REST handler panicked")
+			if !rw.wrote {
+				s.writeError(rw, r, &iothub.Error{Code: iothub.CodeServerError, Message: "Internal server error", Err: fmt.Errorf("panic: %v", v)})
+			}
+		}
+		s.log.Debug().Str("requestId", rid).Str("method", r.Method).Str("path", r.URL.Path).
+			Int("status", rw.status).Dur("took", time.Since(start)).Msg("REST request")
+	}()
+	r.Body = http.MaxBytesReader(rw, r.Body, s.cfg.MaxBodyBytes)
+	nr, err := normalizePath(r)
+	if err != nil {
+		s.writeError(rw, r, err)
+		return
+	}
+	s.mux.ServeHTTP(rw, nr)
+}
+
+// extra returns the Extra handler for p, or nil.
+func (s *Server) extra(p string) http.Handler {
+	if len(s.cfg.Extra) == 0 {
+		return nil
+	}
+	if h, ok := s.cfg.Extra[p]; ok {
+		return h
+	}
+	for k, h := range s.cfg.Extra {
+		if strings.HasSuffix(k, "/") && strings.HasPrefix(p, k) {
+			return h
+		}
+	}
+	return nil
+}
+
+// normalizePath drops trailing slashes (C# and Node send "/devices/",
+// iothub.md §4.1) and rejects paths that are not canonical, so the router
+// never answers with a redirect.
+func normalizePath(r *http.Request) (*http.Request, error) {
+	esc := r.URL.EscapedPath()
+	trimmed := strings.TrimRight(esc, "/")
+	if trimmed == "" {
+		trimmed = "/"
+	}
+	if r.Method == http.MethodConnect || path.Clean(trimmed) != trimmed || !strings.HasPrefix(trimmed, "/") {
+		return nil, iothub.Errorf(iothub.CodeGenericBadRequest, "malformed request path %q", esc)
+	}
+	if trimmed == esc {
+		return r, nil
+	}
+	dec, err := url.PathUnescape(trimmed)
+	if err != nil {
+		return nil, iothub.Errorf(iothub.CodeGenericBadRequest, "malformed request path %q", esc)
+	}
+	u := *r.URL
+	u.Path, u.RawPath = dec, ""
+	if u.EscapedPath() != trimmed {
+		u.RawPath = trimmed
+	}
+	nr := *r
+	nr.URL = &u
+	return &nr, nil
+}
+
+// requestID echoes a sane Request-Id, or makes one up.
+func requestID(given string) string {
+	if n := len(given); n > 0 && n <= 128 {
+		ok := true
+		for i := 0; i < n; i++ {
+			if c := given[i]; c <= ' ' || c > '~' {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return given
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// recorder remembers the status, so a panic after the answer began is not
+// answered twice and the request log has the status.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.status, r.wrote = http.StatusOK, true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
