@@ -46,7 +46,6 @@ type testHub struct {
 	reportedStatus int
 
 	rid       atomic.Int64
-	lastCall  atomic.Int64
 	disconnCt atomic.Int64
 }
 
@@ -322,12 +321,6 @@ func (h *testHub) twinReported(id string) map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return cloneMap(h.twins[id].reported)
-}
-
-// online reports whether the device has a live connection on the broker.
-func (h *testHub) online(id string) bool {
-	cl, ok := h.srv.Clients.Get(id)
-	return ok && !cl.Closed()
 }
 
 // seOf returns the se field of a SAS password.
