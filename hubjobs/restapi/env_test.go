@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -299,12 +300,13 @@ func (f *faultRegistry) InvokeMethod(ctx context.Context, id string, req iothub.
 type fakeLink struct {
 	reg *registry.Registry
 
-	mu       sync.Mutex
-	online   map[string]bool
-	inFlight int
-	barrierN int
-	barrier  chan struct{}
-	abort    chan struct{}
+	mu        sync.Mutex
+	allOnline bool // every registered device answers
+	online    map[string]bool
+	inFlight  int
+	barrierN  int
+	barrier   chan struct{}
+	abort     chan struct{}
 }
 
 func newFakeLink(reg *registry.Registry) *fakeLink {
@@ -322,7 +324,14 @@ func (l *fakeLink) setOnline(id string) {
 func (l *fakeLink) Subscribed(id, filter string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.online[id]
+	return l.allOnline || l.online[id]
+}
+
+// count is how many barrier calls arrived.
+func (l *fakeLink) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight
 }
 
 func (l *fakeLink) Disconnect(id string) {
@@ -382,4 +391,9 @@ func compact(t *testing.T, s []byte) string {
 		t.Fatalf("compact %s: %v", s, err)
 	}
 	return buf.String()
+}
+
+// b64sig signs rawResource and se with key, base64-encoded.
+func b64sig(key []byte, rawResource, se string) string {
+	return base64.StdEncoding.EncodeToString(iothub.Sign(key, rawResource, se))
 }

@@ -126,7 +126,7 @@ func describeJSONError(err error, body []byte) string {
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return fmt.Sprintf("expected a JSON %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+			return fmt.Sprintf("the body must be %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)
 		}
 		return fmt.Sprintf("field %q must be %s, got %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
 	case errors.Is(err, io.EOF):
