@@ -64,7 +64,7 @@ func (d *decoder) convertBehavior(b *BehaviorSpec, path string) devicesim.Behavi
 			NoAnswerProbability:   m.NoAnswer,
 			DisconnectProbability: m.Disconnect,
 		}
-		if m.NoAnswer+m.Disconnect > 1+1e-9 {
+		if m.NoAnswer >= 0 && m.NoAnswer <= 1 && m.Disconnect >= 0 && m.Disconnect <= 1 && m.NoAnswer+m.Disconnect > 1+1e-9 {
 			d.problem(d.where(&m.NoAnswer, m), mp, "noAnswer + disconnect is %g, above 1", m.NoAnswer+m.Disconnect)
 		}
 		mb.Statuses = d.statusMix(m, mp)
@@ -164,7 +164,10 @@ func (d *decoder) convertBehavior(b *BehaviorSpec, path string) devicesim.Behavi
 		OfflineAtStart: c.OfflineAtStart,
 		OfflineFor:     d.distribution(c.OfflineFor),
 		TokenLifetime:  c.TokenLifetime.D(),
-		KeepAlive:      c.KeepAlive.D(),
+		KeepAlive:      c.KeepAlive.Duration.D(),
+	}
+	if c.KeepAlive.Off {
+		out.Connectivity.KeepAlive = -1
 	}
 	if c.OfflineFor != nil && c.OfflineAtStart == 0 {
 		d.problem(d.where(&c.OfflineFor, c), join(cp, "offlineFor"), "offlineFor needs offlineAtStart above 0")
@@ -172,8 +175,8 @@ func (d *decoder) convertBehavior(b *BehaviorSpec, path string) devicesim.Behavi
 	if c.TokenLifetime != 0 && c.TokenLifetime < Duration(4*time.Second) {
 		d.problem(d.where(&c.TokenLifetime, c), join(cp, "tokenLifetime"), "%s is too short: at least 4s", c.TokenLifetime)
 	}
-	if c.KeepAlive != 0 && (c.KeepAlive < Duration(time.Second) || c.KeepAlive > Duration(65535*time.Second)) {
-		d.problem(d.where(&c.KeepAlive, c), join(cp, "keepAlive"), "%s is outside 1s..65535s", c.KeepAlive)
+	if ka := c.KeepAlive.Duration; ka != 0 && (ka < Duration(time.Second) || ka > Duration(65535*time.Second) || ka%Duration(time.Second) != 0) {
+		d.problem(d.where(&c.KeepAlive, c), join(cp, "keepAlive"), "%s is not a whole number of seconds in 1s..65535s", ka)
 	}
 	switch c.Subscribe {
 	case "", "noSession":
@@ -249,7 +252,7 @@ func (d *decoder) statusMix(m *MethodSpec, path string) []devicesim.WeightedStat
 		mix = append(mix, devicesim.WeightedStatus{Status: c, Weight: w})
 	}
 	if math.Abs(sum-1) > 1e-6 {
-		d.problem(d.where(&m.Statuses, m), join(path, "statuses"), "the probabilities sum to %g, not 1", sum)
+		d.problem(d.where(&m.Statuses, m), join(path, "statuses"), "the probabilities sum to %.6g, not 1", sum)
 	}
 	return mix
 }

@@ -37,10 +37,16 @@ type decoder struct {
 	visits   int
 	depth    int
 	tooBig   bool
+
+	// failed holds the paths of values that did not decode; the validation
+	// pass (validating) stays quiet about them and everything below them,
+	// so that one mistake gives one problem.
+	failed     map[string]bool
+	validating bool
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, at: map[any]*yaml.Node{}}
+	return &decoder{file: file, at: map[any]*yaml.Node{}, failed: map[string]bool{}}
 }
 
 // nodeDecoder is implemented (on the pointer) by schema types with their own
@@ -50,6 +56,18 @@ type nodeDecoder interface {
 }
 
 func (d *decoder) problem(p pos, path, format string, args ...any) {
+	if d.validating {
+		for q := path; ; q = parentPath(q) {
+			if d.failed[q] {
+				return
+			}
+			if q == "" {
+				break
+			}
+		}
+	} else {
+		d.failed[path] = true
+	}
 	d.problems = append(d.problems, Problem{File: d.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -302,6 +320,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	for _, f := range info.fields {
 		if f.required && !seen[f.name] {
 			d.errorf(n, path, "missing required key %q", f.name)
+			d.failed[join(path, f.name)] = true
 		}
 	}
 }
@@ -507,6 +526,16 @@ func (d *decoder) value(n *yaml.Node, path string) any {
 	return nil
 }
 
+// parentPath strips the last key or index of a path: a.b[2].c → a.b[2] →
+// a.b → a → "".
+func parentPath(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -552,8 +581,9 @@ func structInfo(t reflect.Type) *structDesc {
 }
 
 // suggest returns the candidate closest to name when it is close enough to
-// be a likely typo: equal ignoring case, or within an edit distance of a
-// third of the name's length (at least 1, at most 3).
+// be a likely typo: equal ignoring case, within an edit distance of a
+// third of the name's length (at least 1, at most 3), or one a prefix of
+// the other.
 func suggest(name string, candidates []string) string {
 	best, bestDist := "", math.MaxInt
 	limit := min(max(len(name)/3, 1), 3)
@@ -561,7 +591,12 @@ func suggest(name string, candidates []string) string {
 		if strings.EqualFold(c, name) {
 			return c
 		}
-		if dist := editDistance(strings.ToLower(name), strings.ToLower(c)); dist <= limit && dist < bestDist {
+		ln, lc := strings.ToLower(name), strings.ToLower(c)
+		dist := editDistance(ln, lc)
+		if dist > limit && len(lc) >= 4 && (strings.HasPrefix(ln, lc) || strings.HasPrefix(lc, ln)) {
+			dist = limit // "methodName" for "method"
+		}
+		if dist <= limit && dist < bestDist {
 			best, bestDist = c, dist
 		}
 	}

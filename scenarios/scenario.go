@@ -74,7 +74,8 @@ func Parse(filename string, data []byte) (*Scenario, error) {
 		d.decode(root, reflect.ValueOf(f).Elem(), "")
 	}
 	var s *Scenario
-	if len(d.problems) == 0 {
+	if ok {
+		d.validating = true
 		s = d.validate(f)
 	}
 	if len(d.problems) > 0 {
@@ -443,6 +444,9 @@ type Expectation struct {
 	Status string
 	// Within bounds the time from the job's start to its terminal status.
 	Within time.Duration
+	// TakesAtLeast is the least time from the job's start to its terminal
+	// status (to show pacing).
+	TakesAtLeast time.Duration
 	// MinSuccessRate is the least fraction of the job's devices that succeed.
 	MinSuccessRate float64
 	// MaxP99Latency bounds the 99th percentile of device operation times.
@@ -471,6 +475,9 @@ func (e Expectation) String() string {
 	}
 	if e.Within > 0 {
 		parts = append(parts, "within "+e.Within.String())
+	}
+	if e.TakesAtLeast > 0 {
+		parts = append(parts, "takes at least "+e.TakesAtLeast.String())
 	}
 	if e.MinSuccessRate > 0 {
 		parts = append(parts, fmt.Sprintf("success rate ≥ %g%%", e.MinSuccessRate*100))

@@ -19,17 +19,17 @@ type File struct {
 
 // HubSpec configures the hub's job execution.
 type HubSpec struct {
-	Pacing      string `yaml:"pacing" doc:"Jobs device-operation throttle: unlimited (default), or an IoT Hub tier S1, S2 or S3 optionally with a unit count, e.g. S1x2 (iothub.md §7)."`
-	MaxInFlight int    `yaml:"maxInFlight" doc:"Most device operations a job runs at once; 0 (default) lets the jobs engine choose."`
+	Pacing      string `yaml:"pacing" pattern:"^(unlimited|S[123](x[1-9][0-9]{0,3})?)$" doc:"Jobs device-operation throttle: unlimited (default), or an IoT Hub tier S1, S2 or S3 optionally with a unit count, e.g. S1x2 (iothub.md §7)."`
+	MaxInFlight int    `yaml:"maxInFlight" bounds:"nonnegative" doc:"Most device operations a job runs at once; 0 (default) lets the jobs engine choose."`
 }
 
 // GroupSpec is a group of devices that share an id pattern, tag rules and a
 // behaviour.
 type GroupSpec struct {
 	Name      string              `yaml:"name" doc:"Label of the group in reports; default group1, group2, ..."`
-	Count     int                 `yaml:"count" required:"true" doc:"Number of devices in the group."`
+	Count     int                 `yaml:"count" bounds:"positive" required:"true" doc:"Number of devices in the group."`
 	IDPattern string              `yaml:"idPattern" required:"true" doc:"Device id pattern; {index} is replaced by the device's index within the group, {index:05} pads it with zeros to 5 digits."`
-	IndexFrom int                 `yaml:"indexFrom" doc:"Index of the group's first device: 0 (default) or any non-negative number, e.g. 1."`
+	IndexFrom int                 `yaml:"indexFrom" bounds:"nonnegative" doc:"Index of the group's first device: 0 (default) or any non-negative number, e.g. 1."`
 	Tags      map[string]*TagSpec `yaml:"tags" doc:"Twin tags of every device. A value is a constant, a list (values dealt round robin by device index), lo..hi (an integer drawn per device from the seed), {$random: [...]} (a value drawn per device) or {$weighted: {value: weight}} (drawn by weight); mappings nest."`
 	Behavior  BehaviorSpec        `yaml:"behavior" doc:"What the devices do."`
 }
@@ -51,8 +51,8 @@ type MethodSpec struct {
 	Statuses        map[int]float64 `yaml:"statuses" doc:"Mix of answered status codes with their probabilities, summing to 1, e.g. {200: 0.95, 500: 0.05}; default 200."`
 	Payload         any             `yaml:"payload" doc:"Answered payload (any YAML value, sent as JSON). Strings may contain {{deviceId}}, {{method}} and {{status}}."`
 	PayloadTemplate string          `yaml:"payloadTemplate" doc:"Answered payload as JSON text with placeholders {{deviceId}}, {{method}}, {{status}} and {{requestPayload}} (raw JSON); instead of payload."`
-	NoAnswer        float64         `yaml:"noAnswer" doc:"Probability that a device never answers (the hub times out)."`
-	Disconnect      float64         `yaml:"disconnect" doc:"Probability that a device drops its connection instead of answering."`
+	NoAnswer        float64         `yaml:"noAnswer" bounds:"probability" doc:"Probability that a device never answers (the hub times out)."`
+	Disconnect      float64         `yaml:"disconnect" bounds:"probability" doc:"Probability that a device drops its connection instead of answering."`
 }
 
 // RebootSpec configures the built-in reboot method.
@@ -74,7 +74,7 @@ type FirmwareSpec struct {
 	Verify         *Distribution    `yaml:"verify" doc:"Duration of the verify phase."`
 	Apply          *Distribution    `yaml:"apply" doc:"Duration of the apply phase."`
 	Reboot         *Distribution    `yaml:"reboot" doc:"Time offline while rebooting into the new image."`
-	ProgressSteps  int              `yaml:"progressSteps" doc:"Progress reports during the download; default 4."`
+	ProgressSteps  int              `yaml:"progressSteps" bounds:"nonnegative" doc:"Progress reports during the download; default 4."`
 	Fail           FirmwareFailures `yaml:"fail" doc:"Probability that each phase fails."`
 	Rollback       bool             `yaml:"rollback" doc:"After a failure in apply or reboot, roll back to the old version."`
 	RollbackTime   *Distribution    `yaml:"rollbackTime" doc:"Duration of a rollback."`
@@ -82,29 +82,29 @@ type FirmwareSpec struct {
 
 // FirmwareFailures are per-phase failure probabilities.
 type FirmwareFailures struct {
-	Download float64 `yaml:"download" doc:"Probability that the download fails."`
-	Verify   float64 `yaml:"verify" doc:"Probability that verification fails."`
-	Apply    float64 `yaml:"apply" doc:"Probability that applying fails."`
-	Reboot   float64 `yaml:"reboot" doc:"Probability that the reboot into the new image fails."`
+	Download float64 `yaml:"download" bounds:"probability" doc:"Probability that the download fails."`
+	Verify   float64 `yaml:"verify" bounds:"probability" doc:"Probability that verification fails."`
+	Apply    float64 `yaml:"apply" bounds:"probability" doc:"Probability that applying fails."`
+	Reboot   float64 `yaml:"reboot" bounds:"probability" doc:"Probability that the reboot into the new image fails."`
 }
 
 // DesiredSpec configures desired-property acknowledgements.
 type DesiredSpec struct {
-	Format string        `yaml:"format" doc:"Acknowledgement form in reported: value (default, {key: {value, ackVersion, status}}), pnp (IoT Plug and Play {value, ac, av, ad}) or none."`
+	Format string        `yaml:"format" enum:"value,pnp,none" doc:"Acknowledgement form in reported: value (default, {key: {value, ackVersion, status}}), pnp (IoT Plug and Play {value, ac, av, ad}) or none."`
 	Delay  *Distribution `yaml:"delay" doc:"Time before a change is acknowledged."`
-	Fail   float64       `yaml:"fail" doc:"Probability that the acknowledgement reports failure."`
-	NoAck  float64       `yaml:"noAck" doc:"Probability that a change is applied but never acknowledged."`
+	Fail   float64       `yaml:"fail" bounds:"probability" doc:"Probability that the acknowledgement reports failure."`
+	NoAck  float64       `yaml:"noAck" bounds:"probability" doc:"Probability that a change is applied but never acknowledged."`
 }
 
 // ConnectivitySpec configures connections.
 type ConnectivitySpec struct {
 	StartSpread    Duration      `yaml:"startSpread" doc:"First connects are spread over this long; default 0 (all at once)."`
-	OfflineAtStart float64       `yaml:"offlineAtStart" doc:"Fraction of devices that do not connect at start."`
+	OfflineAtStart float64       `yaml:"offlineAtStart" bounds:"probability" doc:"Fraction of devices that do not connect at start."`
 	OfflineFor     *Distribution `yaml:"offlineFor" doc:"How long those devices stay away; default the whole run."`
 	Flapping       *FlappingSpec `yaml:"flapping" doc:"Unreliable links: drop after an up-time, return after a down-time."`
 	TokenLifetime  Duration      `yaml:"tokenLifetime" doc:"SAS token lifetime; devices reconnect with a new token before it ends. Default 1h."`
-	KeepAlive      Duration      `yaml:"keepAlive" doc:"MQTT keep-alive; default 180s."`
-	Subscribe      string        `yaml:"subscribe" doc:"When devices subscribe: noSession (default: when the broker has no session), always, or nodeSDK (as the Node device SDK)."`
+	KeepAlive      KeepAlive     `yaml:"keepAlive" doc:"MQTT keep-alive, or off (saves a goroutine per device in large fleets); default 180s."`
+	Subscribe      string        `yaml:"subscribe" enum:"noSession,always,nodeSDK" doc:"When devices subscribe: noSession (default: when the broker has no session), always, or nodeSDK (as the Node device SDK)."`
 }
 
 // FlappingSpec is an unreliable link.
@@ -116,8 +116,8 @@ type FlappingSpec struct {
 // TelemetrySpec configures device-to-cloud messages.
 type TelemetrySpec struct {
 	Interval *Distribution `yaml:"interval" required:"true" doc:"Time between messages."`
-	Size     int           `yaml:"size" doc:"Approximate message size in bytes; default 100."`
-	QoS      *int          `yaml:"qos" doc:"MQTT QoS, 0 or 1 (default 1, as the Node SDK)."`
+	Size     int           `yaml:"size" bounds:"nonnegative" doc:"Approximate message size in bytes; default 100."`
+	QoS      *int          `yaml:"qos" enum:"0,1" doc:"MQTT QoS, 0 or 1 (default 1, as the Node SDK)."`
 }
 
 // ActionSpec is one timeline entry: exactly one of job, cancel, disconnect
@@ -151,14 +151,14 @@ type TwinPatchSpec struct {
 
 // DisconnectSpec selects devices for a disconnect wave.
 type DisconnectSpec struct {
-	Fraction  *float64      `yaml:"fraction" doc:"Fraction of the devices (of those matching condition, if given) picked by the seed; default 1."`
+	Fraction  *float64      `yaml:"fraction" bounds:"probability" doc:"Fraction of the devices (of those matching condition, if given) picked by the seed; default 1."`
 	Condition string        `yaml:"condition" doc:"Query condition on deviceId and tags selecting the devices."`
 	For       *Distribution `yaml:"for" required:"true" doc:"How long each device stays offline."`
 }
 
 // StormSpec selects devices for a connect storm.
 type StormSpec struct {
-	Fraction  *float64 `yaml:"fraction" doc:"Fraction of the devices (of those matching condition, if given) picked by the seed; default 1."`
+	Fraction  *float64 `yaml:"fraction" bounds:"probability" doc:"Fraction of the devices (of those matching condition, if given) picked by the seed; default 1."`
 	Condition string   `yaml:"condition" doc:"Query condition on deviceId and tags selecting the devices."`
 	Within    Duration `yaml:"within" doc:"Reconnects are spread over this long; default 0 (all at once)."`
 }
@@ -167,12 +167,13 @@ type StormSpec struct {
 // or about the fleet (minConnected).
 type ExpectSpec struct {
 	Job            string   `yaml:"job" doc:"Job the checks below are about."`
-	Status         string   `yaml:"status" doc:"Final job status: completed, failed or cancelled."`
+	Status         string   `yaml:"status" enum:"completed,failed,cancelled" doc:"Final job status: completed, failed or cancelled."`
 	Within         Duration `yaml:"within" doc:"The job reaches a terminal status within this long of its start."`
-	MinSuccessRate *float64 `yaml:"minSuccessRate" doc:"Least fraction of the job's devices that succeed (0..1)."`
+	MinSuccessRate *float64 `yaml:"minSuccessRate" bounds:"probability" doc:"Least fraction of the job's devices that succeed (0..1)."`
+	TakesAtLeast   Duration `yaml:"takesAtLeast" doc:"The job runs at least this long from start to terminal status (shows pacing)."`
 	MaxP99Latency  Duration `yaml:"maxP99Latency" doc:"Highest 99th percentile of per-device operation time."`
-	MinSucceeded   *int     `yaml:"minSucceeded" doc:"Least number of devices that succeed."`
-	MaxFailed      *int     `yaml:"maxFailed" doc:"Most devices that fail."`
-	MinDevices     *int     `yaml:"minDevices" doc:"Least number of devices the job selects."`
-	MinConnected   *float64 `yaml:"minConnected" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
+	MinSucceeded   *int     `yaml:"minSucceeded" bounds:"nonnegative" doc:"Least number of devices that succeed."`
+	MaxFailed      *int     `yaml:"maxFailed" bounds:"nonnegative" doc:"Most devices that fail."`
+	MinDevices     *int     `yaml:"minDevices" bounds:"nonnegative" doc:"Least number of devices the job selects."`
+	MinConnected   *float64 `yaml:"minConnected" bounds:"probability" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
 }

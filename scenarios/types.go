@@ -55,6 +55,24 @@ func (d *Duration) decodeNode(dec *decoder, n *yaml.Node, path string) {
 	*d = Duration(v)
 }
 
+// KeepAlive is an MQTT keep-alive: a Duration, or "off".
+type KeepAlive struct {
+	Off      bool
+	Duration Duration
+}
+
+func (k *KeepAlive) decodeNode(dec *decoder, n *yaml.Node, path string) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "off" {
+		*k = KeepAlive{Off: true}
+		return
+	}
+	dec.decode(n, reflect.ValueOf(&k.Duration).Elem(), path)
+}
+
+func (KeepAlive) jsonSchema(g *schemaGen) map[string]any {
+	return map[string]any{"anyOf": []any{Duration(0).jsonSchema(g), map[string]any{"const": "off"}}}
+}
+
 // Distribution is a random duration. A plain duration ("50ms") is a
 // constant; otherwise exactly one of the keys below is given.
 type Distribution struct {

@@ -34,9 +34,10 @@ var terminalStatuses = []string{"completed", "failed", "cancelled"}
 
 var pacingForm = regexp.MustCompile(`^(unlimited|S[123](x[1-9][0-9]{0,3})?)$`)
 
-// validate checks f, fills in its defaults and builds the Scenario. It runs
-// only on a file that decoded without problems, so every pointer the
-// schema marks required is set.
+// validate checks f, fills in its defaults and builds the Scenario. It also
+// runs on a file that decoded with problems, so a value may be missing
+// where the schema requires it; problems about values that did not decode
+// are dropped (see decoder.failed).
 func (d *decoder) validate(f *File) *Scenario {
 	s := &Scenario{File: f, Seed: DefaultSeed}
 	if f.Seed != nil {
@@ -280,7 +281,11 @@ func (d *decoder) selection(fraction *float64, fracPtr any, cond string, condPtr
 func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 	ok := true
 	bad := func(ptr any, key, format string, args ...any) {
-		d.problem(d.where(ptr, j), join(path, key), format, args...)
+		p := path
+		if key != "" {
+			p = join(path, key)
+		}
+		d.problem(d.where(ptr, j), p, format, args...)
 		ok = false
 	}
 	act := JobAction{JobID: j.ID, Condition: j.Condition, StartIn: j.StartIn.D()}
@@ -435,8 +440,8 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 	for i, e := range f.Expect {
 		path := fmt.Sprintf("expect[%d]", i)
 		p := d.where(e)
-		x := Expectation{Job: e.Job, Status: e.Status, Within: e.Within.D(), MaxP99Latency: e.MaxP99Latency.D(), MaxFailed: -1, Line: p.line}
-		jobChecks := e.Status != "" || e.Within != 0 || e.MinSuccessRate != nil || e.MaxP99Latency != 0 || e.MinSucceeded != nil || e.MaxFailed != nil || e.MinDevices != nil
+		x := Expectation{Job: e.Job, Status: e.Status, Within: e.Within.D(), TakesAtLeast: e.TakesAtLeast.D(), MaxP99Latency: e.MaxP99Latency.D(), MaxFailed: -1, Line: p.line}
+		jobChecks := e.Status != "" || e.Within != 0 || e.TakesAtLeast != 0 || e.MinSuccessRate != nil || e.MaxP99Latency != 0 || e.MinSucceeded != nil || e.MaxFailed != nil || e.MinDevices != nil
 		switch {
 		case e.Job == "" && e.MinConnected == nil:
 			d.problem(p, path, "an expectation names a job (job: ...) or is about the fleet (minConnected: ...)")
@@ -459,6 +464,9 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 				msg += fmt.Sprintf(" (did you mean %q?)", sug)
 			}
 			d.problem(d.where(&e.Status, e), join(path, "status"), "%s", msg)
+		}
+		if e.Within != 0 && e.TakesAtLeast > e.Within {
+			d.problem(d.where(&e.TakesAtLeast, e), join(path, "takesAtLeast"), "%s is longer than within: %s", e.TakesAtLeast, e.Within)
 		}
 		if e.MinSuccessRate != nil {
 			d.probability(e.MinSuccessRate, join(path, "minSuccessRate"), e)
