@@ -42,6 +42,7 @@ type Query struct {
 }
 
 type projection struct {
+	pos   int    // column where the projection starts
 	e     expr   // nil for COUNT()
 	alias string // output key
 	as    bool   // alias written with AS
@@ -146,9 +147,15 @@ func Parse(src string) (*Query, error) {
 			return nil, p.errAt(selectTok, "SELECT * cannot be combined with GROUP BY")
 		}
 		for _, pr := range q.proj {
-			if pr.agg == "" && (q.groupBy == nil || !sameExpr(pr.e, q.groupBy)) {
-				return nil, p.errAt(selectTok, "%s is neither an aggregate nor the GROUP BY property", pr.alias)
+			if pr.agg != "" || q.groupBy != nil && sameExpr(pr.e, q.groupBy) {
+				continue
 			}
+			var b strings.Builder
+			pr.e.format(&b, precOr)
+			if q.groupBy == nil {
+				return nil, &Error{Pos: pr.pos, Msg: fmt.Sprintf("%s cannot be selected beside an aggregate without GROUP BY %s", b.String(), b.String())}
+			}
+			return nil, &Error{Pos: pr.pos, Msg: fmt.Sprintf("%s is neither an aggregate nor the GROUP BY property %s", b.String(), q.groupBy)}
 		}
 	}
 	q.canon = q.format()
@@ -167,7 +174,10 @@ func ParseCondition(src string) (*Query, error) {
 		return nil, err
 	}
 	q := &Query{src: src, top: -1, star: true, from: Devices, cond: true}
-	if t := p.peek(); t.kind == tOp && t.text == "*" && p.toks[p.i+1].kind == tEOF {
+	if t := p.peek(); t.kind == tOp && t.text == "*" {
+		if n := p.toks[p.i+1]; n.kind != tEOF {
+			return nil, p.errAt(n, "'*' selects every device and must be the whole queryCondition, found %s after it", n)
+		}
 		q.canon = q.format()
 		return q, nil
 	}
@@ -263,11 +273,11 @@ func collectionAt(toks []token) (Collection, int) {
 	if len(toks) == 0 || toks[0].kind != tIdent || !strings.EqualFold(toks[0].text, "devices") {
 		return "", 0
 	}
-	if len(toks) >= 3 && toks[1].kind == tPunct && toks[1].text == "." && toks[2].kind == tIdent {
+	if len(toks) >= 3 && toks[1].kind == tPunct && toks[1].text == "." {
 		switch {
-		case strings.EqualFold(toks[2].text, "modules"):
+		case toks[2].kind == tIdent && strings.EqualFold(toks[2].text, "modules"):
 			return Modules, 3
-		case strings.EqualFold(toks[2].text, "jobs"):
+		case toks[2].kind == tIdent && strings.EqualFold(toks[2].text, "jobs"):
 			return Jobs, 3
 		}
 		return "", 0
@@ -337,8 +347,8 @@ func (p *parser) projections(q *Query) error {
 	}
 	seen := map[string]bool{}
 	for {
-		var pr projection
 		t := p.peek()
+		pr := projection{pos: t.pos}
 		if t.kind == tIdent && aggregates[strings.ToUpper(t.text)] && p.toks[p.i+1].kind == tPunct && p.toks[p.i+1].text == "(" {
 			pr.agg = strings.ToUpper(t.text)
 			p.next()
@@ -489,11 +499,14 @@ func (p *parser) comparison() (expr, error) {
 		} else if list, err = p.primary(); err != nil {
 			return nil, err
 		}
-		lit, ok := list.(*literal)
-		if _, isArr := lit.v.([]any); !ok || !isArr {
+		var values []any
+		if lit, ok := list.(*literal); ok {
+			values, _ = lit.v.([]any)
+		}
+		if values == nil {
 			return nil, p.errAt(lt, "%s needs an array of constants such as ['a', 'b']", strings.ToUpper(t.text))
 		}
-		return fold(newIn(l, lit.v.([]any), neg)), nil
+		return fold(newIn(l, values, neg)), nil
 	}
 	return l, nil
 }
