@@ -245,7 +245,6 @@ func (d *Device) connect(why connectReason) error {
 	d.gen++
 	d.conn = c
 	d.live = append(d.live, c)
-	d.setConnected(true)
 	d.stats.connects.Add(1)
 	detail := ""
 	if session {
@@ -265,6 +264,8 @@ func (d *Device) connect(why connectReason) error {
 		d.dropConnection(c, "lost", 0)
 		return nil
 	}
+	// Connected (and Fleet.Ready) means able to take method calls.
+	d.setConnected(true)
 	if why != reasonRenewal || !d.everOnline {
 		d.getTwin(c)
 	}

@@ -462,7 +462,8 @@ func (d *Device) setConnected(up bool) {
 	}
 }
 
-// Connected reports whether the device has an accepted MQTT connection now.
+// Connected reports whether the device is connected and subscribed, so it
+// can take method calls now.
 func (d *Device) Connected() bool { return d.connected.Load() }
 
 // Desired returns a copy of the device's local desired properties (without
