@@ -75,6 +75,7 @@ type env struct {
 	client   *restapi.Client // iothubowner
 	http     *http.Client
 	conns    *connCounter
+	stop     func() error // ends Serve and returns its error; idempotent
 }
 
 type envOptions struct {
@@ -121,11 +122,19 @@ func newEnv(t *testing.T, o envOptions) *env {
 	tr := &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 16}
 	e.http = &http.Client{Transport: tr}
 	e.client = e.newClient("iothubowner")
+	var once sync.Once
+	var serveErr error
+	e.stop = func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-done
+		})
+		return serveErr
+	}
 	t.Cleanup(func() {
 		e.http.CloseIdleConnections()
 		e.client.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
+		if err := e.stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
@@ -295,8 +304,9 @@ func (f *faultRegistry) InvokeMethod(ctx context.Context, id string, req iothub.
 
 // fakeLink stands in for the broker (registry.DeviceLink): online devices
 // are subscribed to methods and answer them on the calling goroutine.
-// Method "echo" answers 200 with the payload, "fail" answers 500, and
-// "barrier" waits until barrierN calls are in flight before answering.
+// Method "echo" answers 200 with the payload, "fail" answers 500, "empty"
+// answers with no body, "silent" never answers, and "barrier" waits until
+// barrierN calls are in flight before answering.
 type fakeLink struct {
 	reg *registry.Registry
 
@@ -307,10 +317,12 @@ type fakeLink struct {
 	barrierN  int
 	barrier   chan struct{}
 	abort     chan struct{}
+	// silentArrived receives when a "silent" call reached its device.
+	silentArrived chan struct{}
 }
 
 func newFakeLink(reg *registry.Registry) *fakeLink {
-	return &fakeLink{reg: reg, online: map[string]bool{}, barrier: make(chan struct{}), abort: make(chan struct{})}
+	return &fakeLink{reg: reg, online: map[string]bool{}, barrier: make(chan struct{}), abort: make(chan struct{}), silentArrived: make(chan struct{}, 1)}
 }
 
 func (l *fakeLink) setOnline(id string) {
@@ -351,6 +363,12 @@ func (l *fakeLink) Deliver(id, topic string, payload []byte) error {
 		status, body = 500, []byte(`{"error":"device failed"}`)
 	case "empty":
 		body = nil
+	case "silent":
+		select {
+		case l.silentArrived <- struct{}{}:
+		default:
+		}
+		return nil // never answers
 	case "barrier":
 		l.mu.Lock()
 		l.inFlight++

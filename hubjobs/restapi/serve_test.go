@@ -1,0 +1,80 @@
+package restapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// TestServeShutdown: ending Serve's context stops it even while a method
+// call waits for a device that never answers; the graceful part is bounded
+// by ShutdownTimeout, after which the call's context is cancelled.
+func TestServeShutdown(t *testing.T) {
+	e := newEnv(t, envOptions{config: func(c *restapi.Config) { c.ShutdownTimeout = 50 * time.Millisecond }})
+	e.createDevices("s1")
+	callErr := make(chan error, 1)
+	go func() {
+		_, err := e.client.InvokeMethod(context.Background(), "s1", iothub.MethodRequest{MethodName: "silent", ResponseTimeoutInSeconds: ptr(300)})
+		callErr <- err
+	}()
+	select {
+	case <-e.link.silentArrived:
+	case err := <-callErr:
+		t.Fatalf("the call ended before reaching the device: %v", err)
+	}
+	if err := e.stop(); err != nil {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if err := <-callErr; err == nil {
+		t.Error("the cut call succeeded")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestParseError(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		header string
+		body   string
+		want   iothub.Code
+		msg    string
+	}{
+		{"legacy form", 404, "DeviceNotFound", `{"Message":"ErrorCode:DeviceNotFound;Device d1 not found","ExceptionMessage":"Tracking ID:x-TimeStamp:y"}`, iothub.CodeDeviceNotFound, "Device d1 not found"},
+		{"legacy form without header", 401, "", `{"Message":"ErrorCode:IotHubUnauthorizedAccess;Unauthorized","ExceptionMessage":""}`, iothub.CodeIotHubUnauthorizedAccess, "Unauthorized"},
+		{"json form", 404, "DeviceNotOnline", `{"Message":"{\"errorCode\":404103,\"trackingId\":\"t\",\"message\":\"Timed out waiting for device to connect.\",\"info\":{\"timeout\":\"00:00:00\"},\"timestampUtc\":\"2018-08-24T17:49:33.201157Z\"}","ExceptionMessage":""}`, iothub.CodeDeviceNotOnline, "Timed out waiting for device to connect."},
+		{"not JSON", 502, "", `<html>bad gateway</html>`, iothub.Code{Name: "Bad Gateway", Number: 502000}, "<html>bad gateway</html>"},
+		{"empty", 503, "", ``, iothub.Code{Name: "Service Unavailable", Number: 503000}, "Service Unavailable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.header != "" {
+				h.Set("iothub-errorcode", tc.header)
+			}
+			got := restapi.ParseError(tc.status, h, []byte(tc.body))
+			if got.Code != tc.want || got.Message != tc.msg {
+				t.Errorf("got %+v %q, want %+v %q", got.Code, got.Message, tc.want, tc.msg)
+			}
+		})
+	}
+	// Round trip: every body the server writes parses back to its code.
+	for _, c := range []iothub.Code{iothub.CodeDeviceNotFound, iothub.CodeArgumentInvalid, iothub.CodeGatewayTimeout, iothub.CodeJobNotFound, iothub.CodeThrottlingMaxActiveJobCountExceeded} {
+		e := &iothub.Error{Code: c, Message: "m;with:odd chars", Info: map[string]any{"k": "v"}}
+		h := http.Header{"Iothub-Errorcode": {c.Name}}
+		got := restapi.ParseError(e.HTTPStatus(), h, e.HTTPBody("tid", time.Now()))
+		if got.Code != c {
+			t.Errorf("%s: parsed %+v", c.Name, got.Code)
+		}
+		var outer map[string]string
+		if json.Unmarshal(e.HTTPBody("tid", time.Now()), &outer) != nil {
+			t.Errorf("%s: body is not JSON", c.Name)
+		}
+	}
+}
