@@ -568,3 +568,20 @@ func TestErrorType(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+func TestMaxLength(t *testing.T) {
+	prefix := "SELECT * FROM devices WHERE deviceId = '"
+	fill := 8192 - len(prefix) - 1
+	ok := prefix + strings.Repeat("é", fill) + "'" // 8192 characters, more bytes
+	if _, err := Parse(ok); err != nil {
+		t.Errorf("8192-character query: %v", err)
+	}
+	long := prefix + strings.Repeat("é", fill+1) + "'"
+	var qe *Error
+	if _, err := Parse(long); !errors.As(err, &qe) || qe.Pos != 8193 {
+		t.Errorf("8193-character query: %v", err)
+	}
+	if _, err := ParseCondition(strings.Repeat(" ", 8193)); err == nil {
+		t.Error("8193-character condition parses")
+	}
+}
