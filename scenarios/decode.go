@@ -16,7 +16,7 @@ import (
 // Limits that keep a hostile or broken file from taking the process down.
 const (
 	maxDepth      = 64      // nesting of YAML collections
-	maxNodeVisits = 1 << 20 // nodes walked, counting alias expansions
+	maxNodeVisits = 1 << 18 // nodes walked, counting alias expansions and merged keys
 )
 
 // pos is a 1-based line and column in the scenario file.
@@ -203,7 +203,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		v.Set(s)
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			d.decode(c, s.Index(i), ip)
+			if e := s.Index(i); e.Kind() == reflect.Pointer && e.IsNil() {
+				// A null entry: report it, and decode on as an empty one.
+				if c := d.resolve(c, ip); c != nil {
+					d.wrongType(c, ip, "an entry")
+				}
+				e.Set(reflect.New(e.Type().Elem()))
+			}
 		}
 	case reflect.Map:
 		d.decodeMap(n, v, path)
@@ -248,8 +256,16 @@ func (d *decoder) pairs(n *yaml.Node, path string) [][2]*yaml.Node {
 					continue
 				}
 				d.depth++
-				merged = append(merged, d.pairs(m, path)...)
+				more := d.pairs(m, path)
 				d.depth--
+				if d.visits += len(more); d.visits > maxNodeVisits {
+					if !d.tooBig {
+						d.tooBig = true
+						d.errorf(m, path, "the document is too large once its merge keys are expanded")
+					}
+					return own
+				}
+				merged = append(merged, more...)
 			}
 			continue
 		}
@@ -363,6 +379,11 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		// copy, so record it under the map and key too.
 		elem := reflect.New(et)
 		d.decode(p[1], elem.Elem(), join(path, name))
+		if et.Kind() == reflect.Pointer && elem.Elem().IsNil() {
+			// A null value means the element's defaults ({ping: } is a
+			// method with default behaviour, a null tag is a null value).
+			elem.Elem().Set(reflect.New(et.Elem()))
+		}
 		m.SetMapIndex(key, elem.Elem())
 		d.at[mapKey{m.UnsafePointer(), name}] = p[0]
 	}
@@ -593,7 +614,7 @@ func suggest(name string, candidates []string) string {
 		}
 		ln, lc := strings.ToLower(name), strings.ToLower(c)
 		dist := editDistance(ln, lc)
-		if dist > limit && len(lc) >= 4 && (strings.HasPrefix(ln, lc) || strings.HasPrefix(lc, ln)) {
+		if dist > limit && min(len(lc), len(ln)) >= 4 && (strings.HasPrefix(ln, lc) || strings.HasPrefix(lc, ln)) {
 			dist = limit // "methodName" for "method"
 		}
 		if dist <= limit && dist < bestDist {

@@ -261,19 +261,14 @@ func (s *Scenario) Device(i int) DeviceSpec {
 	return spec
 }
 
-// DeviceSpecs yields the devices of one shard in index order: device i
-// belongs to shard i mod shards (shard counts from 0). The shards of one
-// scenario are disjoint and together hold every device. shards ≤ 1 yields
-// the whole fleet.
+// DeviceSpecs yields the devices of one shard in index order. A device
+// belongs to shard devicesim.ShardOf(id, shards) (shards count from 0), the
+// rule every fleetsim process uses, so the shards of one scenario are
+// disjoint and together hold every device. shards ≤ 1 yields the whole
+// fleet.
 func (s *Scenario) DeviceSpecs(shard, shards int) iter.Seq[DeviceSpec] {
-	if shards < 1 {
-		shard, shards = 0, 1
-	}
 	return func(yield func(DeviceSpec) bool) {
-		if shard < 0 || shard >= shards {
-			return
-		}
-		for i := shard; i < s.DeviceCount(); i += shards {
+		for _, i := range s.ShardIndexes(shard, shards) {
 			if !yield(s.Device(i)) {
 				return
 			}
@@ -281,16 +276,30 @@ func (s *Scenario) DeviceSpecs(shard, shards int) iter.Seq[DeviceSpec] {
 	}
 }
 
-// ShardSize returns the number of devices DeviceSpecs(shard, shards) yields.
-func (s *Scenario) ShardSize(shard, shards int) int {
-	if shards < 1 {
-		return s.DeviceCount()
-	}
+// ShardIndexes returns the fleet-wide indexes of one shard's devices, in
+// order: what DeviceSpecs yields, without building tags, for a
+// devicesim.FleetConfig whose Generate calls Device on demand.
+func (s *Scenario) ShardIndexes(shard, shards int) []int {
 	n := s.DeviceCount()
-	if shard < 0 || shard >= shards || shard >= n {
-		return 0
+	if shards <= 1 {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
 	}
-	return (n-shard-1)/shards + 1
+	if shard < 0 || shard >= shards {
+		return nil
+	}
+	idx := make([]int, 0, n/shards+1)
+	for _, g := range s.Groups {
+		for i := range g.Count {
+			if devicesim.ShardOf(g.DeviceID(i), shards) == shard {
+				idx = append(idx, g.First+i)
+			}
+		}
+	}
+	return idx
 }
 
 func hashString(s string) uint64 {

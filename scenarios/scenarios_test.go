@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
+	"runtime/debug"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -271,8 +273,11 @@ func TestShards(t *testing.T) {
 				}
 				size++
 			}
-			if size != s.ShardSize(shard, n) {
-				t.Errorf("%d shards: shard %d yields %d, ShardSize %d", n, shard, size, s.ShardSize(shard, n))
+			if want := len(s.ShardIndexes(shard, n)); size != want {
+				t.Errorf("%d shards: shard %d yields %d, ShardIndexes %d", n, shard, size, want)
+			}
+			if n > 1 && n < 10 && (size < s.DeviceCount()/n/2 || size > s.DeviceCount()/n*2) {
+				t.Errorf("%d shards: shard %d holds %d of %d devices", n, shard, size, s.DeviceCount())
 			}
 		}
 		if len(seen) != s.DeviceCount() {
@@ -464,6 +469,11 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			debug.SetTraceback("all")
+			panic(fmt.Sprintf("Parse took over 10s on %q", data))
+		})
+		defer watchdog.Stop()
 		s, err := Parse("fuzz.yaml", data)
 		if err != nil {
 			var pe *ParseError
