@@ -169,8 +169,10 @@ func (ix *Index) setLocked(key string, next []entry) {
 func (ix *Index) addLocked(e entry, key string) {
 	p := ix.posts[e]
 	if p == nil {
-		p = &posting{}
-		ix.posts[e] = p
+		// No reader has seen this posting yet: start its snapshot directly
+		// (most deviceId postings stay at one key and never need a map).
+		ix.posts[e] = &posting{sorted: []string{key}, n: 1}
+		return
 	}
 	p.n++
 	if _, ok := p.dels[key]; ok {

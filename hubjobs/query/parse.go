@@ -58,8 +58,9 @@ func (q *Query) From() Collection { return q.from }
 // ParseCondition for a condition) gives an equivalent query.
 func (q *Query) String() string { return q.canon }
 
-// Source returns the text the query was parsed from.
-func (q *Query) Source() string { return q.src }
+// Text returns the text the query was parsed from, exactly as given (a
+// JobResponse echoes queryCondition as sent, iothub.md §5.3).
+func (q *Query) Text() string { return q.src }
 
 // ItemType is the x-ms-item-type of the results (iothub.md §4.5): "Twin" for
 // SELECT * over devices or devices.modules, "DeviceJob" for devices.jobs,

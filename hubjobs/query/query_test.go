@@ -516,8 +516,8 @@ func TestStringIsCanonical(t *testing.T) {
 		if got := q.String(); got != tt.want {
 			t.Errorf("String(%q)\n got %s\nwant %s", tt.in, got, tt.want)
 		}
-		if q.Source() != tt.in {
-			t.Errorf("Source = %q", q.Source())
+		if q.Text() != tt.in {
+			t.Errorf("Text = %q", q.Text())
 		}
 		checkCanonical(t, q, parse)
 	}
@@ -537,7 +537,7 @@ func checkCanonical(t *testing.T, q *Query, parse func(string) (*Query, error)) 
 	q2, err := parse(q.String())
 	if err != nil {
 		if !strings.Contains(err.Error(), "the limit is") {
-			t.Errorf("canonical text %q of %q does not parse: %v", q.String(), q.Source(), err)
+			t.Errorf("canonical text %q of %q does not parse: %v", q.String(), q.Text(), err)
 		}
 		return
 	}
