@@ -69,7 +69,15 @@ func NewClient(connectionString string, opts ClientOptions) (*Client, error) {
 	hc := opts.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = opts.TLSConfig
+		tc := opts.TLSConfig.Clone()
+		if tc == nil {
+			tc = &tls.Config{}
+		}
+		if tc.ClientSessionCache == nil {
+			// Resumed handshakes are cheaper when many connections open at once.
+			tc.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+		}
+		tr.TLSClientConfig = tc
 		tr.ForceAttemptHTTP2 = false
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Transport: tr}
