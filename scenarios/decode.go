@@ -42,11 +42,12 @@ type decoder struct {
 	// pass (validating) stays quiet about them and everything below them,
 	// so that one mistake gives one problem.
 	failed     map[string]bool
+	failedHere map[string]bool // as failed, but not below: a struct with an unknown key
 	validating bool
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, at: map[any]*yaml.Node{}, failed: map[string]bool{}}
+	return &decoder{file: file, at: map[any]*yaml.Node{}, failed: map[string]bool{}, failedHere: map[string]bool{}}
 }
 
 // nodeDecoder is implemented (on the pointer) by schema types with their own
@@ -57,6 +58,9 @@ type nodeDecoder interface {
 
 func (d *decoder) problem(p pos, path, format string, args ...any) {
 	if d.validating {
+		if d.failedHere[path] {
+			return
+		}
 		for q := path; ; q = parentPath(q) {
 			if d.failed[q] {
 				return
@@ -65,13 +69,20 @@ func (d *decoder) problem(p pos, path, format string, args ...any) {
 				break
 			}
 		}
-	} else {
-		d.failed[path] = true
 	}
 	d.problems = append(d.problems, Problem{File: d.file, Line: p.line, Col: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// errorf records a decoding problem: the value at path did not decode.
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	d.failed[path] = true
+	d.problem(nodePos(n), path, format, args...)
+}
+
+// keyError records a problem with a key of the mapping at path (unknown,
+// repeated or missing): the mapping itself decoded.
+func (d *decoder) keyError(n *yaml.Node, path, format string, args ...any) {
+	d.failedHere[path] = true
 	d.problem(nodePos(n), path, format, args...)
 }
 
@@ -319,11 +330,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			if s := suggest(name, info.names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			d.errorf(p[0], path, "%s", msg)
+			d.keyError(p[0], path, "%s", msg)
 			continue
 		}
 		if seen[name] {
-			d.errorf(p[0], path, "key %q appears twice", name)
+			d.keyError(p[0], path, "key %q appears twice", name)
 			continue
 		}
 		seen[name] = true
@@ -335,7 +346,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	for _, f := range info.fields {
 		if f.required && !seen[f.name] {
-			d.errorf(n, path, "missing required key %q", f.name)
+			d.problem(nodePos(n), path, "missing required key %q", f.name)
 			d.failed[join(path, f.name)] = true
 		}
 	}

@@ -55,14 +55,15 @@ func (d *Duration) decodeNode(dec *decoder, n *yaml.Node, path string) {
 	*d = Duration(v)
 }
 
-// KeepAlive is an MQTT keep-alive: a Duration, or "off".
+// KeepAlive is an MQTT keep-alive: a Duration, or "off" (false works too,
+// for YAML 1.1 tools that read off as a boolean).
 type KeepAlive struct {
 	Off      bool
 	Duration Duration
 }
 
 func (k *KeepAlive) decodeNode(dec *decoder, n *yaml.Node, path string) {
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" && n.Value == "off" {
+	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!str" && n.Value == "off" || n.ShortTag() == "!!bool" && strings.EqualFold(n.Value, "false")) {
 		*k = KeepAlive{Off: true}
 		return
 	}
@@ -70,7 +71,7 @@ func (k *KeepAlive) decodeNode(dec *decoder, n *yaml.Node, path string) {
 }
 
 func (KeepAlive) jsonSchema(g *schemaGen) map[string]any {
-	return map[string]any{"anyOf": []any{Duration(0).jsonSchema(g), map[string]any{"const": "off"}}}
+	return map[string]any{"anyOf": []any{Duration(0).jsonSchema(g), map[string]any{"enum": []any{"off", false}}}}
 }
 
 // Distribution is a random duration. A plain duration ("50ms") is a

@@ -124,7 +124,17 @@ func (d *decoder) validateGroups(f *File, s *Scenario) {
 				d.problem(d.where(mapKey{mk, k}, &g.Tags), join(path, "tags"), "%s", msg)
 			}
 		}
+		before := len(d.problems)
 		grp.Behavior = d.convertBehavior(&g.Behavior, join(path, "behavior"))
+		if len(d.problems) == before {
+			// devicesim's own check, in case it knows a rule this package
+			// does not.
+			if err := grp.Behavior.Validate(); err != nil {
+				for _, line := range strings.Split(err.Error(), "\n") {
+					d.problem(d.where(&g.Behavior, g), join(path, "behavior"), "%s", line)
+				}
+			}
+		}
 		s.Groups = append(s.Groups, grp)
 	}
 }
@@ -433,9 +443,11 @@ func (d *decoder) columnIn(n *yaml.Node, value string, col int) (int, bool) {
 }
 
 func (d *decoder) validateExpectations(f *File, s *Scenario) {
-	jobs := map[string]bool{}
-	for _, j := range s.Jobs() {
-		jobs[j.JobID] = true
+	jobs := map[string]bool{} // every job the timeline creates, valid or not
+	for _, a := range f.Timeline {
+		if a.Job != nil && a.Job.ID != "" {
+			jobs[a.Job.ID] = true
+		}
 	}
 	for i, e := range f.Expect {
 		path := fmt.Sprintf("expect[%d]", i)
