@@ -115,7 +115,13 @@ var errorTests = []string{
 	"SELECT * FROM devices.jobs GROUP BY status",
 	"SELECT * FROM devices WHERE devices.jobs.jobId = 'x'",
 	"SELECT * FROM devices WHERE devices.modules.moduleId = 'x'",
-	// Length.
+	// Nesting and length.
+	"SELECT * FROM devices WHERE " + strings.Repeat("(", 300) + "true" + strings.Repeat(")", 300),
+	"SELECT * FROM devices WHERE x = " + strings.Repeat("-", 300) + "1",
+	"SELECT * FROM devices WHERE x IN " + strings.Repeat("[", 300) + strings.Repeat("]", 300),
+	"cond: " + strings.Repeat("NOT ", 300) + "true",
+	"cond: " + strings.Repeat("LOWER(", 300) + "'a'" + strings.Repeat(")", 300) + " = 'a'",
+	"cond: " + strings.Repeat("(", 256) + "true" + strings.Repeat(")", 256) + " AND " + strings.Repeat("(", 257) + "true" + strings.Repeat(")", 257),
 	"SELECT * FROM devices WHERE " + strings.Repeat("a", 8200),
 	// Job queryConditions (iothub.md §5.2).
 	"cond: ",

@@ -218,10 +218,26 @@ func ParseCondition(src string) (*Query, error) {
 }
 
 type parser struct {
-	toks []token
-	i    int
-	from Collection // decides how paths are canonicalised
+	toks  []token
+	i     int
+	from  Collection // decides how paths are canonicalised
+	depth int        // nesting of parentheses, brackets, calls and unary operators
 }
+
+// maxDepth bounds nesting so that parsing, printing and evaluation stay
+// cheap on any input.
+const maxDepth = 256
+
+// enter counts one more level of nesting at t; leave undoes it.
+func (p *parser) enter(t token) error {
+	p.depth++
+	if p.depth > maxDepth {
+		return p.errAt(t, "the query nests more than %d levels deep", maxDepth)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func newParser(src string) (*parser, error) {
 	if n := utf8.RuneCountInString(src); n > iothub.MaxQueryLength {
@@ -459,7 +475,10 @@ func (p *parser) and() (expr, error) {
 
 func (p *parser) not() (expr, error) {
 	if p.isKeyword("NOT") {
-		p.next()
+		if err := p.enter(p.next()); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		x, err := p.not()
 		if err != nil {
 			return nil, err
@@ -546,7 +565,10 @@ func (p *parser) multiplicative() (expr, error) {
 
 func (p *parser) unary() (expr, error) {
 	if t := p.peek(); t.kind == tOp && (t.text == "-" || t.text == "+") {
-		p.next()
+		if err := p.enter(p.next()); err != nil {
+			return nil, err
+		}
+		defer p.leave()
 		x, err := p.unary()
 		if err != nil {
 			return nil, err
@@ -581,6 +603,12 @@ func (p *parser) list(arr *arrayExpr, closing string) error {
 
 func (p *parser) primary() (expr, error) {
 	t := p.next()
+	if t.kind == tPunct && (t.text == "(" || t.text == "[") || t.kind == tIdent && p.isPunct("(") {
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer p.leave()
+	}
 	switch t.kind {
 	case tNumber:
 		return &literal{v: t.num}, nil

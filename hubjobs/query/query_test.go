@@ -585,3 +585,13 @@ func TestMaxLength(t *testing.T) {
 		t.Error("8193-character condition parses")
 	}
 }
+
+func TestNestingLimit(t *testing.T) {
+	ok := strings.Repeat("(", maxDepth) + "deviceId = 'MyDevice1'" + strings.Repeat(")", maxDepth)
+	if q, err := ParseCondition(ok); err != nil || !q.Match(map[string]any{"deviceId": "MyDevice1"}) {
+		t.Errorf("%d levels: %v", maxDepth, err)
+	}
+	if _, err := ParseCondition("(" + ok + ")"); err == nil || !strings.Contains(err.Error(), "levels deep") {
+		t.Errorf("%d levels: %v", maxDepth+1, err)
+	}
+}
