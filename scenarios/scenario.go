@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -507,4 +508,37 @@ func (e Expectation) String() string {
 		parts = append(parts, "is created")
 	}
 	return "job " + e.Job + " " + strings.Join(parts, ", ")
+}
+
+// Scaled returns a copy of s with at most maxDevices devices, for running a
+// large scenario at small scale (tests, laptops): every group shrinks by the
+// same factor, keeping at least one device, and the expectations' device
+// counts shrink with it (minimums rounded down, maxFailed rounded up). A
+// scenario already within maxDevices comes back unchanged.
+func (s *Scenario) Scaled(maxDevices int) *Scenario {
+	total := s.DeviceCount()
+	if maxDevices <= 0 || total <= maxDevices {
+		return s
+	}
+	f := float64(maxDevices) / float64(total)
+	c := *s
+	c.Groups = make([]*Group, len(s.Groups))
+	first := 0
+	for i, g := range s.Groups {
+		ng := *g
+		ng.Count = max(int(float64(g.Count)*f), 1)
+		ng.First = first
+		first += ng.Count
+		c.Groups[i] = &ng
+	}
+	c.Expectations = slices.Clone(s.Expectations)
+	for i := range c.Expectations {
+		e := &c.Expectations[i]
+		e.MinDevices = int(float64(e.MinDevices) * f)
+		e.MinSucceeded = int(float64(e.MinSucceeded) * f)
+		if e.MaxFailed > 0 {
+			e.MaxFailed = int(math.Ceil(float64(e.MaxFailed) * f))
+		}
+	}
+	return &c
 }

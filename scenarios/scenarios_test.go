@@ -489,3 +489,30 @@ func FuzzParse(f *testing.F) {
 		_ = s.Actions()
 	})
 }
+
+func TestScaled(t *testing.T) {
+	s, err := Load("load-100k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := s.Scaled(500)
+	if small.DeviceCount() != 500 || s.DeviceCount() != 100_000 {
+		t.Fatalf("scaled to %d devices, original now %d", small.DeviceCount(), s.DeviceCount())
+	}
+	if e := small.Expectations[0]; e.MinDevices != 500 || s.Expectations[0].MinDevices != 100_000 {
+		t.Errorf("minDevices %d, original %d", e.MinDevices, s.Expectations[0].MinDevices)
+	}
+	if d := small.Device(499); d.ID != s.Device(499).ID || !reflect.DeepEqual(d.Tags, s.Device(499).Tags) {
+		t.Errorf("scaled device 499 differs: %+v", d)
+	}
+	if q := must(Load("quickstart")); q.Scaled(1000) != q {
+		t.Error("a scenario within the limit must come back unchanged")
+	}
+}
+
+func must(s *Scenario, err error) *Scenario {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
