@@ -1,0 +1,180 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// The broker calls the methods in this file on the device's connection
+// goroutine (they implement broker.Hub). None of them blocks: they do their
+// in-memory work inline, queue what must be durable, and answer the device
+// from the committer once it is.
+
+// DeviceConnected records that the device's CONNECT was accepted: its
+// connectionState becomes Connected and callers waiting for it wake up.
+func (r *Registry) DeviceConnected(deviceID string) { r.setConnected(deviceID, true) }
+
+// DeviceDisconnected records the end of the device's live connection.
+func (r *Registry) DeviceDisconnected(deviceID string) { r.setConnected(deviceID, false) }
+
+// DeviceSubscribed wakes method calls waiting for the device to subscribe
+// to $iothub/methods/POST/# (iothub.md §2.2 connectTimeoutInSeconds).
+func (r *Registry) DeviceSubscribed(deviceID, filter string) {
+	e, err := r.lockEntry(deviceID)
+	if err != nil {
+		return
+	}
+	e.live.lastActivity = r.clk.Now()
+	e.doc = nil
+	e.wakeLocked()
+	e.mu.Unlock()
+}
+
+func (r *Registry) setConnected(id string, on bool) {
+	e, err := r.lockEntry(id)
+	if err != nil {
+		return
+	}
+	now := r.clk.Now()
+	if e.live.connected != on {
+		if on {
+			r.connected.Add(1)
+		} else {
+			r.connected.Add(-1)
+		}
+		e.live.connected = on
+		e.live.stateChanged = now
+	}
+	e.live.lastActivity = now
+	e.doc = nil
+	e.wakeLocked()
+	e.mu.Unlock()
+}
+
+// wakeLocked wakes everything waiting on the device's online channel.
+func (e *entry) wakeLocked() {
+	close(e.online)
+	e.online = make(chan struct{})
+}
+
+// DevicePublished handles a device's publish on a hub-terminated topic:
+// twin GET, reported-properties PATCH, method responses, and telemetry
+// (counted). The payload is the registry's to keep.
+func (r *Registry) DevicePublished(deviceID string, topic iothub.DeviceTopic, payload []byte) {
+	switch topic.Kind {
+	case iothub.KindMethodResponse:
+		r.methods.complete(deviceID, topic.RequestID, topic.Status, payload)
+	case iothub.KindTwinGet:
+		r.twinGet(deviceID, topic.RequestID)
+	case iothub.KindTwinReported:
+		r.reported(deviceID, topic.RequestID, payload)
+	case iothub.KindTelemetry:
+		r.telemetry.Add(1)
+	}
+	if e, err := r.lockEntry(deviceID); err == nil {
+		e.live.lastActivity = r.clk.Now()
+		e.doc = nil
+		e.mu.Unlock()
+	}
+}
+
+func (r *Registry) reply(id, topic string, body []byte) {
+	if l := r.linked(); l != nil {
+		if err := l.Deliver(id, topic, body); err != nil {
+			r.log.Debug().Err(err).Str("device", id).Str("topic", topic).Msg("twin answer not delivered")
+		}
+	}
+}
+
+// replyError answers a twin request with the error's HTTP status in the
+// topic and a JSON body with errorCode, which the Node SDK needs to see a
+// failure (iothub.md §3.3).
+func (r *Registry) replyError(id, rid string, err error) {
+	e := iothub.AsError(err)
+	r.reply(id, iothub.TwinResponseTopic(e.HTTPStatus(), rid, -1), e.MQTTBody(rid, r.clk.Now()))
+}
+
+// twinGet answers $iothub/twin/GET with only the properties, each section
+// with $version and without $metadata, on $iothub/twin/res/200/?$rid=R
+// (iothub.md §3.2).
+func (r *Registry) twinGet(id, rid string) {
+	e, err := r.lockEntry(id)
+	if err != nil {
+		r.replyError(id, rid, err)
+		return
+	}
+	rec := e.rec
+	e.mu.Unlock()
+	body, err := json.Marshal(twinProperties{
+		Desired:  withVersion(rec.Desired, rec.DesiredVersion),
+		Reported: withVersion(rec.Reported, rec.ReportedVersion),
+	})
+	if err != nil {
+		r.replyError(id, rid, iothub.AsError(err))
+		return
+	}
+	r.reply(id, iothub.TwinResponseTopic(200, rid, -1), body)
+}
+
+type twinProperties struct {
+	Desired  map[string]any `json:"desired"`
+	Reported map[string]any `json:"reported"`
+}
+
+func withVersion(section map[string]any, version int64) map[string]any {
+	out := make(map[string]any, len(section)+1)
+	for k, v := range section {
+		out[k] = v
+	}
+	out["$version"] = version
+	return out
+}
+
+// reported merges a device's reported-properties patch (null deletes) and
+// answers $iothub/twin/res/204/?$rid=R&$version=V with an empty body once
+// the change is durable (iothub.md §3.3); errors answer with their status
+// and an errorCode body.
+func (r *Registry) reported(id, rid string, payload []byte) {
+	var patch map[string]any
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&patch); err != nil || patch == nil || dec.More() {
+		r.replyError(id, rid, argInvalid("the reported properties patch must be one JSON object"))
+		return
+	}
+	if err := validateSection("properties.reported", patch); err != nil {
+		r.replyError(id, rid, err)
+		return
+	}
+	e, err := r.lockEntry(id)
+	if err != nil {
+		r.replyError(id, rid, err)
+		return
+	}
+	defer e.mu.Unlock()
+	old := e.rec
+	rec := *old
+	rec.Reported = merge(old.Reported, patch)
+	if err := checkSize("properties.reported", rec.Reported, iothub.MaxReportedBytes); err != nil {
+		r.replyError(id, rid, err)
+		return
+	}
+	rec.ReportedMeta = mergeMeta(old.ReportedMeta, patch, r.clk.Now(), 0)
+	rec.ReportedVersion++
+	rec.TwinVersion++
+	rec.TwinEtag++
+	version := rec.ReportedVersion
+	after := func(err error) {
+		if err != nil {
+			r.replyError(id, rid, err)
+			return
+		}
+		r.reply(id, iothub.TwinResponseTopic(204, rid, version), nil)
+	}
+	if err := r.persistLocked(id, &rec, after); err != nil {
+		r.replyError(id, rid, err)
+		return
+	}
+	r.publishLocked(e, &rec, false)
+}

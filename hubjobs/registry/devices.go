@@ -1,0 +1,482 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// recordFormat is the version of the persisted record encoding.
+const recordFormat = 1
+
+type recordEnvelope struct {
+	Format int `json:"f"`
+	*record
+}
+
+func encodeRecord(rec *record) ([]byte, error) {
+	return json.Marshal(recordEnvelope{Format: recordFormat, record: rec})
+}
+
+func decodeRecord(data []byte) (*record, error) {
+	env := recordEnvelope{record: &record{}}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	if env.Format != recordFormat {
+		return nil, fmt.Errorf("record format %d is not supported (want %d)", env.Format, recordFormat)
+	}
+	rec := env.record
+	if rec.ID == "" {
+		return nil, fmt.Errorf("record without an id")
+	}
+	if rec.Desired == nil {
+		rec.Desired = map[string]any{}
+	}
+	if rec.Reported == nil {
+		rec.Reported = map[string]any{}
+	}
+	if rec.DesiredMeta == nil {
+		rec.DesiredMeta = &meta{}
+	}
+	if rec.ReportedMeta == nil {
+		rec.ReportedMeta = &meta{}
+	}
+	return rec, nil
+}
+
+// newKey is a device key: 32 random bytes (iothub.md §4.3).
+func newKey() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return b
+}
+
+// decodeKey reads a base64 symmetric key; empty means "generate".
+func decodeKey(which, k string) ([]byte, error) {
+	if k == "" {
+		return newKey(), nil
+	}
+	b, err := base64.StdEncoding.DecodeString(k)
+	if err != nil || len(b) < 16 || len(b) > 64 {
+		return nil, argInvalid("%s key must be base64 of 16 to 64 bytes", which)
+	}
+	return b, nil
+}
+
+func parseStatus(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", StatusEnabled:
+		return StatusEnabled, nil
+	case StatusDisabled:
+		return StatusDisabled, nil
+	}
+	return "", argInvalid("status must be enabled or disabled, not %q", s)
+}
+
+func checkAuth(a Authentication) error {
+	if a.X509Thumbprint.PrimaryThumbprint != nil || a.X509Thumbprint.SecondaryThumbprint != nil {
+		return argInvalid("X.509 authentication is not supported; fleetsim devices use SAS keys")
+	}
+	if t := a.Type; t != "" && !strings.EqualFold(t, AuthenticationSAS) {
+		return argInvalid("authentication type %q is not supported; fleetsim devices use SAS keys", t)
+	}
+	return nil
+}
+
+func checkStatusReason(r *string) error {
+	if r != nil && len(*r) > 128 {
+		return argInvalid("statusReason is longer than 128 characters")
+	}
+	return nil
+}
+
+// newRecord builds the record of a device being created: a fresh twin with
+// version 2 and desired/reported $version 1 (iothub.md §3.1).
+func (r *Registry) newRecord(d Device) (*record, error) {
+	if err := iothub.ValidDeviceID(d.DeviceID); err != nil {
+		return nil, argInvalid("%v", err)
+	}
+	status, err := parseStatus(d.Status)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAuth(d.Authentication); err != nil {
+		return nil, err
+	}
+	if err := checkStatusReason(d.StatusReason); err != nil {
+		return nil, err
+	}
+	p, err := decodeKey("primary", d.Authentication.SymmetricKey.PrimaryKey)
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeKey("secondary", d.Authentication.SymmetricKey.SecondaryKey)
+	if err != nil {
+		return nil, err
+	}
+	now := r.clk.Now()
+	return &record{
+		ID:              d.DeviceID,
+		Generation:      strconv.FormatInt(r.gens.Add(1), 10),
+		Etag:            r.etags.Add(1),
+		Status:          status,
+		StatusReason:    d.StatusReason,
+		Primary:         p,
+		Secondary:       s,
+		IotEdge:         d.Capabilities.IotEdge,
+		TwinVersion:     2,
+		TwinEtag:        1,
+		Desired:         map[string]any{},
+		Reported:        map[string]any{},
+		DesiredVersion:  1,
+		ReportedVersion: 1,
+		DesiredMeta:     &meta{Updated: now},
+		ReportedMeta:    &meta{Updated: now},
+	}, nil
+}
+
+// CreateDevice registers a device: PUT /devices/{id} without If-Match
+// (iothub.md §4.3). Empty keys are generated (32 random bytes). Errors:
+// ArgumentInvalid (id, status, keys, authentication type), DeviceAlreadyExists,
+// ThrottlingException, ServerError (the store failed), ServiceUnavailable.
+func (r *Registry) CreateDevice(ctx context.Context, d Device) (Device, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Device{}, err
+	}
+	rec, err := r.newRecord(d)
+	if err != nil {
+		return Device{}, err
+	}
+	e := &entry{rec: rec, online: make(chan struct{})}
+	wait := newDurable()
+	r.mu.Lock()
+	if _, ok := r.devices[rec.ID]; ok {
+		r.mu.Unlock()
+		return Device{}, iothub.Errorf(iothub.CodeDeviceAlreadyExists, "A device with ID '%s' is already registered.", rec.ID)
+	}
+	if err := r.persistLocked(rec.ID, rec, wait.done); err != nil {
+		r.mu.Unlock()
+		return Device{}, err
+	}
+	r.devices[rec.ID] = e
+	r.ids.add(rec.ID)
+	r.index.Update(rec.ID, nil, indexDoc(rec))
+	r.total.Add(1)
+	if rec.Status == StatusEnabled {
+		r.enabled.Add(1)
+	}
+	r.mu.Unlock()
+	if err := wait.wait(rec.ID); err != nil {
+		return Device{}, err
+	}
+	return renderDevice(rec, live{}), nil
+}
+
+// UpdateDevice updates a device identity: PUT /devices/{id} with If-Match
+// ("*", "\"*\"" or the device etag, quoted or not). Status, statusReason,
+// non-empty keys and capabilities are taken from d. Disabling a device
+// disconnects it. Errors: DeviceNotFound, PreconditionFailed, ArgumentInvalid,
+// ThrottlingException, ServerError, ServiceUnavailable.
+func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (Device, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Device{}, err
+	}
+	status, err := parseStatus(d.Status)
+	if err != nil {
+		return Device{}, err
+	}
+	if err := checkAuth(d.Authentication); err != nil {
+		return Device{}, err
+	}
+	if err := checkStatusReason(d.StatusReason); err != nil {
+		return Device{}, err
+	}
+	var p, s []byte
+	if k := d.Authentication.SymmetricKey.PrimaryKey; k != "" {
+		if p, err = decodeKey("primary", k); err != nil {
+			return Device{}, err
+		}
+	}
+	if k := d.Authentication.SymmetricKey.SecondaryKey; k != "" {
+		if s, err = decodeKey("secondary", k); err != nil {
+			return Device{}, err
+		}
+	}
+	e, err := r.lockEntry(d.DeviceID)
+	if err != nil {
+		return Device{}, err
+	}
+	old := e.rec
+	if !etagMatches(ifMatch, deviceEtag(old.Etag)) {
+		e.mu.Unlock()
+		return Device{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the device etag does not match If-Match.")
+	}
+	rec := *old
+	rec.Etag = r.etags.Add(1)
+	if rec.Status != status {
+		rec.Status, rec.StatusUpdated = status, r.clk.Now()
+	}
+	rec.StatusReason = d.StatusReason
+	rec.IotEdge = d.Capabilities.IotEdge
+	if p != nil {
+		rec.Primary = p
+	}
+	if s != nil {
+		rec.Secondary = s
+	}
+	wait := newDurable()
+	if err := r.persistLocked(rec.ID, &rec, wait.done); err != nil {
+		e.mu.Unlock()
+		return Device{}, err
+	}
+	r.publishLocked(e, &rec, false)
+	lv := e.live
+	e.mu.Unlock()
+	if err := wait.wait(rec.ID); err != nil {
+		return Device{}, err
+	}
+	// iothub.md §4.3: a disabled device cannot use device endpoints.
+	if rec.Status == StatusDisabled {
+		if l := r.linked(); l != nil {
+			l.Disconnect(rec.ID)
+		}
+	}
+	return renderDevice(&rec, lv), nil
+}
+
+// publishLocked makes rec the device's current record: the status counters,
+// the query index (when the status or, as tagsChanged says, the tags
+// changed) and the cached document follow. The caller holds e.mu.
+func (r *Registry) publishLocked(e *entry, rec *record, tagsChanged bool) {
+	old := e.rec
+	e.rec = rec
+	e.doc = nil
+	if old.Status != rec.Status {
+		if rec.Status == StatusEnabled {
+			r.enabled.Add(1)
+		} else {
+			r.enabled.Add(-1)
+		}
+	}
+	if old.Status != rec.Status || tagsChanged {
+		r.index.Update(rec.ID, nil, indexDoc(rec))
+	}
+}
+
+// GetDevice returns a device identity, or DeviceNotFound.
+func (r *Registry) GetDevice(id string) (Device, error) {
+	e, err := r.lockEntry(id)
+	if err != nil {
+		return Device{}, err
+	}
+	rec, lv := e.rec, e.live
+	e.mu.Unlock()
+	return renderDevice(rec, lv), nil
+}
+
+// DeleteDevice removes a device (DELETE /devices/{id}, If-Match "*" or the
+// device etag) and disconnects it. Errors: DeviceNotFound,
+// PreconditionFailed, ThrottlingException, ServerError, ServiceUnavailable.
+func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	wait := newDurable()
+	r.mu.Lock()
+	e := r.devices[id]
+	if e == nil {
+		r.mu.Unlock()
+		return notFound(id)
+	}
+	e.mu.Lock()
+	if !etagMatches(ifMatch, deviceEtag(e.rec.Etag)) {
+		e.mu.Unlock()
+		r.mu.Unlock()
+		return iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the device etag does not match If-Match.")
+	}
+	if err := r.persistLocked(id, nil, wait.done); err != nil {
+		e.mu.Unlock()
+		r.mu.Unlock()
+		return err
+	}
+	e.gone = true
+	if e.live.connected {
+		r.connected.Add(-1)
+	}
+	if e.rec.Status == StatusEnabled {
+		r.enabled.Add(-1)
+	}
+	r.total.Add(-1)
+	e.wakeLocked()
+	e.mu.Unlock()
+	delete(r.devices, id)
+	r.ids.remove()
+	r.index.Remove(id, nil)
+	r.mu.Unlock()
+	if err := wait.wait(id); err != nil {
+		return err
+	}
+	if l := r.linked(); l != nil {
+		l.Disconnect(id)
+	}
+	return nil
+}
+
+// ListDevices returns up to max device identities (1000 when max <= 0) in id order.
+func (r *Registry) ListDevices(max int) []Device {
+	if max <= 0 {
+		max = defaultListMaxItems
+	}
+	out := []Device{}
+	for _, id := range r.sortedIDs() {
+		if len(out) == max {
+			break
+		}
+		if d, err := r.GetDevice(id); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Statistics counts registered devices by status (GET /statistics/devices).
+func (r *Registry) Statistics() Statistics {
+	total, enabled := int(r.total.Load()), int(r.enabled.Load())
+	return Statistics{TotalDeviceCount: total, EnabledDeviceCount: enabled, DisabledDeviceCount: total - enabled}
+}
+
+// ConnectedCount counts devices with a live connection (GET /statistics/service).
+func (r *Registry) ConnectedCount() int { return int(r.connected.Load()) }
+
+// TelemetryCount is the number of telemetry messages devices have sent.
+func (r *Registry) TelemetryCount() int64 { return r.telemetry.Load() }
+
+// Credentials returns a device's raw keys and whether it is enabled, or an
+// error matching ErrDeviceNotFound. It does no I/O: the broker calls it on
+// the connecting device's goroutine. The slices must not be modified.
+func (r *Registry) Credentials(deviceID string) (primary, secondary []byte, enabled bool, err error) {
+	e, err := r.lockEntry(deviceID)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	rec := e.rec
+	e.mu.Unlock()
+	return rec.Primary, rec.Secondary, rec.Status == StatusEnabled, nil
+}
+
+// BulkUpdate applies a bulk registry request, POST /devices (iothub.md §4.3).
+// importMode is matched case-insensitively: create, update (creates a
+// missing device), updateIfMatchETag, delete, deleteIfMatchETag, updateTwin,
+// updateTwinIfMatchETag; tags and properties.desired of create and update
+// entries are applied to the twin. Entries run concurrently, so they share
+// store commits. The error is for a request that cannot run at all (an id
+// defined twice: DeviceDefinedMultipleTimes); per-entry failures are in
+// the result.
+func (r *Registry) BulkUpdate(ctx context.Context, ops []ExportImportDevice) (BulkResult, error) {
+	seen := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		if seen[op.ID] {
+			return BulkResult{}, iothub.Errorf(iothub.CodeDeviceDefinedMultipleTimes, "Device %s is defined more than once in the request.", op.ID)
+		}
+		seen[op.ID] = true
+	}
+	errs := make([]error, len(ops))
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		wg.Go(func() { errs[i] = r.bulkOne(ctx, op) })
+	}
+	wg.Wait()
+	res := BulkResult{IsSuccessful: true, Errors: []BulkError{}, Warnings: []BulkWarning{}}
+	for i, err := range errs {
+		if err != nil {
+			e := iothub.AsError(err)
+			res.IsSuccessful = false
+			res.Errors = append(res.Errors, BulkError{DeviceID: ops[i].ID, ErrorCode: e.Code.Name, ErrorStatus: e.Message, Operation: ops[i].ImportMode})
+		}
+	}
+	return res, nil
+}
+
+func (r *Registry) bulkOne(ctx context.Context, op ExportImportDevice) error {
+	d := Device{DeviceID: op.ID, Status: op.Status, StatusReason: op.StatusReason}
+	if op.Authentication != nil {
+		d.Authentication = *op.Authentication
+	}
+	if op.Capabilities != nil {
+		d.Capabilities = *op.Capabilities
+	}
+	var err error
+	twinEtag := "*"
+	switch mode := strings.ToLower(op.ImportMode); mode {
+	case "create":
+		_, err = r.CreateDevice(ctx, d)
+	case "update", "updateifmatchetag":
+		etag := "*"
+		if mode == "updateifmatchetag" {
+			etag = op.ETag
+		}
+		_, err = r.UpdateDevice(ctx, d, etag)
+		if mode == "update" && iothub.AsError(err).Code == iothub.CodeDeviceNotFound {
+			_, err = r.CreateDevice(ctx, d)
+		}
+	case "delete", "deleteifmatchetag":
+		etag := "*"
+		if mode == "deleteifmatchetag" {
+			etag = op.ETag
+		}
+		return r.DeleteDevice(ctx, op.ID, etag)
+	case "updatetwin":
+	case "updatetwinifmatchetag":
+		twinEtag = op.TwinETag
+	default:
+		return argInvalid("importMode %q is not one of create, update, updateIfMatchETag, delete, deleteIfMatchETag, updateTwin, updateTwinIfMatchETag", op.ImportMode)
+	}
+	if err != nil || (op.Tags == nil && (op.Properties == nil || op.Properties.Desired == nil)) {
+		return err
+	}
+	p := twinPatch{tags: op.Tags}
+	if op.Properties != nil {
+		p.desired = op.Properties.Desired
+	}
+	if err := p.validate(); err != nil {
+		return err
+	}
+	_, err = r.applyTwin(ctx, op.ID, p, twinEtag, false)
+	return err
+}
+
+// renderDevice is the REST view of a device identity (iothub.md §4.3).
+func renderDevice(rec *record, lv live) Device {
+	state := StateDisconnected
+	if lv.connected {
+		state = StateConnected
+	}
+	return Device{
+		DeviceID:                   rec.ID,
+		GenerationID:               rec.Generation,
+		Etag:                       deviceEtag(rec.Etag),
+		ConnectionState:            state,
+		Status:                     rec.Status,
+		StatusReason:               rec.StatusReason,
+		ConnectionStateUpdatedTime: formatTime(lv.stateChanged),
+		StatusUpdatedTime:          formatTime(rec.StatusUpdated),
+		LastActivityTime:           formatTime(lv.lastActivity),
+		Authentication: Authentication{
+			SymmetricKey: SymmetricKey{
+				PrimaryKey:   base64.StdEncoding.EncodeToString(rec.Primary),
+				SecondaryKey: base64.StdEncoding.EncodeToString(rec.Secondary),
+			},
+			Type: AuthenticationSAS,
+		},
+		Capabilities: Capabilities{IotEdge: rec.IotEdge},
+		ParentScopes: []string{},
+	}
+}

@@ -1,0 +1,257 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"reflect"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// twinPatch is a service twin patch or replacement, decoded and validated.
+type twinPatch struct {
+	tags    map[string]any
+	desired map[string]any
+}
+
+// parseTwinPatch reads {"tags":{...},"properties":{"desired":{...}}}.
+// Other members (deviceId, etag, status, ... when an SDK sends a whole
+// twin) are ignored, as are the read-only $metadata and $version of a
+// fetched twin sent back. An empty or $-only "reported" is tolerated (Node's
+// job sample sends one, iothub.md §3.6); anything else in it is refused:
+// reported properties belong to the device.
+func parseTwinPatch(body []byte) (twinPatch, error) {
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&doc); err != nil || doc == nil || dec.More() {
+		return twinPatch{}, argInvalid("the twin patch must be one JSON object")
+	}
+	var p twinPatch
+	var ok bool
+	if v, present := doc["tags"]; present && v != nil {
+		if p.tags, ok = v.(map[string]any); !ok {
+			return twinPatch{}, argInvalid("tags must be a JSON object")
+		}
+	}
+	if v, present := doc["properties"]; present && v != nil {
+		props, ok := v.(map[string]any)
+		if !ok {
+			return twinPatch{}, argInvalid("properties must be a JSON object")
+		}
+		if v := props["desired"]; v != nil {
+			if p.desired, ok = v.(map[string]any); !ok {
+				return twinPatch{}, argInvalid("properties.desired must be a JSON object")
+			}
+			p.desired = withoutReadOnly(p.desired)
+		}
+		if v := props["reported"]; v != nil {
+			rep, ok := v.(map[string]any)
+			if !ok || len(withoutReadOnly(rep)) > 0 {
+				return twinPatch{}, argInvalid("properties.reported can only be changed by the device")
+			}
+		}
+	}
+	return p, p.validate()
+}
+
+// withoutReadOnly drops the read-only $metadata and $version members.
+func withoutReadOnly(m map[string]any) map[string]any {
+	_, a := m["$metadata"]
+	_, b := m["$version"]
+	if !a && !b {
+		return m
+	}
+	m = maps.Clone(m)
+	delete(m, "$metadata")
+	delete(m, "$version")
+	return m
+}
+
+// validate checks names, depth and values of both sections (iothub.md §3.5).
+func (p twinPatch) validate() error {
+	if p.tags != nil {
+		if err := validateSection("tags", p.tags); err != nil {
+			return err
+		}
+	}
+	if p.desired != nil {
+		if err := validateSection("properties.desired", p.desired); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetTwin returns a device twin (GET /twins/{id}), or DeviceNotFound.
+func (r *Registry) GetTwin(id string) (Twin, error) {
+	e, err := r.lockEntry(id)
+	if err != nil {
+		return Twin{}, err
+	}
+	rec, lv := e.rec, e.live
+	e.mu.Unlock()
+	return renderTwin(rec, lv), nil
+}
+
+// PatchTwin merges tags and desired properties into a twin (PATCH
+// /twins/{id}, iothub.md §3.6): objects merge recursively, null deletes. A
+// desired change is pushed to the device if it is connected and subscribed
+// (iothub.md §3.4). Errors: DeviceNotFound, PreconditionFailed (If-Match),
+// ArgumentInvalid (JSON, names, depth, values, sizes), ThrottlingException,
+// ServerError, ServiceUnavailable.
+func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMatch string) (Twin, error) {
+	p, err := parseTwinPatch(patch)
+	if err != nil {
+		return Twin{}, err
+	}
+	return r.applyTwin(ctx, id, p, ifMatch, false)
+}
+
+// ReplaceTwin replaces a twin's tags and desired properties (PUT
+// /twins/{id}); an absent section becomes empty. The device receives the
+// whole new desired document if it changed. Errors as PatchTwin.
+func (r *Registry) ReplaceTwin(ctx context.Context, id string, twin []byte, ifMatch string) (Twin, error) {
+	p, err := parseTwinPatch(twin)
+	if err != nil {
+		return Twin{}, err
+	}
+	return r.applyTwin(ctx, id, p, ifMatch, true)
+}
+
+// ForceUpdateTwin applies a twin job's patch to one device with etag "*":
+// the same rules and errors as PatchTwin.
+func (r *Registry) ForceUpdateTwin(ctx context.Context, id string, patch []byte) error {
+	p, err := parseTwinPatch(patch)
+	if err != nil {
+		return err
+	}
+	_, err = r.applyTwin(ctx, id, p, "*", false)
+	return err
+}
+
+func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatch string, replace bool) (Twin, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Twin{}, err
+	}
+	e, err := r.lockEntry(id)
+	if err != nil {
+		return Twin{}, err
+	}
+	defer func() {
+		if e != nil {
+			e.mu.Unlock()
+		}
+	}()
+	old := e.rec
+	if !etagMatches(ifMatch, twinEtag(old.TwinEtag)) {
+		return Twin{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the twin etag does not match If-Match.")
+	}
+	rec := *old
+	now := r.clk.Now()
+	tagsChanged := false
+	var change map[string]any // what the device is told, iothub.md §3.4
+	if replace {
+		tags := withoutNulls(p.tags)
+		if !reflect.DeepEqual(tags, old.Tags) && (len(tags) > 0 || old.Tags != nil) {
+			rec.Tags, tagsChanged = tags, true
+		}
+		desired := withoutNulls(p.desired)
+		if !reflect.DeepEqual(desired, old.Desired) {
+			rec.DesiredVersion++
+			rec.Desired = desired
+			rec.DesiredMeta = newMeta(desired, now, rec.DesiredVersion)
+			change = desired
+		}
+	} else {
+		if p.tags != nil {
+			rec.Tags, tagsChanged = merge(old.Tags, p.tags), true
+		}
+		if len(p.desired) > 0 {
+			rec.DesiredVersion++
+			rec.Desired = merge(old.Desired, p.desired)
+			rec.DesiredMeta = mergeMeta(old.DesiredMeta, p.desired, now, rec.DesiredVersion)
+			change = p.desired
+		}
+	}
+	// iothub.md §3.5: the limits apply to the result of the operation.
+	if err := checkSize("tags", rec.Tags, iothub.MaxTagsBytes); err != nil {
+		return Twin{}, err
+	}
+	if err := checkSize("properties.desired", rec.Desired, iothub.MaxDesiredBytes); err != nil {
+		return Twin{}, err
+	}
+	rec.TwinVersion++
+	rec.TwinEtag++
+	var push []byte
+	if change != nil {
+		body := make(map[string]any, len(change)+1)
+		maps.Copy(body, change)
+		body["$version"] = rec.DesiredVersion
+		push, _ = json.Marshal(body) // plain JSON values: cannot fail
+	}
+	version := rec.DesiredVersion
+	wait := newDurable()
+	after := func(err error) {
+		if err == nil && push != nil {
+			r.pushDesired(id, version, push)
+		}
+		wait.done(err)
+	}
+	if err := r.persistLocked(id, &rec, after); err != nil {
+		return Twin{}, err
+	}
+	r.publishLocked(e, &rec, tagsChanged)
+	lv := e.live
+	e.mu.Unlock()
+	e = nil
+	if err := wait.wait(id); err != nil {
+		return Twin{}, err
+	}
+	return renderTwin(&rec, lv), nil
+}
+
+// pushDesired sends a desired-properties patch to the device if it is
+// connected and subscribed; it is not queued for offline devices
+// (iothub.md §3.4).
+func (r *Registry) pushDesired(id string, version int64, body []byte) {
+	l := r.linked()
+	if l == nil || !l.Subscribed(id, iothub.FilterDesired) {
+		return
+	}
+	if err := l.Deliver(id, iothub.DesiredPatchTopic(version), body); err != nil {
+		r.log.Debug().Err(err).Str("device", id).Msg("desired patch not delivered")
+	}
+}
+
+// renderTwin is the service view of a twin (iothub.md §3.1).
+func renderTwin(rec *record, lv live) Twin {
+	state := StateDisconnected
+	if lv.connected {
+		state = StateConnected
+	}
+	desired := make(map[string]any, len(rec.Desired)+2)
+	maps.Copy(desired, rec.Desired)
+	desired["$metadata"] = metaJSON(rec.DesiredMeta, true)
+	desired["$version"] = rec.DesiredVersion
+	reported := make(map[string]any, len(rec.Reported)+2)
+	maps.Copy(reported, rec.Reported)
+	reported["$metadata"] = metaJSON(rec.ReportedMeta, false)
+	reported["$version"] = rec.ReportedVersion
+	return Twin{
+		DeviceID:           rec.ID,
+		Etag:               twinEtag(rec.TwinEtag),
+		DeviceEtag:         deviceEtag(rec.Etag),
+		Status:             rec.Status,
+		StatusReason:       rec.StatusReason,
+		StatusUpdateTime:   formatTime(rec.StatusUpdated),
+		ConnectionState:    state,
+		LastActivityTime:   formatTime(lv.lastActivity),
+		AuthenticationType: AuthenticationSAS,
+		Version:            rec.TwinVersion,
+		Tags:               rec.Tags,
+		Properties:         TwinProperties{Desired: desired, Reported: reported},
+		Capabilities:       Capabilities{IotEdge: rec.IotEdge},
+	}
+}
