@@ -36,7 +36,7 @@ func seeds() []string {
 // checkParsed holds for every parse result: errors are positioned *Error
 // values; a parsed query prints canonical text that parses to itself, and
 // runs the same with and without the index, in one page or many.
-func checkParsed(t *testing.T, s string, q *Query, err error, parse func(string) (*Query, error), src *memSource, idx *Index) {
+func checkParsed(t *testing.T, s string, q *Query, err error, parse func(string) (*Query, error), fx fixtures) {
 	if err != nil {
 		var qe *Error
 		if !errors.As(err, &qe) || !errors.Is(err, ErrInvalidQuery) {
@@ -56,6 +56,7 @@ func checkParsed(t *testing.T, s string, q *Query, err error, parse func(string)
 	} else if q2.String() != canon {
 		t.Fatalf("%q: canonical text is not stable: %q → %q", s, canon, q2.String())
 	}
+	src, idx := fx.src[q.From()], fx.idx[q.From()]
 	scan, _ := runAll(t, q, src, nil, 1000)
 	indexed, _ := runAll(t, q, src, idx, 1000)
 	paged, _ := runAll(t, q, src, idx, 2)
@@ -64,15 +65,29 @@ func checkParsed(t *testing.T, s string, q *Query, err error, parse func(string)
 	}
 }
 
+// fixtures are the sources and indexes of every collection.
+type fixtures struct {
+	src map[Collection]*memSource
+	idx map[Collection]*Index
+}
+
+func allFixtures(f *testing.F) fixtures {
+	fx := fixtures{src: map[Collection]*memSource{}, idx: map[Collection]*Index{}}
+	for _, c := range []Collection{Devices, Modules, Jobs} {
+		fx.src[c] = fixture(f, c)
+		fx.idx[c] = fx.src[c].index()
+	}
+	return fx
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range seeds() {
 		f.Add(s)
 	}
-	src := fixture(f, Devices)
-	idx := src.index()
+	fx := allFixtures(f)
 	f.Fuzz(func(t *testing.T, s string) {
 		q, err := Parse(s)
-		checkParsed(t, s, q, err, Parse, src, idx)
+		checkParsed(t, s, q, err, Parse, fx)
 	})
 }
 
@@ -80,12 +95,12 @@ func FuzzCondition(f *testing.F) {
 	for _, s := range seeds() {
 		f.Add(s)
 	}
-	src := fixture(f, Devices)
-	idx := src.index()
+	fx := allFixtures(f)
 	f.Fuzz(func(t *testing.T, s string) {
 		q, err := ParseCondition(s)
-		checkParsed(t, s, q, err, ParseCondition, src, idx)
+		checkParsed(t, s, q, err, ParseCondition, fx)
 		if err == nil {
+			src, idx := fx.src[q.From()], fx.idx[q.From()]
 			var keys []string
 			_ = q.Select(src, idx, func(k string) bool { keys = append(keys, k); return true })
 			n := 0
