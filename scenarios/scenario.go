@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetsim/fleetsim/devicesim"
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -318,21 +319,15 @@ type Action interface {
 	String() string
 }
 
-// Job types as Jobs v2 names them (iothub.md §5.2).
-const (
-	TypeMethod = "scheduleDeviceMethod"
-	TypeTwin   = "scheduleUpdateTwin"
-)
-
 // JobAction creates a job.
 type JobAction struct {
 	At    time.Duration
 	JobID string
-	// Type is TypeMethod or TypeTwin.
-	Type string
-	// Method is the method call of a TypeMethod job.
+	// Type is hubjobs.TypeDeviceMethod or hubjobs.TypeUpdateTwin.
+	Type hubjobs.JobType
+	// Method is the method call of a method job.
 	Method *iothub.MethodRequest
-	// UpdateTwin is the patch of a TypeTwin job: {"etag":"*","tags":...,
+	// UpdateTwin is the patch of a twin job: {"etag":"*","tags":...,
 	// "properties":{"desired":...}}.
 	UpdateTwin json.RawMessage
 	// Condition is the job's queryCondition.
@@ -348,7 +343,7 @@ func (a JobAction) When() time.Duration { return a.At }
 
 // String implements Action.
 func (a JobAction) String() string {
-	if a.Type == TypeMethod {
+	if a.Type == hubjobs.TypeDeviceMethod {
 		return fmt.Sprintf("at %s: create method job %s (%s) over %s", a.At, a.JobID, a.Method.MethodName, a.Condition)
 	}
 	return fmt.Sprintf("at %s: create twin job %s over %s", a.At, a.JobID, a.Condition)

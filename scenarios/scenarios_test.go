@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden and scenario.schema.json")
@@ -163,7 +165,7 @@ timeline:
 		t.Errorf("seed %d, pacing %q, group %q", s.Seed, s.Hub.Pacing, s.Groups[0].Name)
 	}
 	j := s.Actions()[0].(JobAction)
-	if j.Type != TypeMethod || *j.Method.ResponseTimeoutInSeconds != 30 || j.Method.ConnectTimeoutInSeconds != nil || j.MaxExecutionTime != time.Hour {
+	if j.Type != hubjobs.TypeDeviceMethod || *j.Method.ResponseTimeoutInSeconds != 30 || j.Method.ConnectTimeoutInSeconds != nil || j.MaxExecutionTime != time.Hour {
 		t.Errorf("job defaults: %+v %+v", j, j.Method)
 	}
 	if d := s.Actions()[1].(DisconnectAction); d.Fraction != 1 {
@@ -204,7 +206,7 @@ func TestTimeline(t *testing.T) {
 		t.Errorf("ping job %+v, method %+v", ping, ping.Method)
 	}
 	twin := acts[1].(JobAction)
-	if twin.Type != TypeTwin || string(twin.UpdateTwin) != `{"etag":"*","properties":{"desired":{"telemetryInterval":30,"thresholds":{"high":80}}},"tags":{"config":"v2"}}` {
+	if twin.Type != hubjobs.TypeUpdateTwin || string(twin.UpdateTwin) != `{"etag":"*","properties":{"desired":{"telemetryInterval":30,"thresholds":{"high":80}}},"tags":{"config":"v2"}}` {
 		t.Errorf("twin job %s", twin.UpdateTwin)
 	}
 	if c := acts[2].(CancelAction); c.JobID != "ping-all" || c.At != 30*time.Second {
@@ -515,4 +517,40 @@ func must(s *Scenario, err error) *Scenario {
 		panic(err)
 	}
 	return s
+}
+
+func TestJobRequest(t *testing.T) {
+	s := must(Parse("r.yaml", []byte(`
+name: r
+duration: 1m
+devices: [{count: 2, idPattern: "r-{index}"}]
+timeline:
+  - at: 1s
+    job: {id: m, method: reset, payload: {hard: true}, condition: "tags.a = 1", startIn: 10s, maxExecutionTime: 2m, responseTimeout: 15s, connectTimeout: 5s}
+  - at: 2s
+    job: {id: t, twin: {tags: {a: 2}}, condition: "*"}
+`)))
+	now := time.Date(2026, 11, 22, 13, 0, 0, 0, time.FixedZone("x", 3600))
+	jobs := s.Jobs()
+	m := jobs[0].Request(now)
+	if m.JobID != "m" || m.Type != hubjobs.TypeDeviceMethod || m.QueryCondition != "tags.a = 1" ||
+		!m.StartTime.Equal(now.Add(10*time.Second)) || m.StartTime.Location() != time.UTC || *m.MaxExecutionTimeInSeconds != 120 {
+		t.Errorf("method request %+v", m)
+	}
+	c := m.CloudToDeviceMethod
+	if c.MethodName != "reset" || string(c.Payload) != `{"hard":true}` || *c.ResponseTimeoutInSeconds != 15 || *c.ConnectTimeoutInSeconds != 5 {
+		t.Errorf("method %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("method call does not validate: %v", err)
+	}
+	*c.ResponseTimeoutInSeconds = 99
+	c.Payload[0] = 'x'
+	if again := jobs[0].Request(now).CloudToDeviceMethod; *again.ResponseTimeoutInSeconds != 15 || again.Payload[0] != '{' {
+		t.Error("requests share memory with the action")
+	}
+	tw := jobs[1].Request(now)
+	if tw.Type != hubjobs.TypeUpdateTwin || tw.CloudToDeviceMethod != nil || string(tw.UpdateTwin) != `{"etag":"*","tags":{"a":2}}` || *tw.MaxExecutionTimeInSeconds != 3600 {
+		t.Errorf("twin request %+v", tw)
+	}
 }

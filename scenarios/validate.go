@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -305,7 +306,7 @@ func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 	case j.Method == "" && j.Twin == nil:
 		bad(j, "", "a job needs method (a method job) or twin (a twin job)")
 	case j.Method != "":
-		act.Type = TypeMethod
+		act.Type = hubjobs.TypeDeviceMethod
 		if err := iothub.ValidMethodName(j.Method); err != nil {
 			bad(&j.Method, "method", "%v", err)
 		}
@@ -325,7 +326,7 @@ func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 			act.Method.ConnectTimeoutInSeconds = &ct
 		}
 	default:
-		act.Type = TypeTwin
+		act.Type = hubjobs.TypeUpdateTwin
 		if j.Payload != nil {
 			bad(&j.Payload, "payload", "a twin job has no payload: put the patch under twin")
 		}
