@@ -1,0 +1,186 @@
+package registry_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetsim/fleetsim/hubjobs/registry"
+	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// gatedStore holds every Apply until the gate is opened, to show that
+// nothing is acknowledged before it is durable.
+type gatedStore struct {
+	registry.Persistence
+	gate chan struct{}
+	fail error
+}
+
+func (g *gatedStore) Apply(batch []registry.Write) error {
+	<-g.gate
+	if g.fail != nil {
+		return g.fail
+	}
+	return g.Persistence.Apply(batch)
+}
+
+func publish(r *registry.Registry, id, topic, body string) {
+	t, err := iothub.ParseDeviceTopic(id, topic)
+	if err != nil {
+		panic(err)
+	}
+	r.DevicePublished(id, t, []byte(body))
+}
+
+func TestDeviceSideOfTwins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gated := &gatedStore{Persistence: st, gate: make(chan struct{})}
+	r, err := registry.New(registry.Options{Store: gated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newFakeLink(r)
+	r.SetLink(l)
+	close(gated.gate)
+	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d1"}))
+	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d2"}))
+	must[registry.Twin](t)(r.PatchTwin(ctx, "d1", []byte(`{"properties":{"desired":{"rate":5}}}`), "*"))
+	l.setOnline("d1", true)
+	gated.gate = make(chan struct{}) // hold the store from here on
+
+	publish(r, "d1", iothub.TwinReportedTopic("r1"), `{"fw":{"version":"1.2"},"battery":80}`)
+	publish(r, "d1", iothub.TwinReportedTopic("r2"), `{"$bad":1}`)
+	publish(r, "d1", iothub.TwinReportedTopic("r3"), `not json`)
+	publish(r, "d1", iothub.TwinReportedTopic("r4"), `{"big":"`+strings.Repeat("x", 4097)+`"}`)
+	publish(r, "d1", iothub.TwinReportedTopic("r5"), `{"fw":{"version":null},"battery":79}`)
+	publish(r, "d1", iothub.TwinGetTopic("g1"), " ")
+	publish(r, "d1", iothub.TelemetryTopic("d1"), `{"t":21}`)
+	for _, m := range l.messages() {
+		if strings.Contains(m, "res/204") {
+			t.Fatalf("acknowledged before durable: %s", m)
+		}
+	}
+	close(gated.gate)
+	r.Close() // waits for the committer, and so for the answers
+	r.DevicePublished("d2", iothub.DeviceTopic{Kind: iothub.KindTwinGet, RequestID: "g2"}, nil) // d2 is offline: dropped
+
+	msgs := strings.Join(l.messages(), "\n")
+	for _, want := range []string{
+		"d1 $iothub/twin/res/204/?$rid=r1&$version=2 \n",
+		`d1 $iothub/twin/res/400/?$rid=r2 {"errorCode":400004,`,
+		`d1 $iothub/twin/res/400/?$rid=r3 {"errorCode":400004,`,
+		`d1 $iothub/twin/res/400/?$rid=r4 {"errorCode":400004,`,
+		"d1 $iothub/twin/res/204/?$rid=r5&$version=3 ",
+		// The GET sees the state in memory: both patches merged.
+		`d1 $iothub/twin/res/200/?$rid=g1 {"desired":{"$version":2,"rate":5},"reported":{"$version":3,"battery":79,"fw":{}}}`,
+	} {
+		if !strings.Contains(msgs+"\n", want) {
+			t.Errorf("missing %q in\n%s", want, msgs)
+		}
+	}
+	if strings.Index(msgs, "rid=r1&") > strings.Index(msgs, "rid=r5&") {
+		t.Error("answers out of order")
+	}
+	if n := r.TelemetryCount(); n != 1 {
+		t.Errorf("TelemetryCount = %d", n)
+	}
+	if d := must[registry.Device](t)(r.GetDevice("d1")); d.LastActivityTime == "0001-01-01T00:00:00Z" {
+		t.Error("lastActivityTime not maintained")
+	}
+
+	// Everything acknowledged is in the store: reopen and look.
+	r2, err := registry.New(registry.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	tw := jsonOf(t, must[registry.Twin](t)(r2.GetTwin("d1")))
+	if at(tw, "properties", "reported", "battery") != 79.0 || at(tw, "properties", "reported", "$version") != 3.0 ||
+		at(tw, "properties", "desired", "rate") != 5.0 || at(tw, "version") != 5.0 {
+		t.Errorf("reloaded twin %v", tw)
+	}
+	if at(tw, "connectionState") != "Disconnected" {
+		t.Error("a reloaded device is connected")
+	}
+	if _, ok := at(tw, "properties", "reported", "$metadata", "fw", "$lastUpdated").(string); !ok {
+		t.Error("reported metadata not reloaded")
+	}
+	if at(tw, "properties", "reported", "$metadata", "fw", "$lastUpdatedVersion") != nil {
+		t.Error("reported metadata has $lastUpdatedVersion")
+	}
+	if s := r2.Statistics(); s.TotalDeviceCount != 2 {
+		t.Errorf("reloaded statistics %+v", s)
+	}
+}
+
+func TestDeviceSideErrors(t *testing.T) {
+	r, l, _ := newReg(t, false)
+	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d1"}))
+	l.setOnline("d1", true)
+	l.setOnline("ghost", true) // connected but not registered (deleted meanwhile)
+	big := `{"a":"` + strings.Repeat("x", 4000) + `"`
+	for c := 'b'; c < 'b'+8; c++ {
+		big += `,"` + string(c) + `":"` + strings.Repeat("x", 4000) + `"`
+	}
+	big += "}"
+	tests := []struct{ name, device, body, want string }{
+		{"ok", "d1", `{"a":1}`, "204/?$rid=R&$version=2 "},
+		{"empty object", "d1", `{}`, "204/?$rid=R&$version=3 "},
+		{"echoed $version", "d1", `{"a":1,"$version":2}`, `400/?$rid=R {"errorCode":400004,`},
+		{"array body", "d1", `[1]`, `400/?$rid=R {"errorCode":400004,`},
+		{"empty body", "d1", ``, `400/?$rid=R {"errorCode":400004,`},
+		{"depth 11", "d1", nest(11, "1"), `400/?$rid=R {"errorCode":400004,`},
+		{"over 32 KB", "d1", big, `400/?$rid=R {"errorCode":400004,`},
+		{"unknown device", "ghost", `{"a":1}`, `404/?$rid=R {"errorCode":404001,`},
+	}
+	for _, tt := range tests {
+		publish(r, tt.device, iothub.TwinReportedTopic("R"), tt.body)
+		if got, want := l.last(), tt.device+" $iothub/twin/res/"+tt.want; !strings.HasPrefix(got, want) {
+			t.Errorf("%s: answer %q, want prefix %q", tt.name, got, want)
+		}
+	}
+	publish(r, "ghost", iothub.TwinGetTopic("G"), ``)
+	if got := l.last(); !strings.HasPrefix(got, `ghost $iothub/twin/res/404/?$rid=G {"errorCode":404001`) {
+		t.Errorf("GET of an unknown twin: %s", got)
+	}
+	// Unmatched and late method answers are dropped quietly.
+	publish(r, "d1", iothub.MethodResponseTopic(200, "999"), `{}`)
+}
+
+func TestStoreFailure(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	gated := &gatedStore{Persistence: st, gate: make(chan struct{}), fail: errors.New("disk on fire")}
+	close(gated.gate)
+	r, err := registry.New(registry.Options{Store: gated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l := newFakeLink(r)
+	r.SetLink(l)
+	_, err = r.CreateDevice(ctx, registry.Device{DeviceID: "d1"})
+	if code(err) != "ServerError" || iothub.AsError(err).HTTPStatus() != 500 {
+		t.Errorf("create with a failing store: %v", err)
+	}
+	l.setOnline("d1", true)
+	publish(r, "d1", iothub.TwinReportedTopic("R"), `{"a":1}`)
+	r.Close()
+	if got := l.last(); !strings.HasPrefix(got, `d1 $iothub/twin/res/500/?$rid=R {"errorCode":500001`) {
+		t.Errorf("reported with a failing store: %s", got)
+	}
+	if _, err := r.CreateDevice(ctx, registry.Device{DeviceID: "d2"}); code(err) != "ServiceUnavailable" {
+		t.Errorf("create after Close: %v", err)
+	}
+}
