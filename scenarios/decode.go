@@ -318,7 +318,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	info := structInfo(v.Type())
-	seen := map[string]bool{}
+	seen := map[string]bool{}    // keys given, for duplicates
+	present := map[string]bool{} // keys given a non-null value
 	for _, p := range d.pairs(n, path) {
 		name, ok := d.keyName(p[0], path)
 		if !ok {
@@ -342,10 +343,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		if val == nil || isNull(val) {
 			continue
 		}
+		present[name] = true
 		d.decode(val, v.Field(f.index), join(path, name))
 	}
 	for _, f := range info.fields {
-		if f.required && !seen[f.name] {
+		if f.required && !present[f.name] {
 			d.problem(nodePos(n), path, "missing required key %q", f.name)
 			d.failed[join(path, f.name)] = true
 		}
