@@ -69,8 +69,10 @@ func TestDeviceSideOfTwins(t *testing.T) {
 		}
 	}
 	close(gated.gate)
-	r.Close() // waits for the committer, and so for the answers
-	r.DevicePublished("d2", iothub.DeviceTopic{Kind: iothub.KindTwinGet, RequestID: "g2"}, nil) // d2 is offline: dropped
+	// Close waits for the committer, and so for the answers.
+	r.Close()
+	// d2 is offline: its answer is dropped.
+	r.DevicePublished("d2", iothub.DeviceTopic{Kind: iothub.KindTwinGet, RequestID: "g2"}, nil)
 
 	msgs := strings.Join(l.messages(), "\n")
 	for _, want := range []string{
