@@ -64,7 +64,7 @@ func TestMain(m *testing.M) {
 // (behind a fault-injecting wrapper), a fake broker link whose devices answer
 // direct methods, and clients.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *restapi.Server
 	reg      *registry.Registry
 	faults   *faultRegistry
@@ -83,7 +83,7 @@ type envOptions struct {
 	config func(*restapi.Config)
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	reg, err := registry.New(registry.Options{Hostname: hubHost})
 	if err != nil {

@@ -24,8 +24,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxBodyBytes    = 1 << 20
-	DefaultShutdownTimeout = 5 * time.Second
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultShutdownTimeout   = 5 * time.Second
+	DefaultReadHeaderTimeout = 30 * time.Second
 )
 
 const jsonContentType = "application/json; charset=utf-8"
@@ -54,6 +55,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful part of Serve's shutdown (default 5 s).
 	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout bounds the TLS handshake and the request headers of
+	// a new request (default 30 s).
+	ReadHeaderTimeout time.Duration
 }
 
 // Server is the service REST API. Its handler is safe for concurrent use and
@@ -85,6 +89,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, policies: map[string]Policy{}, mux: http.NewServeMux()}
 	for _, p := range cfg.Policies {
@@ -128,7 +135,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 	defer cancelBase()
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(debugWriter{s.log}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return base },
