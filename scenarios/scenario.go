@@ -184,9 +184,11 @@ func (s *Scenario) Jobs() []JobAction {
 
 // Hub is how the simulated hub executes jobs.
 type Hub struct {
-	// Pacing is "unlimited", or a tier S1, S2 or S3 with an optional unit
-	// count ("S1x2"), as hubjobs.ParseProfile reads it.
+	// Pacing is the profile as written: "unlimited", or a tier S1, S2 or S3
+	// with an optional unit count ("S1x2").
 	Pacing string
+	// Profile is Pacing as hubjobs.ParseProfile reads it.
+	Profile hubjobs.Profile
 	// MaxInFlight bounds the device operations a job runs at once; 0 lets
 	// the engine choose.
 	MaxInFlight int

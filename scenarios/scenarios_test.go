@@ -554,3 +554,13 @@ timeline:
 		t.Errorf("twin request %+v", tw)
 	}
 }
+
+func TestPacing(t *testing.T) {
+	s := must(Load("s1-throttled"))
+	if s.Hub.Pacing != "S1" || s.Hub.Profile.OpsPerSecond != 10 || s.Hub.Profile.MaxConcurrentJobs != 1 {
+		t.Errorf("hub %+v", s.Hub)
+	}
+	if q := must(Load("quickstart")); q.Hub.Profile.OpsPerSecond != 0 {
+		t.Errorf("quickstart hub %+v", q.Hub)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -33,8 +32,6 @@ const (
 // Job statuses an expectation may demand (iothub.md §5.3).
 var terminalStatuses = []string{"completed", "failed", "cancelled"}
 
-var pacingForm = regexp.MustCompile(`^(unlimited|S[123](x[1-9][0-9]{0,3})?)$`)
-
 // validate checks f, fills in its defaults and builds the Scenario. It also
 // runs on a file that decoded with problems, so a value may be missing
 // where the schema requires it; problems about values that did not decode
@@ -58,7 +55,8 @@ func (d *decoder) validate(f *File) *Scenario {
 	if f.Hub.Pacing == "" {
 		f.Hub.Pacing = "unlimited"
 	}
-	if !pacingForm.MatchString(f.Hub.Pacing) {
+	profile, err := hubjobs.ParseProfile(f.Hub.Pacing)
+	if err != nil {
 		msg := fmt.Sprintf("unknown pacing %q: want unlimited, S1, S2 or S3, optionally with units such as S1x2", f.Hub.Pacing)
 		if s := suggest(f.Hub.Pacing, []string{"unlimited", "S1", "S2", "S3"}); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -68,7 +66,7 @@ func (d *decoder) validate(f *File) *Scenario {
 	if f.Hub.MaxInFlight < 0 {
 		d.problem(d.where(&f.Hub.MaxInFlight), "hub.maxInFlight", "%d is negative", f.Hub.MaxInFlight)
 	}
-	s.Hub = Hub{Pacing: f.Hub.Pacing, MaxInFlight: f.Hub.MaxInFlight}
+	s.Hub = Hub{Pacing: f.Hub.Pacing, Profile: profile, MaxInFlight: f.Hub.MaxInFlight}
 
 	d.validateGroups(f, s)
 	d.validateTimeline(f, s)

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -69,7 +70,7 @@ type env struct {
 	reg      *registry.Registry
 	faults   *faultRegistry
 	link     *fakeLink
-	jobs     restapi.Jobs
+	engine   *hubjobs.Engine
 	base     string
 	policies map[string]restapi.Policy
 	client   *restapi.Client // iothubowner
@@ -79,7 +80,8 @@ type env struct {
 }
 
 type envOptions struct {
-	jobs   func(reg *registry.Registry) restapi.Jobs
+	// jobs runs a real jobs engine (memory store) over the registry.
+	jobs   bool
 	config func(*restapi.Config)
 }
 
@@ -100,10 +102,23 @@ func newEnv(t testing.TB, o envOptions) *env {
 	for _, p := range ps {
 		e.policies[p.Name] = p
 	}
-	if o.jobs != nil {
-		e.jobs = o.jobs(reg)
+	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Registry: e.faults}
+	if o.jobs {
+		e.engine, err = hubjobs.NewEngine(hubjobs.Config{Store: hubjobs.NewMemStore(), Methods: reg, Twins: reg, Devices: reg})
+		if err != nil {
+			t.Fatalf("jobs engine: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.engine.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("engine: %v", err)
+			}
+		})
+		cfg.Jobs = e.engine
 	}
-	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Registry: e.faults, Jobs: e.jobs}
 	if o.config != nil {
 		o.config(&cfg)
 	}

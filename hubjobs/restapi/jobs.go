@@ -2,22 +2,26 @@ package restapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"time"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
 // Jobs is what the API needs from the Jobs v2 engine. Errors are
 // *iothub.Error (JobNotFound, JobAlreadyExists, ArgumentInvalid,
-// ThrottlingMaxActiveJobCountExceeded, ...), written as they are.
+// ArgumentNull, GenericBadRequest, ThrottlingMaxActiveJobCountExceeded, ...),
+// written as they are.
 type Jobs interface {
-	Create(ctx context.Context, req jobRequestT) (jobT, error)
-	Get(id string) (jobT, error)
-	Cancel(ctx context.Context, id string) (jobT, error)
+	Create(ctx context.Context, req hubjobs.JobRequest) (hubjobs.Job, error)
+	Get(id string) (hubjobs.Job, error)
+	Cancel(ctx context.Context, id string) (hubjobs.Job, error)
 	// List returns one page of jobs filtered by type and status (either
 	// may be empty) and the next page's token, "" on the last page.
-	List(jobType, status string, pageSize int, continuation string) ([]jobT, string, error)
+	List(jobType, status string, pageSize int, continuation string) ([]hubjobs.Job, string, error)
 	// DeviceJobs is the devices.jobs collection for queries.
 	DeviceJobs() (query.Source, *query.Index)
 }
@@ -25,8 +29,21 @@ type Jobs interface {
 // errNoJobs answers the job endpoints of a server built without an engine.
 var errNoJobs = iothub.Errorf(iothub.CodeServiceUnavailable, "this hub has no jobs engine")
 
+// jobBody is JobRequest as the SDKs send it (iothub.md §5.2,
+// sdk-wire-notes §1.5), decoded strictly; cloudToDeviceMethod takes the old
+// timeoutInSeconds like the method endpoint does.
+type jobBody struct {
+	JobID                     string          `json:"jobId"`
+	Type                      hubjobs.JobType `json:"type"`
+	CloudToDeviceMethod       *methodBody     `json:"cloudToDeviceMethod"`
+	UpdateTwin                json.RawMessage `json:"updateTwin"`
+	QueryCondition            string          `json:"queryCondition"`
+	StartTime                 *time.Time      `json:"startTime"`
+	MaxExecutionTimeInSeconds *int64          `json:"maxExecutionTimeInSeconds"`
+}
+
 // createJob schedules a job (iothub.md §5.1, §5.2). The body's jobId may be
-// left out; if given it must be the path's.
+// left out; if given it must be the path's, which arrives encoded or raw.
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Jobs == nil {
 		return errNoJobs
@@ -36,14 +53,33 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req jobRequestT
-	if err := decodeJSON(body, &req, false, "job request"); err != nil {
+	var b jobBody
+	if err := decodeJSON(body, &b, true, "job request"); err != nil {
 		return err
 	}
-	if req.JobID == "" {
-		req.JobID = id
-	} else if req.JobID != id {
-		return badRequest("the body's jobId %q does not match the job id %q in the path", req.JobID, id)
+	if b.JobID == "" {
+		b.JobID = id
+	} else if b.JobID != id {
+		return badRequest("the body's jobId %q does not match the job id %q in the path", b.JobID, id)
+	}
+	req := hubjobs.JobRequest{
+		JobID:                     b.JobID,
+		Type:                      b.Type,
+		UpdateTwin:                b.UpdateTwin,
+		QueryCondition:            b.QueryCondition,
+		StartTime:                 b.StartTime,
+		MaxExecutionTimeInSeconds: b.MaxExecutionTimeInSeconds,
+	}
+	if m := b.CloudToDeviceMethod; m != nil {
+		req.CloudToDeviceMethod = &iothub.MethodRequest{
+			MethodName:               m.MethodName,
+			Payload:                  m.Payload,
+			ResponseTimeoutInSeconds: m.ResponseTimeoutInSeconds,
+			ConnectTimeoutInSeconds:  m.ConnectTimeoutInSeconds,
+		}
+		if req.CloudToDeviceMethod.ResponseTimeoutInSeconds == nil {
+			req.CloudToDeviceMethod.ResponseTimeoutInSeconds = m.TimeoutInSeconds
+		}
 	}
 	job, err := s.cfg.Jobs.Create(r.Context(), req)
 	if err != nil {
@@ -81,7 +117,8 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 
 // listJobs answers GET /jobs/v2/query (iothub.md §5.5): a bare array of
 // JobResponse with x-ms-item-type JobResponse and x-ms-continuation while
-// more pages remain.
+// more pages remain. Paging comes in headers (SDKs) or in the pageSize and
+// continuationToken parameters (docs).
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Jobs == nil {
 		return errNoJobs
@@ -96,7 +133,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if jobs == nil {
-		jobs = []jobT{}
+		jobs = []hubjobs.Job{}
 	}
 	s.writePage(w, r, jobs, "JobResponse", next)
 	return nil
