@@ -44,6 +44,11 @@ type testHub struct {
 	telemetry map[string]int
 	// reportedStatus, when set, is answered to reported patches instead of 204.
 	reportedStatus int
+	// sharedKey, when set, is every device's key and the hub keeps no
+	// per-device state (benchmarks: the broker's cost only).
+	sharedKey []byte
+	// onAnswer, when set, receives method answers instead of calls.
+	onAnswer func(id, rid string, status int)
 
 	rid       atomic.Int64
 	disconnCt atomic.Int64
@@ -148,6 +153,14 @@ func (h *testHub) Provides(b byte) bool {
 
 func (h *testHub) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	pw := string(pk.Connect.Password)
+	if h.sharedKey != nil {
+		tok, err := iothub.ParseSAS(pw)
+		if err != nil {
+			return false
+		}
+		_, err = tok.Verify(time.Now(), h.sharedKey)
+		return err == nil
+	}
 	h.mu.Lock()
 	key, ok := h.keys[cl.ID]
 	h.connects[cl.ID] = append(h.connects[cl.ID], connectRecord{at: time.Now(), password: pw, username: string(pk.Connect.Username), clean: pk.Connect.Clean})
@@ -168,6 +181,9 @@ func (h *testHub) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 func (h *testHub) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 func (h *testHub) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if h.sharedKey != nil {
+		return pk
+	}
 	h.mu.Lock()
 	for _, f := range pk.Filters {
 		h.subs[cl.ID] = append(h.subs[cl.ID], f.Filter)
@@ -182,6 +198,17 @@ func (h *testHub) OnDisconnect(*mochi.Client, error, bool) { h.disconnCt.Add(1) 
 func (h *testHub) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	dt, err := iothub.ParseDeviceTopic(cl.ID, pk.TopicName)
 	if err != nil {
+		return pk, packets.ErrRejectPacket
+	}
+	if h.sharedKey != nil {
+		switch dt.Kind {
+		case iothub.KindTwinGet:
+			_ = writeTo(cl, iothub.TwinResponseTopic(200, dt.RequestID, -1), []byte(`{"desired":{"$version":1},"reported":{"$version":1}}`))
+		case iothub.KindTwinReported:
+			_ = writeTo(cl, iothub.TwinResponseTopic(204, dt.RequestID, 2), nil)
+		case iothub.KindMethodResponse:
+			h.onAnswer(cl.ID, dt.RequestID, dt.Status)
+		}
 		return pk, packets.ErrRejectPacket
 	}
 	switch dt.Kind {
