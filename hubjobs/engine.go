@@ -195,6 +195,7 @@ func (j *job) endTime() time.Time {
 	return time.Time{}
 }
 
+// expiredError and cancelError build the shared error once; the caller holds j.mu.
 func (j *job) expiredError() *DeviceJobError {
 	if j.expiredErr == nil {
 		j.expiredErr = &DeviceJobError{Code: ErrorCodeJobExpired, Description: fmt.Sprintf(

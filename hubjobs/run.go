@@ -363,7 +363,9 @@ func (e *Engine) runDevice(t task) {
 	if err != nil {
 		switch cause := context.Cause(ctx); {
 		case ctx.Err() != nil && errors.Is(cause, errExpired):
+			j.mu.Lock()
 			o.fail, o.out = true, &devResult{err: j.expiredError()}
+			j.mu.Unlock()
 		case ctx.Err() != nil:
 			o.drop = true
 		default:

@@ -1,0 +1,626 @@
+package hubjobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/query"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+)
+
+// fleet is a fake hub: devices with tags, a method behaviour per device, and
+// a record of every call. Its answers take virtual time inside synctest
+// bubbles.
+type fleet struct {
+	mu      sync.Mutex
+	docs    map[string]map[string]any
+	calls   map[string]int
+	patches map[string][]string
+	// answer decides a device's answer; nil answers {200, {"ok":true}} after
+	// 100 ms.
+	answer func(ctx context.Context, id string) (iothub.MethodResult, error)
+}
+
+func newFleet(n int) *fleet {
+	f := &fleet{docs: map[string]map[string]any{}, calls: map[string]int{}, patches: map[string][]string{}}
+	for i := range n {
+		id := fmt.Sprintf("dev-%04d", i)
+		f.docs[id] = map[string]any{"deviceId": id, "tags": map[string]any{"floor": float64(i % 5)}}
+	}
+	return f
+}
+
+func (f *fleet) InvokeMethod(ctx context.Context, id string, req iothub.MethodRequest) (iothub.MethodResult, error) {
+	f.mu.Lock()
+	f.calls[id]++
+	answer := f.answer
+	f.mu.Unlock()
+	if answer != nil {
+		return answer(ctx, id)
+	}
+	select {
+	case <-time.After(100 * time.Millisecond):
+		return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}, nil
+	case <-ctx.Done():
+		return iothub.MethodResult{}, ctx.Err()
+	}
+}
+
+func (f *fleet) ForceUpdateTwin(ctx context.Context, id string, patch []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.docs[id]; !ok {
+		return iothub.Errorf(iothub.CodeDeviceNotFound, "no device %s", id)
+	}
+	f.patches[id] = append(f.patches[id], string(patch))
+	return nil
+}
+
+func (f *fleet) SelectDeviceIDs(ctx context.Context, q *query.Query) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id, doc := range f.docs {
+		if q.Match(doc) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func (f *fleet) callsOf(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[id]
+}
+
+// running is an engine running in the current bubble.
+type running struct {
+	*hubjobs.Engine
+	stop func() error
+}
+
+func start(t *testing.T, cfg hubjobs.Config) running {
+	t.Helper()
+	e, err := hubjobs.NewEngine(cfg)
+	if err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return running{e, stop}
+}
+
+func config(f *fleet, st hubjobs.Store) hubjobs.Config {
+	return hubjobs.Config{Store: st, Methods: f, Twins: f, Devices: f}
+}
+
+func methodJob(id, cond string) hubjobs.JobRequest {
+	rt := 30
+	return hubjobs.JobRequest{
+		JobID: id, Type: hubjobs.TypeDeviceMethod, QueryCondition: cond,
+		CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "reboot", Payload: json.RawMessage(`{"delay":1}`), ResponseTimeoutInSeconds: &rt},
+	}
+}
+
+// waitStatus sleeps in virtual time until the job has status s, checking the
+// statistics invariant at every look.
+func waitStatus(t *testing.T, e running, id string, s hubjobs.Status) hubjobs.Job {
+	t.Helper()
+	for range 100000 {
+		j, err := e.Get(id)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", id, err)
+		}
+		checkStats(t, j)
+		if j.Status == s {
+			return j
+		}
+		if j.Status.Terminal() {
+			t.Fatalf("job %s ended %s (%s), want %s", id, j.Status, j.FailureReason, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("job %s never reached %s", id, s)
+	return hubjobs.Job{}
+}
+
+func checkStats(t *testing.T, j hubjobs.Job) {
+	t.Helper()
+	s := j.DeviceJobStatistics
+	if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount || min(s.PendingCount, s.RunningCount, s.SucceededCount, s.FailedCount) < 0 {
+		t.Fatalf("job %s statistics inconsistent: %+v", j.JobID, s)
+	}
+}
+
+func rows(t *testing.T, e running, q string) []map[string]any {
+	t.Helper()
+	parsed, err := query.Parse(q)
+	if err != nil {
+		t.Fatalf("parse %q: %v", q, err)
+	}
+	src, idx := e.DeviceJobs()
+	var out []map[string]any
+	cont := ""
+	for {
+		page, err := parsed.Execute(src, idx, 100, cont)
+		if err != nil {
+			t.Fatalf("execute %q: %v", q, err)
+		}
+		for _, it := range page.Items {
+			m, _ := it.(map[string]any)
+			out = append(out, m)
+		}
+		if page.Continuation == "" {
+			return out
+		}
+		cont = page.Continuation
+	}
+}
+
+func TestMethodJobRunsEveryDevice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(200)
+		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
+			time.Sleep(50 * time.Millisecond)
+			switch id {
+			case "dev-0003":
+				return iothub.MethodResult{Status: 500, Payload: json.RawMessage(`{"error":"busy"}`)}, nil
+			case "dev-0008":
+				return iothub.MethodResult{}, iothub.Errorf(iothub.CodeDeviceNotOnline, "device dev-0008 is not online")
+			}
+			return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`"done"`)}, nil
+		}
+		e := start(t, config(f, hubjobs.NewMemStore()))
+		j, err := e.Create(t.Context(), methodJob("reboot-floor-3", "tags.floor = 3"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != hubjobs.StatusQueued || j.Pacing != "unlimited" || j.MaxExecutionTimeInSeconds != 3600 {
+			t.Errorf("created %+v", j)
+		}
+		j = waitStatus(t, e, j.JobID, hubjobs.StatusCompleted)
+		want := hubjobs.Statistics{DeviceCount: 40, SucceededCount: 39, FailedCount: 1}
+		if j.DeviceJobStatistics != want {
+			t.Errorf("statistics %+v, want %+v", j.DeviceJobStatistics, want)
+		}
+		if j.EndTime == nil || j.EndTime.Before(j.StartTime) {
+			t.Errorf("end time %v, start %v", j.EndTime, j.StartTime)
+		}
+		for id, doc := range f.docs {
+			want := 0
+			if doc["tags"].(map[string]any)["floor"] == float64(3) {
+				want = 1
+			}
+			if got := f.callsOf(id); got != want {
+				t.Errorf("%s called %d times, want %d", id, got, want)
+			}
+		}
+		// The device's 500 is the device's answer: the device job completed.
+		r := rows(t, e, "SELECT * FROM devices.jobs WHERE deviceId = 'dev-0003'")
+		if len(r) != 1 || r[0]["status"] != "completed" {
+			t.Fatalf("rows %v", r)
+		}
+		if resp := r[0]["outcome"].(map[string]any)["deviceMethodResponse"].(map[string]any); resp["status"] != float64(500) {
+			t.Errorf("outcome %v", resp)
+		}
+		r = rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'failed'")
+		if len(r) != 1 || r[0]["deviceId"] != "dev-0008" || r[0]["error"].(map[string]any)["code"] != "DeviceNotOnline" {
+			t.Errorf("failed rows %v", r)
+		}
+		if n := len(rows(t, e, "SELECT * FROM devices.jobs WHERE jobId = 'reboot-floor-3'")); n != 40 {
+			t.Errorf("%d rows of the job, want 40", n)
+		}
+	})
+}
+
+func TestScheduledJobStartsAtItsTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(10)
+		e := start(t, config(f, hubjobs.NewMemStore()))
+		req := methodJob("later", "*")
+		at := time.Now().Add(time.Hour)
+		req.StartTime = &at
+		j, err := e.Create(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != hubjobs.StatusScheduled || !j.StartTime.Equal(at) {
+			t.Fatalf("created %+v", j)
+		}
+		time.Sleep(59 * time.Minute)
+		synctest.Wait()
+		if j, _ := e.Get("later"); j.Status != hubjobs.StatusScheduled || f.callsOf("dev-0000") != 0 {
+			t.Fatalf("before its start time: %+v", j)
+		}
+		time.Sleep(time.Minute)
+		j = waitStatus(t, e, "later", hubjobs.StatusCompleted)
+		if j.DeviceJobStatistics.SucceededCount != 10 {
+			t.Errorf("statistics %+v", j.DeviceJobStatistics)
+		}
+	})
+}
+
+func TestTwinJobPatchesEveryTwin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(20)
+		e := start(t, config(f, nil))
+		_, err := e.Create(t.Context(), hubjobs.JobRequest{
+			JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "tags.floor IN [1, 2]",
+			UpdateTwin: json.RawMessage(`{"etag":"*","tags":{"ring":"canary"},"properties":{"desired":{"interval":30}}}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := waitStatus(t, e, "twin", hubjobs.StatusCompleted)
+		if j.DeviceJobStatistics.SucceededCount != 8 {
+			t.Errorf("statistics %+v", j.DeviceJobStatistics)
+		}
+		got := f.patches["dev-0001"]
+		if len(got) != 1 || got[0] != `{"properties":{"desired":{"interval":30}},"tags":{"ring":"canary"}}` {
+			t.Errorf("patches of dev-0001: %q", got)
+		}
+		if len(f.patches["dev-0000"]) != 0 {
+			t.Errorf("dev-0000 (floor 0) was patched")
+		}
+	})
+}
+
+func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(100)
+		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
+			time.Sleep(5 * time.Second)
+			return iothub.MethodResult{Status: 200}, nil
+		}
+		cfg := config(f, hubjobs.NewMemStore())
+		cfg.MaxInFlight = 10
+		e := start(t, cfg)
+		if _, err := e.Create(t.Context(), methodJob("c", "*")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(7 * time.Second) // 10 done, 10 in flight
+		synctest.Wait()
+		j, err := e.Cancel(t.Context(), "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStats(t, j)
+		if j.Status != hubjobs.StatusCancelled || j.EndTime == nil {
+			t.Fatalf("cancelled job %+v", j)
+		}
+		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.RunningCount != 10 || s.FailedCount != 80 || s.PendingCount != 0 {
+			t.Errorf("right after cancel: %+v", s)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		j, _ = e.Get("c")
+		if s := j.DeviceJobStatistics; s.SucceededCount != 20 || s.RunningCount != 0 || s.FailedCount != 80 {
+			t.Errorf("after the calls in flight ended: %+v", s)
+		}
+		called := 0
+		for id := range f.docs {
+			called += f.callsOf(id)
+		}
+		if called != 20 {
+			t.Errorf("%d devices called, want 20", called)
+		}
+		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'canceled'")
+		if len(r) != 80 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobCancelled {
+			t.Errorf("%d canceled rows, first %v", len(r), r[0])
+		}
+		// Cancelling again returns the job unchanged.
+		if j2, err := e.Cancel(t.Context(), "c"); err != nil || !j2.EndTime.Equal(*j.EndTime) {
+			t.Errorf("second cancel: %+v, %v", j2, err)
+		}
+	})
+}
+
+func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(30)
+		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
+			if id >= "dev-0010" {
+				<-ctx.Done() // never answers
+				return iothub.MethodResult{}, ctx.Err()
+			}
+			return iothub.MethodResult{Status: 200}, nil
+		}
+		e := start(t, config(f, hubjobs.NewMemStore()))
+		req := methodJob("slow", "*")
+		maxT := int64(20)
+		req.MaxExecutionTimeInSeconds = &maxT
+		if _, err := e.Create(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		j := waitStatus(t, e, "slow", hubjobs.StatusFailed)
+		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
+			t.Errorf("statistics %+v", s)
+		}
+		if d := j.EndTime.Sub(j.StartTime); d != 20*time.Second {
+			t.Errorf("ran %v of virtual time, want 20s", d)
+		}
+		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'failed'")
+		if len(r) != 20 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobExpired {
+			t.Errorf("%d failed rows: %v", len(r), r)
+		}
+	})
+}
+
+func TestPacingProfile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(50)
+		f.answer = func(context.Context, string) (iothub.MethodResult, error) { return iothub.MethodResult{Status: 200}, nil }
+		cfg := config(f, hubjobs.NewMemStore())
+		var err error
+		if cfg.Pacing, err = hubjobs.ParseProfile("S1"); err != nil {
+			t.Fatal(err)
+		}
+		e := start(t, cfg)
+		t0 := time.Now()
+		if _, err := e.Create(t.Context(), methodJob("paced", "*")); err != nil {
+			t.Fatal(err)
+		}
+		// S1 allows one active job.
+		_, err = e.Create(t.Context(), methodJob("second", "*"))
+		if ie := iothub.AsError(err); ie.Code != iothub.CodeThrottlingMaxActiveJobCountExceeded || ie.HTTPStatus() != 429 {
+			t.Fatalf("second job: %v", err)
+		}
+		j := waitStatus(t, e, "paced", hubjobs.StatusCompleted)
+		// 50 operations at 10/s take 4.9 s of virtual time (the first is free).
+		if d := time.Since(t0); d < 4900*time.Millisecond || d > 5100*time.Millisecond {
+			t.Errorf("50 operations at S1 took %v of virtual time, want about 4.9s", d)
+		}
+		if j.Pacing != "S1" {
+			t.Errorf("pacing %q", j.Pacing)
+		}
+		if _, err := e.Create(t.Context(), methodJob("second", "*")); err != nil {
+			t.Errorf("after the first ended: %v", err)
+		}
+	})
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(100)
+		var mu sync.Mutex
+		block := true
+		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
+			mu.Lock()
+			b := block
+			mu.Unlock()
+			if b && id >= "dev-0040" {
+				<-ctx.Done()
+				return iothub.MethodResult{}, ctx.Err()
+			}
+			return iothub.MethodResult{Status: 200}, nil
+		}
+		st := hubjobs.NewMemStore()
+		cfg := config(f, st)
+		cfg.MaxInFlight = 20
+		e := start(t, cfg)
+		later := time.Now().Add(time.Hour)
+		sched := methodJob("scheduled", "*")
+		sched.StartTime = &later
+		for _, r := range []hubjobs.JobRequest{methodJob("resume", "*"), sched} {
+			if _, err := e.Create(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		j, _ := e.Get("resume")
+		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.RunningCount != 20 {
+			t.Fatalf("before the restart: %+v", s)
+		}
+		if err := e.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		mu.Lock()
+		block = false
+		mu.Unlock()
+
+		e2 := start(t, cfg)
+		j, err := e2.Get("resume")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.PendingCount != 60 || j.Status != hubjobs.StatusRunning {
+			t.Errorf("loaded %s %+v", j.Status, s)
+		}
+		waitStatus(t, e2, "resume", hubjobs.StatusCompleted)
+		for id := range f.docs {
+			want := 1
+			if id >= "dev-0040" && id < "dev-0060" {
+				want = 2 // in flight at the restart, never recorded
+			}
+			if got := f.callsOf(id); got != want {
+				t.Errorf("%s called %d times, want %d", id, got, want)
+			}
+		}
+		if j, _ := e2.Get("scheduled"); j.Status != hubjobs.StatusScheduled {
+			t.Errorf("scheduled job after restart: %s", j.Status)
+		}
+		time.Sleep(time.Hour)
+		waitStatus(t, e2, "scheduled", hubjobs.StatusCompleted)
+	})
+}
+
+func TestRetentionPrunesOldJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(5)
+		st := hubjobs.NewMemStore()
+		cfg := config(f, st)
+		cfg.Retention = 2 * time.Hour
+		e := start(t, cfg)
+		if _, err := e.Create(t.Context(), methodJob("old", "*")); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, e, "old", hubjobs.StatusCompleted)
+		time.Sleep(90 * time.Minute)
+		synctest.Wait()
+		if _, err := e.Get("old"); err != nil {
+			t.Fatalf("pruned too early: %v", err)
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		if _, err := e.Get("old"); iothub.AsError(err).Code != iothub.CodeJobNotFound {
+			t.Errorf("after retention: %v", err)
+		}
+		if n := len(rows(t, e, "SELECT * FROM devices.jobs")); n != 0 {
+			t.Errorf("%d device job rows left", n)
+		}
+		n := 0
+		_ = st.Load(func(hubjobs.StoredJob) error { n++; return nil })
+		if n != 0 {
+			t.Errorf("%d jobs left in the store", n)
+		}
+	})
+}
+
+func TestStoreFailureStopsTheEngine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(5)
+		st := hubjobs.NewMemStore()
+		e := start(t, config(f, st))
+		if _, err := e.Create(t.Context(), methodJob("j", "*")); err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("disk full")
+		st.SetWriteError(boom)
+		synctest.Wait()
+		time.Sleep(time.Second)
+		if err := e.stop(); !errors.Is(err, boom) {
+			t.Errorf("Run returned %v, want the store error", err)
+		}
+		if _, err := e.Create(t.Context(), methodJob("k", "*")); iothub.AsError(err).HTTPStatus() != 500 {
+			t.Errorf("Create with a failing store: %v", err)
+		}
+	})
+}
+
+func TestCreateRejects(t *testing.T) {
+	rt := 30
+	bigRT := 301
+	method := &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &rt}
+	tests := []struct {
+		name string
+		req  hubjobs.JobRequest
+		code iothub.Code
+	}{
+		{"bad id", hubjobs.JobRequest{JobID: "a b", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"long id", hubjobs.JobRequest{JobID: string(make([]byte, 65)), Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"legacy type", hubjobs.JobRequest{JobID: "j", Type: "scheduleDirectMethod", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
+		{"no type", hubjobs.JobRequest{JobID: "j", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
+		{"no method", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*"}, iothub.CodeArgumentNull},
+		{"no method name", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"timeout out of range", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &bigRT}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"full select", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "SELECT * FROM devices"}, iothub.CodeArgumentInvalid},
+		{"no condition", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method}, iothub.CodeArgumentNull},
+		{"bad condition", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "tags.x = "}, iothub.CodeArgumentInvalid},
+		{"no patch", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*"}, iothub.CodeArgumentNull},
+		{"etag not *", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"etag":"AAAA","tags":{"a":1}}`)}, iothub.CodeArgumentInvalid},
+		{"bad tag name", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a b":1}}`)}, iothub.CodeArgumentInvalid},
+		{"bad value char", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"desired":{"a":"x=y"}}}`)}, iothub.CodeArgumentInvalid},
+		{"reported", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"reported":{"a":1}}}`)}, iothub.CodeArgumentInvalid},
+	}
+	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Create(t.Context(), tt.req)
+			ie := iothub.AsError(err)
+			if err == nil || ie.Code != tt.code || ie.HTTPStatus() != 400 {
+				t.Errorf("Create: %v (code %v), want %v", err, ie.Code, tt.code)
+			}
+		})
+	}
+	if _, err := e.Create(t.Context(), methodJob("dup", "*")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Create(t.Context(), methodJob("dup", "*")); iothub.AsError(err).Code != iothub.CodeJobAlreadyExists {
+		t.Errorf("duplicate: %v", err)
+	}
+	if _, err := e.Get("nope"); iothub.AsError(err).Code != iothub.CodeJobNotFound {
+		t.Errorf("Get unknown: %v", err)
+	}
+}
+
+func TestListFiltersAndPages(t *testing.T) {
+	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		r := methodJob(fmt.Sprintf("m%02d", i), "*")
+		if i%5 == 0 {
+			r = hubjobs.JobRequest{JobID: fmt.Sprintf("t%02d", i), Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a":1}}`)}
+		}
+		if _, err := e.Create(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Cancel(t.Context(), "m01"); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	cont := ""
+	for {
+		page, next, err := e.List("", "", 7, cont)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page {
+			all = append(all, j.JobID)
+		}
+		if next == "" {
+			break
+		}
+		cont = next
+	}
+	if len(all) != 25 || !slices.IsSorted(all) {
+		t.Errorf("paged ids %v", all)
+	}
+	tests := []struct {
+		typ, status string
+		want        int
+	}{
+		{"scheduleUpdateTwin", "", 5},
+		{"ScheduleDeviceMethod", "", 20},
+		{"", "Cancelled", 1},
+		{"", "canceled", 1},
+		{"", "queued", 24},
+		{"", "enqueued", 24},
+		{"scheduleUpdateTwin", "completed", 0},
+	}
+	for _, tt := range tests {
+		got, _, err := e.List(tt.typ, tt.status, 100, "")
+		if err != nil || len(got) != tt.want {
+			t.Errorf("List(%q, %q) = %d jobs, %v; want %d", tt.typ, tt.status, len(got), err, tt.want)
+		}
+	}
+	if _, _, err := e.List("", "", 10, "!!"); iothub.AsError(err).Code != iothub.CodeArgumentInvalid {
+		t.Errorf("bad continuation: %v", err)
+	}
+}
