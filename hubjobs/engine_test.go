@@ -369,7 +369,9 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 func TestPacingProfile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(50)
-		f.answer = func(context.Context, string) (iothub.MethodResult, error) { return iothub.MethodResult{Status: 200}, nil }
+		f.answer = func(context.Context, string) (iothub.MethodResult, error) {
+			return iothub.MethodResult{Status: 200}, nil
+		}
 		cfg := config(f, hubjobs.NewMemStore())
 		var err error
 		if cfg.Pacing, err = hubjobs.ParseProfile("S1"); err != nil {
