@@ -11,20 +11,10 @@ import (
 	"time"
 )
 
-// skipUntilWired skips a test that needs the scenarios package and the
-// runner while deps.go still has its placeholders (the build says so).
-func skipUntilWired(t *testing.T, stderr string) {
-	t.Helper()
-	if strings.Contains(stderr, errNotBuilt.Error()) {
-		t.Skip("scenarios/runner are not wired into cmd/fleetsim/deps.go yet: " + strings.TrimSpace(stderr))
-	}
-}
-
 func TestBinaryScenarioErrors(t *testing.T) {
 	dir := t.TempDir()
 	t.Run("unknown scenario", func(t *testing.T) {
 		code, _, stderr := fleetsim(t, dir, "run", "no-such-scenario")
-		skipUntilWired(t, stderr)
 		if code != exitUsage {
 			t.Errorf("exit %d, want %d", code, exitUsage)
 		}
@@ -33,7 +23,6 @@ func TestBinaryScenarioErrors(t *testing.T) {
 	t.Run("malformed scenario file", func(t *testing.T) {
 		bad, _ := filepath.Abs("testdata/bad.yaml")
 		code, _, stderr := fleetsim(t, dir, "run", bad)
-		skipUntilWired(t, stderr)
 		if code != exitFail {
 			t.Errorf("exit %d, want %d", code, exitFail)
 		}
@@ -58,7 +47,6 @@ func TestBinaryRunTinyScenario(t *testing.T) {
 	tiny, _ := filepath.Abs("testdata/tiny.yaml")
 	out := filepath.Join(dir, "out")
 	code, stdout, stderr := fleetsim(t, dir, "run", tiny, "--seed", "1", "--report", out, "--log-level", "warn")
-	skipUntilWired(t, stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -84,7 +72,6 @@ func TestBinaryRunFailingExpectations(t *testing.T) {
 	dir := t.TempDir()
 	failing, _ := filepath.Abs("testdata/failing.yaml")
 	code, stdout, stderr := fleetsim(t, dir, "run", failing, "--seed", "1", "--log-level", "warn")
-	skipUntilWired(t, stderr)
 	if code != exitFail {
 		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -109,8 +96,9 @@ func TestBinaryLiveViewInTmux(t *testing.T) {
 	}
 	dir := t.TempDir()
 	tiny, _ := filepath.Abs("testdata/tiny.yaml")
-	_, _, stderr := fleetsim(t, dir, "scenarios", "show", tiny)
-	skipUntilWired(t, stderr)
+	if code, _, stderr := fleetsim(t, dir, "scenarios", "show", tiny); code != 0 {
+		t.Fatalf("scenarios show %s: exit %d: %s", tiny, code, stderr)
+	}
 	conf := filepath.Join(dir, "tmux.conf")
 	// The pane stays after fleetsim exits, so its last screen can be read.
 	os.WriteFile(conf, []byte("set-option -g remain-on-exit on\nset-option -g history-limit 5000\n"), 0o644)

@@ -23,6 +23,8 @@ type runFlags struct {
 	data   string
 	report string
 	noLive bool
+	// a remote hub instead of the embedded one
+	hub, hubURL, mqttURL, ca string
 }
 
 func runCommand() *command {
@@ -47,7 +49,7 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 		examples: []string{
 			"fleetsim run quickstart",
 			"fleetsim run ./scenarios/reboot.yaml --seed 42 --report out/",
-			"fleetsim run fleet-100k --shard 1/4 --no-live",
+			"fleetsim run load-100k --shard 1/4 --no-live --hub \"$CONNSTR\" --hub-url https://hub:8443 --mqtt-url ssl://hub:8883 --ca ca.pem",
 			"FLEETSIM_SEED=7 fleetsim run quickstart --log-level debug",
 		},
 		setup: func(f *flagSet) action {
@@ -57,6 +59,10 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.data, "data", "", "keep the hub's stores in `DIR` (default: in memory, thrown away)")
 			f.fs.StringVar(&o.report, "report", "", "also write report.json, junit.xml and report.html to `DIR`")
 			f.fs.BoolVar(&o.noLive, "no-live", false, "no live progress, only the final report")
+			f.fs.StringVar(&o.hub, "hub", "", "play against the hub of this service connection `STRING` (a 'fleetsim serve' or an Azure IoT hub) instead of an embedded one")
+			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
+			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
+			f.fs.StringVar(&o.ca, "ca", "", "CA certificate `FILE` that --hub's certificates chain to (default: the system's)")
 			return func(ctx context.Context, a *app, args []string) error {
 				return a.runScenario(ctx, f, o, args)
 			}
@@ -71,7 +77,10 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		}
 		return usagef(f.name, "want one SCENARIO, got %d arguments", len(args))
 	}
-	opts := playOptions{DataDir: o.data}
+	opts := playOptions{DataDir: o.data, Hub: o.hub, HubURL: o.hubURL, MQTTURL: o.mqttURL, CAFile: o.ca}
+	if o.hub == "" && (o.hubURL != "" || o.mqttURL != "" || o.ca != "") {
+		return usagef(f.name, "--hub-url, --mqtt-url and --ca need --hub")
+	}
 	if o.seed != "" {
 		seed, err := strconv.ParseInt(o.seed, 10, 64)
 		if err != nil {

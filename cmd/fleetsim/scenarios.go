@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -87,9 +86,6 @@ func (a *app) loadScenario(cmd, nameOrPath string) (scenario, error) {
 	if isUnknownScenario(err) {
 		names := scenarioNames()
 		return nil, usagef(cmd, "unknown scenario %q: not a file, and the embedded ones are %s", nameOrPath, strings.Join(names, ", "))
-	}
-	if errors.Is(err, errNotBuilt) {
-		return nil, fmt.Errorf("%s: scenarios are %w", cmd, err)
 	}
 	return nil, fmt.Errorf("%s: %w", cmd, err)
 }

@@ -1,0 +1,112 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+	"github.com/fleetsim/fleetsim/internal/tlsutil"
+	"github.com/fleetsim/fleetsim/scenarios/runner"
+)
+
+// TestServeHostsAFleet serves a hub with the quickstart fleet, reaches it
+// over HTTPS with the Go client as a back-end would, then stops it and serves
+// the same data directory again: devices and jobs are still there.
+func TestServeHostsAFleet(t *testing.T) {
+	dir := t.TempDir()
+	serve := func(t *testing.T, check func(c *restapi.Client)) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		ready := make(chan runner.Endpoints, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- runner.Serve(ctx, runner.ServeOptions{
+				DataDir: dir, HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+				Scenario: load(t, "quickstart"),
+				Ready:    func(ep runner.Endpoints) { ready <- ep },
+			})
+		}()
+		var ep runner.Endpoints
+		select {
+		case ep = <-ready:
+		case err := <-done:
+			t.Fatalf("Serve: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "connection.json")); err != nil {
+			t.Errorf("connection.json: %v", err)
+		}
+		tlsConf, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := restapi.NewClient(ep.ServiceConnectionString, restapi.ClientOptions{BaseURL: "https://" + ep.HTTPSAddr, TLSConfig: tlsConf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(c)
+		c.CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}
+	serve(t, func(c *restapi.Client) {
+		ctx := t.Context()
+		rows, err := c.Query(ctx, "SELECT COUNT() AS n FROM devices WHERE tags.kind = 'sensor'", 100)
+		if err != nil || len(rows) != 1 || string(rows[0]) != `{"n":200}` {
+			t.Fatalf("count: %s, %v", rows, err)
+		}
+		// A device of the fleet answers once it is connected.
+		rt, ct := 10, 10
+		var res iothub.MethodResult
+		for range 100 {
+			res, err = c.InvokeMethod(ctx, "qs-sensor-007", iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt, ConnectTimeoutInSeconds: &ct})
+			if err == nil && res.Status == 200 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || res.Status != 200 || string(res.Payload) != `{"pong":"qs-sensor-007"}` {
+			t.Fatalf("invoke: %+v, %v", res, err)
+		}
+		if _, err := c.CreateJob(ctx, "served-twin", json.RawMessage(`{"type":"scheduleUpdateTwin","queryCondition":"tags.building = 44","updateTwin":{"etag":"*","tags":{"served":true}}}`)); err != nil {
+			t.Fatal(err)
+		}
+		for range 200 {
+			b, err := c.GetJob(ctx, "served-twin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var j struct{ Status string }
+			json.Unmarshal(b, &j)
+			if j.Status == "completed" {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("the twin job did not complete")
+	})
+	serve(t, func(c *restapi.Client) {
+		b, err := c.GetJob(t.Context(), "served-twin")
+		if err != nil {
+			t.Fatalf("job after a restart: %v", err)
+		}
+		var j struct {
+			Status string
+			Stats  struct{ SucceededCount int } `json:"deviceJobStatistics"`
+		}
+		json.Unmarshal(b, &j)
+		if j.Status != "completed" || j.Stats.SucceededCount != 100 {
+			t.Errorf("job after a restart: %s", b)
+		}
+		rows, err := c.Query(t.Context(), "SELECT COUNT() AS n FROM devices WHERE tags.served = true", 100)
+		if err != nil || len(rows) != 1 || string(rows[0]) != `{"n":100}` {
+			t.Errorf("tags after a restart: %s, %v", rows, err)
+		}
+	})
+}

@@ -1,0 +1,318 @@
+package runner
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetsim/fleetsim/broker"
+	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
+	"github.com/fleetsim/fleetsim/hubjobs/registry"
+	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/internal/tlsutil"
+)
+
+// The wiring checks that each part satisfies the interfaces its consumers declare.
+var (
+	_ hubjobs.MethodInvoker  = (*registry.Registry)(nil)
+	_ hubjobs.TwinPatcher    = (*registry.Registry)(nil)
+	_ hubjobs.DeviceSelector = (*registry.Registry)(nil)
+	_ broker.Hub             = (*registry.Registry)(nil)
+	_ broker.Identities      = identities{}
+	_ registry.DeviceLink    = (*broker.Server)(nil)
+	_ restapi.Registry       = (*registry.Registry)(nil)
+	_ restapi.Jobs           = (*hubjobs.Engine)(nil)
+)
+
+// StackOptions configures a hub: broker, registry, jobs engine and REST API.
+type StackOptions struct {
+	// DataDir holds the stores, certificates and connection.json. Empty means
+	// in-memory stores and certificates in a temporary directory.
+	DataDir string
+	// Hostname is the hub host name in connection strings, SAS tokens and certificates (default "localhost").
+	Hostname string
+	// HTTPSAddr is the REST API and MQTT-over-WebSocket listener; empty means none.
+	HTTPSAddr string
+	// MQTTAddr is MQTT over TLS; empty means none (simulated devices use the in-process transport).
+	MQTTAddr string
+	// Pacing is the jobs pacing profile: unlimited, S1, S2, S3, optionally xN units (default unlimited).
+	Pacing string
+	// MaxInFlight bounds concurrent device operations of the jobs engine (default 1000).
+	MaxInFlight int
+	// Logger receives structured logs (default: none).
+	Logger zerolog.Logger
+}
+
+// Endpoints tells clients how to reach a running hub; serve writes it to DataDir/connection.json.
+type Endpoints struct {
+	HostName                string `json:"hostName"`
+	ServiceConnectionString string `json:"serviceConnectionString"`
+	CAFile                  string `json:"caFile"`
+	HTTPSAddr               string `json:"httpsAddr,omitempty"`
+	MQTTAddr                string `json:"mqttAddr,omitempty"`
+}
+
+// Stack is a whole hub in one process.
+type Stack struct {
+	opts     StackOptions
+	Broker   *broker.Server
+	Registry *registry.Registry
+	Jobs     *hubjobs.Engine
+	REST     *restapi.Server
+
+	regStore *store.Store
+	jobStore *jobstore.Store
+	tlsConf  *tls.Config
+	certs    tlsutil.Files
+	tmpDir   string
+	httpsLn  net.Listener
+	policies []restapi.Policy
+
+	ready     chan struct{}
+	mu        sync.Mutex
+	endpoints Endpoints
+}
+
+// identities adapts the registry to the broker's Identities interface.
+type identities struct{ r *registry.Registry }
+
+func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
+	p, s, enabled, err := i.r.Credentials(id)
+	if errors.Is(err, registry.ErrDeviceNotFound) {
+		return broker.Credentials{}, fmt.Errorf("%w: %s", broker.ErrUnknownDevice, id)
+	}
+	if err != nil {
+		return broker.Credentials{}, err
+	}
+	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
+}
+
+// NewStack opens the stores and builds every part; Run starts them.
+func NewStack(opts StackOptions) (st *Stack, err error) {
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	if opts.Pacing == "" {
+		opts.Pacing = "unlimited"
+	}
+	s := &Stack{opts: opts, ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	dir := opts.DataDir
+	if dir == "" {
+		if s.tmpDir, err = os.MkdirTemp("", "fleetsim-"); err != nil {
+			return nil, fmt.Errorf("temporary data directory: %w", err)
+		}
+		dir = s.tmpDir
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if s.certs, err = tlsutil.EnsureCerts(filepath.Join(dir, "tls"), opts.Hostname); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	if s.tlsConf, err = tlsutil.ServerConfig(s.certs); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	log := opts.Logger
+
+	var persist registry.Persistence
+	var jstore hubjobs.Store
+	if opts.DataDir != "" {
+		if s.regStore, err = store.Open(filepath.Join(dir, "registry.db")); err != nil {
+			return nil, err
+		}
+		persist = s.regStore
+		if s.jobStore, err = jobstore.Open(filepath.Join(dir, "jobs.db")); err != nil {
+			return nil, err
+		}
+		jstore = s.jobStore
+	}
+	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	if s.Broker, err = broker.New(broker.Config{
+		Hostname:   opts.Hostname,
+		Identities: identities{s.Registry},
+		Hub:        s.Registry,
+		TLSAddr:    opts.MQTTAddr,
+		TLSConfig:  s.tlsConf,
+		Logger:     log.With().Str("component", "broker").Logger(),
+	}); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s.Registry.SetLink(s.Broker)
+	profile, err := hubjobs.ParseProfile(opts.Pacing)
+	if err != nil {
+		return nil, err
+	}
+	if s.Jobs, err = hubjobs.NewEngine(hubjobs.Config{
+		Store:       jstore,
+		Methods:     s.Registry,
+		Twins:       s.Registry,
+		Devices:     s.Registry,
+		Pacing:      profile,
+		MaxInFlight: opts.MaxInFlight,
+		Logger:      log.With().Str("component", "jobs").Logger(),
+	}); err != nil {
+		return nil, fmt.Errorf("jobs engine: %w", err)
+	}
+	if s.policies, err = loadPolicies(dir, opts.DataDir != ""); err != nil {
+		return nil, err
+	}
+	if s.REST, err = restapi.New(restapi.Config{
+		Hostname: opts.Hostname,
+		Policies: s.policies,
+		Registry: s.Registry,
+		Jobs:     s.Jobs,
+		Logger:   log.With().Str("component", "rest").Logger(),
+		Extra:    map[string]http.Handler{"/$iothub/websocket": s.Broker.WebSocketHandler()},
+	}); err != nil {
+		return nil, fmt.Errorf("REST API: %w", err)
+	}
+	if opts.HTTPSAddr != "" {
+		if s.httpsLn, err = net.Listen("tcp", opts.HTTPSAddr); err != nil {
+			return nil, fmt.Errorf("REST listener: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// loadPolicies reads the shared access policies from dir/policies.json, or
+// generates them (and, when persist is set, saves them) on first start.
+func loadPolicies(dir string, persist bool) ([]restapi.Policy, error) {
+	path := filepath.Join(dir, "policies.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var ps []restapi.Policy
+		if err := json.Unmarshal(b, &ps); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		return ps, nil
+	}
+	ps, err := restapi.DefaultPolicies()
+	if err != nil {
+		return nil, err
+	}
+	if persist {
+		b, _ := json.MarshalIndent(ps, "", "  ")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return ps, nil
+}
+
+// Ready is closed once every listener is up and Endpoints is filled in.
+func (s *Stack) Ready() <-chan struct{} { return s.ready }
+
+// Endpoints returns how to reach the hub; valid after Ready.
+func (s *Stack) Endpoints() Endpoints {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endpoints
+}
+
+// Run starts every part and blocks until ctx ends, then shuts them down in
+// order and closes the stores. It can be called once.
+func (s *Stack) Run(ctx context.Context) error {
+	defer s.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Broker.Run(gctx) })
+	g.Go(func() error { return s.Jobs.Run(gctx) })
+	if s.httpsLn != nil {
+		g.Go(func() error { return s.REST.Serve(gctx, s.httpsLn, s.tlsConf) })
+	}
+	g.Go(func() error {
+		select {
+		case <-s.Broker.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		owner := s.owner()
+		ep := Endpoints{
+			HostName:                s.opts.Hostname,
+			ServiceConnectionString: restapi.ServiceConnectionString(s.opts.Hostname, owner),
+			CAFile:                  s.certs.CAFile,
+			MQTTAddr:                s.Broker.Addrs().TLS,
+		}
+		if s.httpsLn != nil {
+			ep.HTTPSAddr = s.httpsLn.Addr().String()
+		}
+		s.mu.Lock()
+		s.endpoints = ep
+		s.mu.Unlock()
+		if s.opts.DataDir != "" {
+			b, _ := json.MarshalIndent(ep, "", "  ")
+			if err := os.WriteFile(filepath.Join(s.opts.DataDir, "connection.json"), b, 0o600); err != nil {
+				return fmt.Errorf("write connection.json: %w", err)
+			}
+		}
+		close(s.ready)
+		return nil
+	})
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	return err
+}
+
+func (s *Stack) owner() restapi.Policy {
+	for _, p := range s.policies {
+		if p.Name == "iothubowner" {
+			return p
+		}
+	}
+	return s.policies[0]
+}
+
+// close releases the stores and the temporary directory.
+func (s *Stack) close() {
+	if s.Registry != nil {
+		s.Registry.Close()
+	}
+	if s.regStore != nil {
+		s.regStore.Close()
+	}
+	if s.jobStore != nil {
+		s.jobStore.Close()
+	}
+	if s.httpsLn != nil {
+		s.httpsLn.Close()
+	}
+	if s.tmpDir != "" {
+		os.RemoveAll(s.tmpDir)
+	}
+}
+
+// waitReady waits for the stack or returns ctx's error.
+func waitReady(ctx context.Context, s *Stack, errc <-chan error) error {
+	select {
+	case <-s.Ready():
+		return nil
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("hub stopped before it was ready")
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		return errors.New("hub not ready after a minute")
+	}
+}
