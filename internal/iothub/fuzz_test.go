@@ -134,3 +134,34 @@ func FuzzParseSAS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseDeviceTopic feeds arbitrary topics to the device-topic grammar: it
+// must never panic, and a topic it accepts must be one of the device's own.
+func FuzzParseDeviceTopic(f *testing.F) {
+	for _, seed := range []string{
+		"$iothub/methods/res/200/?$rid=1",
+		"$iothub/twin/GET/?$rid=abc",
+		"$iothub/twin/PATCH/properties/reported/?$rid=7&$version=3",
+		"devices/d1/messages/events/a=b&$.ct=application%2Fjson",
+		"devices/d2/messages/events/",
+		"$iothub/methods/res/abc/?$rid=1",
+		"$iothub/twin/res/200/?$rid=1",
+		"$iothub/methods/POST/#",
+		"",
+		"$iothub/",
+	} {
+		f.Add("d1", seed)
+	}
+	f.Fuzz(func(t *testing.T, device, topic string) {
+		dt, err := ParseDeviceTopic(device, topic)
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(topic, "devices/") && !strings.HasPrefix(topic, "devices/"+device+"/") {
+			t.Errorf("device %q may publish to %q (%+v)", device, topic, dt)
+		}
+		if !strings.HasPrefix(topic, "$iothub/") && !strings.HasPrefix(topic, "devices/") {
+			t.Errorf("accepted %q outside the hub's topics", topic)
+		}
+	})
+}
