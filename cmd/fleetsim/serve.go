@@ -45,7 +45,7 @@ and server certificate, and the shared access policies across restarts. With
 			f.fs.StringVar(&o.httpsAddr, "https-addr", ":8443", "`ADDR` of the REST API and MQTT over WebSocket")
 			f.fs.StringVar(&o.mqttAddr, "mqtt-addr", ":8883", "`ADDR` of MQTT over TLS")
 			f.fs.StringVar(&o.scenario, "scenario", "", "also run this scenario's simulated fleet (`NAME` or file)")
-			f.fs.StringVar(&o.pacing, "pacing", "unlimited", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4)")
+			f.fs.StringVar(&o.pacing, "pacing", "", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4); default the --scenario's, else unlimited")
 			f.fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on `ADDR`, e.g. localhost:6060; off when empty")
 			return func(ctx context.Context, a *app, args []string) error {
 				if len(args) > 0 {
