@@ -207,7 +207,9 @@ type SubscribeMode int
 
 const (
 	// SubscribeNoSession subscribes after every CONNACK with session present
-	// 0 (a first connect, or a broker that lost the session).
+	// 0 (a first connect, or a broker that lost the session), and until the
+	// device has once completed its subscriptions: a connect attempt that
+	// failed after the broker accepted it leaves a session with none.
 	SubscribeNoSession SubscribeMode = iota
 	// SubscribeAlways subscribes after every connect.
 	SubscribeAlways

@@ -1,13 +1,20 @@
 package devicesim
 
 import (
+	"context"
 	"encoding/json"
 	"math"
+	"net"
+	"net/url"
 	"slices"
 	"sort"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
 // TestMethodLatencyAndStatusMix checks over a seeded run that the answered
@@ -480,6 +487,42 @@ func TestSubscribeModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubscribeDespiteEmptySession: a connect attempt that the broker
+// accepted but the device gave up on leaves a persistent session with no
+// subscriptions. The device's next CONNACK says session present; a device
+// that never completed its subscriptions must subscribe anyway, or it is
+// connected but deaf to method calls.
+func TestSubscribeDespiteEmptySession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub, _ := newTestHub(t, false)
+		cfg := hub.config("dev-1", Behavior{Methods: map[string]MethodBehavior{"ping": {}}})
+		o := mqtt.NewClientOptions()
+		o.Servers = []*url.URL{{Scheme: "mem", Host: "testhub"}}
+		o.ClientID = "dev-1"
+		o.Username = iothub.DeviceUsername(hub.host, "dev-1", DefaultClientType)
+		o.Password = iothub.NewSAS(iothub.DeviceResource(hub.host, "dev-1"), cfg.Identity.Key, "", time.Now().Add(time.Hour))
+		o.CleanSession = false
+		o.AutoReconnect = false
+		o.CustomOpenConnectionFn = func(*url.URL, mqtt.ClientOptions) (net.Conn, error) { return hub.mem.Dial(context.Background()) }
+		aborted := mqtt.NewClient(o)
+		if tok := aborted.Connect(); tok.Wait() && tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		aborted.Disconnect(0)
+
+		d := NewDevice(cfg)
+		runDevice(t, d)
+		waitUntil(t, "connect", d.Connected)
+		want := []string{iothub.FilterMethods, iothub.FilterTwinResponses, iothub.FilterDesired}
+		if got := hub.subsOf("dev-1"); !slices.Equal(got, want) {
+			t.Errorf("subscriptions %v, want %v", got, want)
+		}
+		if _, ok, err := hub.call("dev-1", "ping", nil, time.Minute); err != nil || !ok {
+			t.Errorf("method: ok=%v err=%v", ok, err)
+		}
+	})
 }
 
 func TestOfflineAtStart(t *testing.T) {

@@ -294,7 +294,9 @@ func (d *Device) subscribe(c *connection, why connectReason, session bool) error
 			filters = all[:1]
 		}
 	default:
-		if !session {
+		// A session present before the device was ever online is the
+		// empty one an aborted connect attempt left behind.
+		if !session || !d.everOnline {
 			filters = all
 		}
 	}
