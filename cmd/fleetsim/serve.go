@@ -28,6 +28,8 @@ prints the service connection string, the CA certificate to trust and the
 ports, and writes them to DIR/connection.json, where the client commands
 (jobs, devices, twin, invoke, query) find them.
 
+Prometheus metrics are served at /metrics on the HTTPS port, without a token.
+
 The data directory keeps the device registry, twins, jobs, the generated CA
 and server certificate, and the shared access policies across restarts. With
 --scenario the scenario's simulated fleet runs against the hub as well.`,
@@ -119,6 +121,7 @@ func printEndpoints(a *app, dataDir string, ep endpoints) {
 	fmt.Fprintf(tw, "CA certificate:\t%s\n", ep.CAFile)
 	if ep.HTTPSAddr != "" {
 		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", dialable(ep.HTTPSAddr))
+		fmt.Fprintf(tw, "metrics:\thttps://%s/metrics\n", dialable(ep.HTTPSAddr))
 	}
 	if ep.MQTTAddr != "" {
 		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", dialable(ep.MQTTAddr))

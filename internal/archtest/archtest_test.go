@@ -32,6 +32,7 @@ var rules = []rule{
 	{pkg: "hubjobs/store", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/jobstore", deny: []string{"hubjobs/restapi", "hubjobs/registry", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/store", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
+	{pkg: "internal/metrics", deny: []string{"hubjobs/restapi", "hubjobs/store", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
 	{pkg: "devicesim", deny: []string{"broker", "hubjobs", "scenarios", "github.com/mochi-mqtt"}},
 	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
 }

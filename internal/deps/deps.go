@@ -5,7 +5,6 @@ import (
 	_ "github.com/eclipse/paho.mqtt.golang"
 	_ "github.com/gorilla/websocket"
 	_ "github.com/mochi-mqtt/server/v2"
-	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/rs/zerolog"
 	_ "go.etcd.io/bbolt"
 	_ "go.uber.org/goleak"

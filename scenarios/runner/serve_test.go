@@ -3,8 +3,11 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 // the same data directory again: devices and jobs are still there.
 func TestServeHostsAFleet(t *testing.T) {
 	dir := t.TempDir()
+	var scrape func() string
 	serve := func(t *testing.T, check func(c *restapi.Client)) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -47,6 +51,20 @@ func TestServeHostsAFleet(t *testing.T) {
 		c, err := restapi.NewClient(ep.ServiceConnectionString, restapi.ClientOptions{BaseURL: "https://" + ep.HTTPSAddr, TLSConfig: tlsConf})
 		if err != nil {
 			t.Fatal(err)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+		defer hc.CloseIdleConnections()
+		scrape = func() string {
+			resp, err := hc.Get("https://" + ep.HTTPSAddr + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
+			}
+			return string(b)
 		}
 		check(c)
 		c.CloseIdleConnections()
@@ -77,19 +95,38 @@ func TestServeHostsAFleet(t *testing.T) {
 		if _, err := c.CreateJob(ctx, "served-twin", json.RawMessage(`{"type":"scheduleUpdateTwin","queryCondition":"tags.building = 44","updateTwin":{"etag":"*","tags":{"served":true}}}`)); err != nil {
 			t.Fatal(err)
 		}
-		for range 200 {
+		completed := false
+		for i := 0; i < 200 && !completed; i++ {
 			b, err := c.GetJob(ctx, "served-twin")
 			if err != nil {
 				t.Fatal(err)
 			}
 			var j struct{ Status string }
 			json.Unmarshal(b, &j)
-			if j.Status == "completed" {
-				return
-			}
+			completed = j.Status == "completed"
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatal("the twin job did not complete")
+		if !completed {
+			t.Fatal("the twin job did not complete")
+		}
+		// The work above shows in the metrics, unauthenticated on the REST listener.
+		m := scrape()
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^fleetsim_direct_method_calls_total\{outcome="ok",source="api"\} [1-9]`),
+			regexp.MustCompile(`(?m)^fleetsim_direct_method_duration_seconds_count\{source="api"\} [1-9]`),
+			regexp.MustCompile(`(?m)^fleetsim_job_device_operations_total\{outcome="succeeded",type="scheduleUpdateTwin"\} 100$`),
+			regexp.MustCompile(`(?m)^fleetsim_jobs\{status="completed",type="scheduleUpdateTwin"\} 1$`),
+			regexp.MustCompile(`(?m)^fleetsim_devices\{status="enabled"\} 200$`),
+			regexp.MustCompile(`(?m)^fleetsim_mqtt_connections [1-9]`),
+			regexp.MustCompile(`(?m)^fleetsim_mqtt_messages_total\{direction="in"\} [1-9]`),
+			regexp.MustCompile(`(?m)^fleetsim_store_write_duration_seconds_count\{op="apply",store="registry"\} [1-9]`),
+			regexp.MustCompile(`(?m)^fleetsim_store_write_duration_seconds_count\{op="write",store="jobs"\} [1-9]`),
+			regexp.MustCompile(`(?m)^go_goroutines `),
+		} {
+			if !want.MatchString(m) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
 	})
 	serve(t, func(c *restapi.Client) {
 		b, err := c.GetJob(t.Context(), "served-twin")

@@ -22,6 +22,8 @@ import (
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/internal/iothub"
+	"github.com/fleetsim/fleetsim/internal/metrics"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 
@@ -33,7 +35,7 @@ var (
 	_ broker.Hub             = (*registry.Registry)(nil)
 	_ broker.Identities      = identities{}
 	_ registry.DeviceLink    = (*broker.Server)(nil)
-	_ restapi.Registry       = (*registry.Registry)(nil)
+	_ restapi.Registry       = apiRegistry{}
 	_ restapi.Jobs           = (*hubjobs.Engine)(nil)
 )
 
@@ -72,6 +74,8 @@ type Stack struct {
 	Registry *registry.Registry
 	Jobs     *hubjobs.Engine
 	REST     *restapi.Server
+	// Metrics serves Prometheus metrics at /metrics on the REST listener.
+	Metrics *metrics.Metrics
 
 	regStore *store.Store
 	jobStore *jobstore.Store
@@ -84,6 +88,17 @@ type Stack struct {
 	ready     chan struct{}
 	mu        sync.Mutex
 	endpoints Endpoints
+}
+
+// apiRegistry is the registry as the REST API sees it, with its direct-method
+// calls measured.
+type apiRegistry struct {
+	*registry.Registry
+	methods metrics.MethodInvoker
+}
+
+func (r apiRegistry) InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
+	return r.methods.InvokeMethod(ctx, deviceID, req)
 }
 
 // identities adapts the registry to the broker's Identities interface.
@@ -130,6 +145,7 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	log := opts.Logger
+	s.Metrics = metrics.New()
 
 	var persist registry.Persistence
 	var jstore hubjobs.Store
@@ -137,11 +153,11 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 		if s.regStore, err = store.Open(filepath.Join(dir, "registry.db")); err != nil {
 			return nil, err
 		}
-		persist = s.regStore
+		persist = s.Metrics.RegistryStore(s.regStore)
 		if s.jobStore, err = jobstore.Open(filepath.Join(dir, "jobs.db")); err != nil {
 			return nil, err
 		}
-		jstore = s.jobStore
+		jstore = s.Metrics.JobStore(s.jobStore)
 	}
 	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
@@ -163,8 +179,8 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 	}
 	if s.Jobs, err = hubjobs.NewEngine(hubjobs.Config{
 		Store:       jstore,
-		Methods:     s.Registry,
-		Twins:       s.Registry,
+		Methods:     s.Metrics.Methods("job", s.Registry),
+		Twins:       s.Metrics.Twins(s.Registry),
 		Devices:     s.Registry,
 		Pacing:      profile,
 		MaxInFlight: opts.MaxInFlight,
@@ -178,13 +194,17 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 	if s.REST, err = restapi.New(restapi.Config{
 		Hostname: opts.Hostname,
 		Policies: s.policies,
-		Registry: s.Registry,
+		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Jobs:     s.Jobs,
 		Logger:   log.With().Str("component", "rest").Logger(),
-		Extra:    map[string]http.Handler{"/$iothub/websocket": s.Broker.WebSocketHandler()},
+		Extra: map[string]http.Handler{
+			"/$iothub/websocket": s.Broker.WebSocketHandler(),
+			"/metrics":           s.Metrics.Handler(),
+		},
 	}); err != nil {
 		return nil, fmt.Errorf("REST API: %w", err)
 	}
+	s.Metrics.Watch(metrics.Sources{Broker: s.Broker, Devices: s.Registry, Jobs: s.Jobs})
 	if opts.HTTPSAddr != "" {
 		if s.httpsLn, err = net.Listen("tcp", opts.HTTPSAddr); err != nil {
 			return nil, fmt.Errorf("REST listener: %w", err)
