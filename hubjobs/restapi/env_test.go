@@ -81,7 +81,9 @@ type env struct {
 
 type envOptions struct {
 	// jobs runs a real jobs engine (memory store) over the registry.
-	jobs   bool
+	jobs bool
+	// pacing is the engine's pacing profile (default unlimited).
+	pacing string
 	config func(*restapi.Config)
 }
 
@@ -104,7 +106,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Registry: e.faults}
 	if o.jobs {
-		e.engine, err = hubjobs.NewEngine(hubjobs.Config{Store: hubjobs.NewMemStore(), Methods: reg, Twins: reg, Devices: reg})
+		profile := hubjobs.Unlimited
+		if o.pacing != "" {
+			if profile, err = hubjobs.ParseProfile(o.pacing); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.engine, err = hubjobs.NewEngine(hubjobs.Config{Store: hubjobs.NewMemStore(), Methods: reg, Twins: reg, Devices: reg, Pacing: profile})
 		if err != nil {
 			t.Fatalf("jobs engine: %v", err)
 		}
