@@ -5,8 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,11 +21,14 @@ import (
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
+var jobProfile = flag.String("jobprofile", "", "write a CPU profile of BenchmarkFleetJobs' job phase (not the connects) to `FILE`")
+
 // BenchmarkFleetJobs is the fleet-scale benchmark (make bench): a whole hub
-// and N paho devices on the in-process transport, then a method job and a
-// twin job over every device. It reports device-ops/s and completion time
-// per job, connects/s, and the heap per connected device (broker, registry
-// and client side together).
+// with its stores on disk (every result persisted) and N paho devices on
+// the in-process transport, under the GC settings a scenario run gets; then
+// a method job and a twin job over every device. It reports device-ops/s,
+// completion time and p50/p99 device latency per job, connects/s, and the
+// heap per connected device (broker, registry and client side together).
 func BenchmarkFleetJobs(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
@@ -35,6 +42,35 @@ func BenchmarkFleetJobs(b *testing.B) {
 	}
 }
 
+// BenchmarkPacingS1 runs a method job over 150 devices on a hub paced as
+// S1 (10 device operations per second) and reports the pace measured from
+// the device jobs' start times, and its error against 10 ops/s.
+func BenchmarkPacingS1(b *testing.B) {
+	const n = 150
+	for b.Loop() {
+		st, stop := benchStack(b, n, runner.StackOptions{Pacing: "S1"})
+		rt := 30
+		runJob(b, st, n, hubjobs.JobRequest{JobID: "paced", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
+			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}})
+		src, _ := st.Jobs.DeviceJobs()
+		var starts []time.Time
+		src.Scan("", func(_ string, doc map[string]any) bool {
+			if t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["startTimeUtc"])); err == nil {
+				starts = append(starts, t)
+			}
+			return true
+		})
+		stop()
+		if len(starts) != n {
+			b.Fatalf("%d device jobs started, want %d", len(starts), n)
+		}
+		slices.SortFunc(starts, time.Time.Compare)
+		pace := float64(n-1) / starts[n-1].Sub(starts[0]).Seconds()
+		b.ReportMetric(pace, "ops/s")
+		b.ReportMetric(100*(pace-10)/10, "pace-error-%")
+	}
+}
+
 func heap() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
@@ -42,23 +78,32 @@ func heap() uint64 {
 	return m.HeapAlloc
 }
 
-func benchFleet(b *testing.B, n int) {
+// benchFleetStack is a running hub with n connected paho devices that
+// answer "ping"; stop ends both.
+type benchFleetStack struct {
+	*runner.Stack
+	fleet *devicesim.Fleet
+}
+
+// benchStack starts a hub with opts (stores in a temporary directory) and
+// n paho devices on the in-process transport, waits until all are
+// connected, and reports connects/s. stop ends the fleet, then the hub.
+func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetStack, stop func()) {
 	ctx, cancel := context.WithCancel(b.Context())
-	defer cancel()
-	st, err := runner.NewStack(runner.StackOptions{})
+	opts.DataDir = b.TempDir()
+	s, err := runner.NewStack(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	hubDone := make(chan error, 1)
-	go func() { hubDone <- st.Run(ctx) }()
-	defer func() {
+	go func() { hubDone <- s.Run(ctx) }()
+	stopHub := func() {
 		cancel()
 		if err := <-hubDone; err != nil {
 			b.Errorf("hub: %v", err)
 		}
-	}()
-	<-st.Ready()
-	base := heap()
+	}
+	<-s.Ready()
 
 	key := func(id string) []byte { s := sha256.Sum256([]byte(id)); return s[:] }
 	id := func(i int) string { return fmt.Sprintf("bench-%06d", i) }
@@ -68,7 +113,8 @@ func benchFleet(b *testing.B, n int) {
 		ops = append(ops, registry.ExportImportDevice{ID: id(i), ImportMode: "create", Tags: map[string]any{"i": float64(i)},
 			Authentication: &registry.Authentication{Type: "sas", SymmetricKey: registry.SymmetricKey{PrimaryKey: k, SecondaryKey: k}}})
 		if len(ops) == 1000 || i == n-1 {
-			if _, err := st.Registry.BulkUpdate(ctx, ops); err != nil {
+			if _, err := s.Registry.BulkUpdate(ctx, ops); err != nil {
+				stopHub()
 				b.Fatal(err)
 			}
 			ops = ops[:0]
@@ -83,7 +129,7 @@ func benchFleet(b *testing.B, n int) {
 		Generate: func(i int) devicesim.DeviceConfig {
 			return devicesim.DeviceConfig{
 				Identity:  devicesim.Identity{DeviceID: id(i), Key: key(id(i)), Hostname: "localhost"},
-				Transport: devicesim.Transport{Dial: st.Broker.DialMemory},
+				Transport: devicesim.Transport{Dial: s.Broker.DialMemory},
 				Behavior:  behavior,
 				Seed:      1,
 			}
@@ -93,20 +139,76 @@ func benchFleet(b *testing.B, n int) {
 	fleetDone := make(chan error, 1)
 	t0 := time.Now()
 	go func() { fleetDone <- fleet.Run(fctx) }()
-	defer func() {
+	stop = func() {
 		stopFleet()
 		<-fleetDone
-	}()
+		stopHub()
+	}
 	if err := fleet.WaitConnected(ctx, n); err != nil {
+		stop()
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "connects/s")
+	return benchFleetStack{s, fleet}, stop
+}
+
+// runJob creates a job over all n devices, waits for it to end, and fails
+// the benchmark, with the failure causes and the broker's and fleet's
+// counters, unless every device job succeeded. It returns the time from
+// create to the job's end.
+func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) time.Duration {
+	start := time.Now()
+	if _, err := st.Jobs.Create(b.Context(), req); err != nil {
+		b.Fatal(err)
+	}
+	var j hubjobs.Job
+	for {
+		var err error
+		if j, err = st.Jobs.Get(req.JobID); err != nil {
+			b.Fatal(err)
+		}
+		if j.Status.Terminal() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	if s := j.DeviceJobStatistics; j.Status != hubjobs.StatusCompleted || s.SucceededCount != n {
+		src, _ := st.Jobs.DeviceJobs()
+		causes := map[string]int{}
+		src.Scan("", func(_ string, doc map[string]any) bool {
+			if e, ok := doc["error"].(map[string]any); ok {
+				causes[fmt.Sprint(e["code"], ": ", e["description"])]++
+			}
+			return true
+		})
+		b.Fatalf("job %s: %s %+v; failures: %v\nbroker: %+v\nfleet: %+v", req.JobID, j.Status, s, causes, st.Broker.Stats(), st.fleet.Stats())
+	}
+	return took
+}
+
+func benchFleet(b *testing.B, n int) {
+	defer runner.TuneGC(n)()
+	base := heap()
+	st, stop := benchStack(b, n, runner.StackOptions{})
+	defer stop()
 	b.ReportMetric(float64(heap()-base)/float64(n), "B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.StackInuse)/float64(n), "stack-B/device")
 
+	if *jobProfile != "" {
+		f, err := os.Create(*jobProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rt := 60
 	for _, req := range []hubjobs.JobRequest{
 		{JobID: "ping", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
@@ -114,33 +216,37 @@ func benchFleet(b *testing.B, n int) {
 		{JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*",
 			UpdateTwin: json.RawMessage(`{"etag":"*","properties":{"desired":{"interval":30}}}`)},
 	} {
-		start := time.Now()
-		if _, err := st.Jobs.Create(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-		var j hubjobs.Job
-		for {
-			if j, err = st.Jobs.Get(req.JobID); err != nil {
-				b.Fatal(err)
-			}
-			if j.Status.Terminal() {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		took := time.Since(start)
-		if s := j.DeviceJobStatistics; j.Status != hubjobs.StatusCompleted || s.SucceededCount != n {
-			src, _ := st.Jobs.DeviceJobs()
-			causes := map[string]int{}
-			src.Scan("", func(_ string, doc map[string]any) bool {
-				if e, ok := doc["error"].(map[string]any); ok {
-					causes[fmt.Sprint(e["code"], ": ", e["description"])]++
-				}
-				return true
-			})
-			b.Fatalf("job %s: %s %+v; failures: %v\nbroker: %+v\nfleet: %+v", req.JobID, j.Status, s, causes, st.Broker.Stats(), fleet.Stats())
-		}
+		took := runJob(b, st, n, req)
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
+		p50, p99 := deviceLatency(b, st.Stack, req.JobID)
+		b.ReportMetric(p50, req.JobID+"-p50-ms")
+		b.ReportMetric(p99, req.JobID+"-p99-ms")
 	}
+}
+
+// deviceLatency returns the p50 and p99 of a job's device jobs, start to
+// end, in milliseconds, from its devices.jobs rows.
+func deviceLatency(b *testing.B, st *runner.Stack, jobID string) (p50, p99 float64) {
+	src, _ := st.Jobs.DeviceJobs()
+	var lats []time.Duration
+	src.Scan(jobID+"/", func(_ string, doc map[string]any) bool {
+		if doc["jobId"] != jobID {
+			return false // rows are in key order: the job's rows are done
+		}
+		start, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["startTimeUtc"]))
+		end, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["endTimeUtc"]))
+		if err1 == nil && err2 == nil {
+			lats = append(lats, end.Sub(start))
+		}
+		return true
+	})
+	if len(lats) == 0 {
+		b.Fatalf("job %s: no device job rows", jobID)
+	}
+	slices.Sort(lats)
+	at := func(q float64) float64 {
+		return float64(lats[min(len(lats)-1, int(q*float64(len(lats))))]) / float64(time.Millisecond)
+	}
+	return at(0.50), at(0.99)
 }
