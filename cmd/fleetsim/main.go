@@ -27,5 +27,6 @@ import (
 )
 
 func main() {
+	keepStacks(os.Args[1:])
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
-var jobProfile = flag.String("jobprofile", "", "write a CPU profile of BenchmarkFleetJobs' job phase (not the connects) to `FILE`")
+var (
+	jobProfile = flag.String("jobprofile", "", "write a CPU profile of BenchmarkFleetJobs' job phase (not the connects) to `FILE`")
+	benchJobs  = flag.String("jobs", "ping,twin", "the `jobs` BenchmarkFleetJobs runs, in order: ping (a method job), twin (a twin job)")
+)
 
 // BenchmarkFleetJobs is the fleet-scale benchmark (make bench): a whole hub
 // with its stores on disk (every result persisted) and N paho devices on
@@ -216,6 +220,9 @@ func benchFleet(b *testing.B, n int) {
 		{JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*",
 			UpdateTwin: json.RawMessage(`{"etag":"*","properties":{"desired":{"interval":30}}}`)},
 	} {
+		if !slices.Contains(strings.Split(*benchJobs, ","), req.JobID) {
+			continue
+		}
 		took := runJob(b, st, n, req)
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
