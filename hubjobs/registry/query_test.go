@@ -57,6 +57,10 @@ func TestQueryAndSelect(t *testing.T) {
 	if ids, _ := r.SelectDeviceIDs(ctx, q); len(ids) != 0 {
 		t.Errorf("after delete: %v", ids)
 	}
+	all, _ := query.ParseCondition("*")
+	if ids, _ := r.SelectDeviceIDs(ctx, all); strings.Join(ids, ",") != "d0,d1,d2,d3,d4,d5,d7,d8,d9" {
+		t.Errorf("* after delete: %v", ids)
+	}
 
 	// Paging through FROM devices, with projections.
 	full, err := query.Parse("SELECT deviceId, properties.desired.rate FROM devices WHERE tags.building = '43'")
@@ -108,7 +112,9 @@ func TestQueryAndSelect(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := r.SelectDeviceIDs(cctx, q); err == nil {
-		t.Error("SelectDeviceIDs ignored a cancelled context")
+	for _, q := range []*query.Query{q, all} {
+		if _, err := r.SelectDeviceIDs(cctx, q); err == nil {
+			t.Errorf("SelectDeviceIDs(%s) ignored a cancelled context", q)
+		}
 	}
 }
