@@ -197,6 +197,9 @@ func New(cfg Config) (*Server, error) {
 		SysTopicResendInterval: 0,
 		Logger:                 slog.New(slog.DiscardHandler),
 	})
+	if err := stretchSweeps(s.mochi, sweepInterval); err != nil {
+		s.log.Warn().Err(err).Msg("mochi sweeps every client once a second")
+	}
 	if err := s.mochi.AddHook(&hook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
