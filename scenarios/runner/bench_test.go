@@ -23,8 +23,10 @@ import (
 )
 
 var (
-	jobProfile = flag.String("jobprofile", "", "write a CPU profile of BenchmarkFleetJobs' job phase (not the connects) to `FILE`")
-	benchJobs  = flag.String("jobs", "ping,twin", "the `jobs` BenchmarkFleetJobs runs, in order: ping (a method job), twin (a twin job)")
+	jobProfile     = flag.String("jobprofile", "", "write a CPU profile of BenchmarkFleetJobs' job phase (not the connects) to `FILE`")
+	benchMemStores = flag.Bool("memstores", false, "keep the hub's stores in memory in BenchmarkFleetJobs (no fsync), to see what persistence costs")
+	benchInFlight  = flag.Int("inflight", 0, "the jobs engine's `limit` on device operations at once in BenchmarkFleetJobs (0: its default)")
+	benchJobs      = flag.String("jobs", "ping,twin", "the `jobs` BenchmarkFleetJobs runs, in order: ping (a method job), twin (a twin job)")
 )
 
 // BenchmarkFleetJobs is the fleet-scale benchmark (make bench): a whole hub
@@ -94,7 +96,9 @@ type benchFleetStack struct {
 // connected, and reports connects/s. stop ends the fleet, then the hub.
 func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetStack, stop func()) {
 	ctx, cancel := context.WithCancel(b.Context())
-	opts.DataDir = b.TempDir()
+	if !*benchMemStores {
+		opts.DataDir = b.TempDir()
+	}
 	s, err := runner.NewStack(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -194,7 +198,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) tim
 func benchFleet(b *testing.B, n int) {
 	defer runner.TuneGC(n)()
 	base := heap()
-	st, stop := benchStack(b, n, runner.StackOptions{})
+	st, stop := benchStack(b, n, runner.StackOptions{MaxInFlight: *benchInFlight})
 	defer stop()
 	b.ReportMetric(float64(heap()-base)/float64(n), "B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
