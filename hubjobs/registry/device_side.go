@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"encoding/json"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -138,8 +137,7 @@ func withVersion(section map[string]any, version int64) map[string]any {
 // and an errorCode body.
 func (r *Registry) reported(id, rid string, payload []byte) {
 	var patch map[string]any
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&patch); err != nil || patch == nil || dec.More() {
+	if err := json.Unmarshal(payload, &patch); err != nil || patch == nil { // trailing data is an error too
 		r.replyError(id, rid, argInvalid("the reported properties patch must be one JSON object"))
 		return
 	}

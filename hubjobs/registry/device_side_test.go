@@ -139,6 +139,8 @@ func TestDeviceSideErrors(t *testing.T) {
 		{"echoed $version", "d1", `{"a":1,"$version":2}`, `400/?$rid=R {"errorCode":400004,`},
 		{"array body", "d1", `[1]`, `400/?$rid=R {"errorCode":400004,`},
 		{"empty body", "d1", ``, `400/?$rid=R {"errorCode":400004,`},
+		{"two documents", "d1", `{"a":1} {"b":2}`, `400/?$rid=R {"errorCode":400004,`},
+		{"null", "d1", `null`, `400/?$rid=R {"errorCode":400004,`},
 		{"depth 11", "d1", nest(11, "1"), `400/?$rid=R {"errorCode":400004,`},
 		{"over 32 KB", "d1", big, `400/?$rid=R {"errorCode":400004,`},
 		{"unknown device", "ghost", `{"a":1}`, `404/?$rid=R {"errorCode":404001,`},

@@ -100,7 +100,9 @@ type Registry struct {
 	clk  clock.Clock
 	log  zerolog.Logger
 	link atomic.Pointer[linkBox]
-	com  *committer // nil in memory-only mode
+	// lastForced is the last ForceUpdateTwin patch, parsed.
+	lastForced atomic.Pointer[parsedPatch]
+	com        *committer // nil in memory-only mode
 
 	mu      sync.RWMutex
 	devices map[string]*entry

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -24,8 +23,7 @@ type twinPatch struct {
 // reported properties belong to the device.
 func parseTwinPatch(body []byte) (twinPatch, error) {
 	var doc map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&doc); err != nil || doc == nil || dec.More() {
+	if err := json.Unmarshal(body, &doc); err != nil || doc == nil { // trailing data is an error too
 		return twinPatch{}, argInvalid("the twin patch must be one JSON object")
 	}
 	var p twinPatch
@@ -106,7 +104,11 @@ func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMat
 	if err != nil {
 		return Twin{}, err
 	}
-	return r.applyTwin(ctx, id, p, ifMatch, false)
+	a, err := r.applyTwin(ctx, id, p, ifMatch, false)
+	if err != nil {
+		return Twin{}, err
+	}
+	return a.twin(), nil
 }
 
 // ReplaceTwin replaces a twin's tags and desired properties (PUT
@@ -117,27 +119,56 @@ func (r *Registry) ReplaceTwin(ctx context.Context, id string, twin []byte, ifMa
 	if err != nil {
 		return Twin{}, err
 	}
-	return r.applyTwin(ctx, id, p, ifMatch, true)
+	a, err := r.applyTwin(ctx, id, p, ifMatch, true)
+	if err != nil {
+		return Twin{}, err
+	}
+	return a.twin(), nil
 }
 
 // ForceUpdateTwin applies a twin job's patch to one device with etag "*":
 // the same rules and errors as PatchTwin.
+//
+// A twin job sends every device the same patch, so the parse of the last
+// one is kept and reused while the bytes are the same; a parsed patch is
+// only read (merge copies what it takes).
 func (r *Registry) ForceUpdateTwin(ctx context.Context, id string, patch []byte) error {
-	p, err := parseTwinPatch(patch)
-	if err != nil {
-		return err
+	pp := r.lastForced.Load()
+	if pp == nil || pp.raw != string(patch) {
+		pp = &parsedPatch{raw: string(patch)}
+		pp.p, pp.err = parseTwinPatch(patch)
+		r.lastForced.Store(pp)
 	}
-	_, err = r.applyTwin(ctx, id, p, "*", false)
+	if pp.err != nil {
+		return pp.err
+	}
+	_, err := r.applyTwin(ctx, id, pp.p, "*", false)
 	return err
 }
 
-func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatch string, replace bool) (Twin, error) {
+// parsedPatch is a twin patch and the result of parsing it.
+type parsedPatch struct {
+	raw string
+	p   twinPatch
+	err error
+}
+
+// applied is a twin as a write left it; rendering it is left to the callers
+// that answer with it (a twin job's device operation does not).
+type applied struct {
+	rec record
+	lv  live
+}
+
+func (a *applied) twin() Twin { return renderTwin(&a.rec, a.lv) }
+
+func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatch string, replace bool) (applied, error) {
 	if err := checkCtx(ctx); err != nil {
-		return Twin{}, err
+		return applied{}, err
 	}
 	e, err := r.lockEntry(id)
 	if err != nil {
-		return Twin{}, err
+		return applied{}, err
 	}
 	defer func() {
 		if e != nil {
@@ -146,7 +177,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 	}()
 	old := e.rec
 	if !etagMatches(ifMatch, twinEtag(old.TwinEtag)) {
-		return Twin{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the twin etag does not match If-Match.")
+		return applied{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the twin etag does not match If-Match.")
 	}
 	rec := *old
 	now := r.clk.Now()
@@ -177,10 +208,10 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 	}
 	// iothub.md §3.5: the limits apply to the result of the operation.
 	if err := checkSize("tags", rec.Tags, iothub.MaxTagsBytes); err != nil {
-		return Twin{}, err
+		return applied{}, err
 	}
 	if err := checkSize("properties.desired", rec.Desired, iothub.MaxDesiredBytes); err != nil {
-		return Twin{}, err
+		return applied{}, err
 	}
 	rec.TwinVersion++
 	rec.TwinEtag++
@@ -200,16 +231,16 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 		wait.done(err)
 	}
 	if err := r.persistLocked(id, &rec, after); err != nil {
-		return Twin{}, err
+		return applied{}, err
 	}
 	r.publishLocked(e, &rec, tagsChanged)
 	lv := e.live
 	e.mu.Unlock()
 	e = nil
 	if err := wait.wait(id); err != nil {
-		return Twin{}, err
+		return applied{}, err
 	}
-	return renderTwin(&rec, lv), nil
+	return applied{rec, lv}, nil
 }
 
 // pushDesired sends a desired-properties patch to the device if it is

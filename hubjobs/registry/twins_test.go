@@ -196,6 +196,8 @@ func TestTwinRules(t *testing.T) {
 		{"tags not an object", `{"tags":[1]}`, "*", "ArgumentInvalid"},
 		{"desired not an object", `{"properties":{"desired":"x"}}`, "*", "ArgumentInvalid"},
 		{"two documents", `{} {}`, "*", "ArgumentInvalid"},
+		{"null", `null`, "*", "ArgumentInvalid"},
+		{"trailing garbage", `{"tags":{"a":1}} x`, "*", "ArgumentInvalid"},
 	}
 	for _, tt := range tests {
 		if got := code(errOf(r.PatchTwin(ctx, "d1", []byte(tt.patch), tt.ifMatch))); got != tt.want {
@@ -234,5 +236,40 @@ func TestReplaceTwin(t *testing.T) {
 	rep = must[registry.Twin](t)(r.ReplaceTwin(ctx, "d1", []byte(`{}`), "*"))
 	if len(rep.Tags) != 0 || len(rep.Properties.Desired) != 2 {
 		t.Errorf("replace with nothing: tags %v desired %v", rep.Tags, rep.Properties.Desired)
+	}
+}
+
+// TestForceUpdateTwinReusesPatch sends one twin-job patch to several
+// devices, as a job does, and checks that they do not share what they got:
+// a later patch of one leaves the others alone; and that a bad patch is
+// refused every time, not only the first.
+func TestForceUpdateTwinReusesPatch(t *testing.T) {
+	r, _, _ := newReg(t, false)
+	ctx := t.Context()
+	patch := []byte(`{"etag":"*","tags":{"site":{"room":1}},"properties":{"desired":{"cfg":{"rate":5,"list":[1,2]}}}}`)
+	for _, id := range []string{"d1", "d2", "d3"} {
+		must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: id}))
+		if err := r.ForceUpdateTwin(ctx, id, patch); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	must[registry.Twin](t)(r.PatchTwin(ctx, "d2", []byte(`{"tags":{"site":{"room":2}},"properties":{"desired":{"cfg":{"rate":null,"x":1}}}}`), "*"))
+	for _, tc := range []struct {
+		id         string
+		room, rate any
+	}{{"d1", 1.0, 5.0}, {"d2", 2.0, nil}, {"d3", 1.0, 5.0}} {
+		tw := jsonOf(t, must[registry.Twin](t)(r.GetTwin(tc.id)))
+		if room, rate := at(tw, "tags", "site", "room"), at(tw, "properties", "desired", "cfg", "rate"); room != tc.room || rate != tc.rate {
+			t.Errorf("%s: room %v rate %v, want %v %v", tc.id, room, rate, tc.room, tc.rate)
+		}
+	}
+	bad := []byte(`{"properties":{"desired":{"a b":1}}}`)
+	for range 2 {
+		if err := r.ForceUpdateTwin(ctx, "d1", bad); code(err) != "ArgumentInvalid" {
+			t.Errorf("bad patch: %v", err)
+		}
+	}
+	if err := r.ForceUpdateTwin(ctx, "d1", patch); err != nil {
+		t.Errorf("good patch after a bad one: %v", err)
 	}
 }
