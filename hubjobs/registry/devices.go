@@ -22,7 +22,7 @@ type recordEnvelope struct {
 }
 
 func encodeRecord(rec *record) ([]byte, error) {
-	return json.Marshal(recordEnvelope{Format: recordFormat, record: rec})
+	return appendRecord(make([]byte, 0, 1024), rec)
 }
 
 func decodeRecord(data []byte) (*record, error) {
