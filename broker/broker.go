@@ -193,8 +193,10 @@ func New(cfg Config) (*Server, error) {
 		ClientNetReadBufferSize:  256,
 		// Hub messages are written to the device's connection directly
 		// (Deliver), so neither the inline client nor $SYS topics are needed.
+		// Mochi cannot turn $SYS off (0 means every second), so it is pushed
+		// out of reach; see dropRetained for why that matters.
 		InlineClient:           false,
-		SysTopicResendInterval: 0,
+		SysTopicResendInterval: sysTopicInterval,
 		Logger:                 slog.New(slog.DiscardHandler),
 	})
 	if err := stretchSweeps(s.mochi, sweepInterval); err != nil {
@@ -280,6 +282,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.closeListeners()
 		return fmt.Errorf("broker: serve: %w", err)
 	}
+	dropRetained(s.mochi)
 	var wg sync.WaitGroup
 	if s.wsServer != nil {
 		wg.Go(func() {

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // sweepInterval is how often mochi walks every client for expired sessions
@@ -16,6 +17,23 @@ import (
 // MQTT 3.1.1, so sessions and inflight messages expire only by the server's
 // maxima (sessions never, inflight messages after a day).
 const sweepInterval = time.Minute
+
+// sysTopicInterval is mochi's $SYS publishing interval in seconds: about 34
+// years. Each publish reads MemStats (stopping the world) and stores 20
+// retained messages that no device may subscribe to.
+const sysTopicInterval = 1 << 30
+
+// dropRetained removes every retained message, i.e. the $SYS values mochi
+// publishes once when it starts (devices cannot retain: iothub.md §1.4).
+// While any retained message exists, mochi answers every SUBSCRIBE by
+// walking the topic tree for matches, recursively, on the device's
+// connection goroutine: at 10k devices that walk was 14 % of the connect
+// phase's CPU, and its stack growth is what each connection keeps.
+func dropRetained(s *mqtt.Server) {
+	for topic := range s.Topics.Retained.GetAll() {
+		s.Topics.RetainMessage(packets.Packet{TopicName: topic})
+	}
+}
 
 // stretchSweeps sets mochi's client-expiry and inflight-expiry tickers to
 // every. Mochi has no option for them, so it reaches the unexported tickers

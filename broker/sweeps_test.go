@@ -4,7 +4,10 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
 // TestStretchSweeps fails when a mochi release moves the tickers that
@@ -15,5 +18,24 @@ func TestStretchSweeps(t *testing.T) {
 	defer s.Close()
 	if err := stretchSweeps(s, time.Hour); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNoRetainedMessages: once the broker runs, mochi's topic tree holds no
+// retained message (the $SYS values it publishes at start are dropped), so
+// a SUBSCRIBE does not walk the tree; a device's retained publish is not
+// stored either.
+func TestNoRetainedMessages(t *testing.T) {
+	e := start(t)
+	c, err := connect(t, e, memory, "d1", token("d1", key1, time.Hour), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribe(t, c, iothub.FilterMethods, 0, func(paho.Client, paho.Message) {})
+	if tok := c.Publish("devices/d1/messages/events/", 1, true, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	if n := e.s.mochi.Topics.Retained.Len(); n != 0 {
+		t.Errorf("%d retained messages: %v", n, e.s.mochi.Topics.Retained.GetAll())
 	}
 }
