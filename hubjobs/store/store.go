@@ -1,21 +1,33 @@
-// Package store is the device registry's embedded durable store: one bbolt
-// (go.etcd.io/bbolt) file in the data directory, implementing
-// registry.Persistence.
+// Package store is the device registry's embedded durable store,
+// implementing registry.Persistence: a bbolt (go.etcd.io/bbolt) file in the
+// data directory and a write-ahead log beside it.
 //
 // Why bbolt: it is pure Go (no cgo, so fleetsim cross-compiles to a single
 // static binary), keeps everything in a single file, and is ACID: a write
 // transaction is fsynced before Commit returns, and a crash (kill -9, power
-// loss) leaves the file at the last committed transaction. The registry
-// groups concurrent writes into one Apply, i.e. one transaction and one
-// fsync, which is what makes write-through affordable.
+// loss) leaves the file at the last committed transaction.
+//
+// Why a log in front of it: a twin job writes every device's record twice
+// (its desired patch and the device's reported acknowledgement) in random
+// key order, and bbolt rewrites a whole 4 KB page for each such update:
+// 22k writes/s at 100k devices. Apply instead appends the batch to the log
+// and fsyncs once (the registry groups concurrent writes into one Apply);
+// once the log passes checkpointSize, its latest value per device goes into
+// bbolt in one sorted transaction and the log starts over. Open replays
+// the log, so a batch is durable as soon as Apply returns.
 //
 // Layout: bucket "devices" maps a device id to its record (opaque bytes the
-// registry encodes); bucket "meta" holds the layout version.
+// registry encodes); bucket "meta" holds the layout version. The log is
+// PATH.wal (see wal.go for its format).
 package store
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,10 +47,21 @@ const layoutVersion = "1"
 // ErrLayout is returned by Open for a file written by an incompatible version.
 var ErrLayout = errors.New("unsupported store layout")
 
+// checkpointSize is the log size past which Apply moves the log into bbolt.
+const checkpointSize = 64 << 20
+
 // Store is an open registry store. It is safe for concurrent use.
 type Store struct {
 	db   *bolt.DB
 	path string
+
+	mu           sync.Mutex
+	wal          *os.File
+	walSize      int64
+	pending      map[string][]byte // in the log, not yet in db; nil: deleted
+	buf          []byte
+	checkpointAt int64
+	broken       error // a failed log write or checkpoint: no more writes
 }
 
 var _ registry.Persistence = (*Store)(nil)
@@ -70,62 +93,195 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialise registry store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	s := &Store{db: db, path: path, pending: map[string][]byte{}, checkpointAt: checkpointSize}
+	if err := s.openLog(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
-// Load calls fn for every record in id order; data is only valid during the call.
+// openLog opens PATH.wal, replays its intact frames, cuts off a torn tail,
+// and checkpoints what it replayed.
+func (s *Store) openLog() error {
+	f, err := os.OpenFile(s.path+".wal", os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open registry log: %w", err)
+	}
+	s.wal = f
+	fail := func(err error) error {
+		_ = f.Close()
+		return fmt.Errorf("registry log %s: %w", f.Name(), err)
+	}
+	log, err := io.ReadAll(f)
+	if err != nil {
+		return fail(err)
+	}
+	good, err := readFrames(log, func(id string, data []byte) { s.pending[id] = data })
+	if err != nil {
+		return fail(err)
+	}
+	s.walSize = int64(len(log))
+	if good < len(log) {
+		if err := f.Truncate(int64(good)); err != nil {
+			return fail(err)
+		}
+		s.walSize = int64(good)
+	}
+	if err := s.checkpointLocked(); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// Load calls fn for every record, in no particular order; data is only
+// valid during the call.
 func (s *Store) Load(fn func(id string, data []byte) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			if _, ok := s.pending[string(k)]; ok {
+				return nil
+			}
 			return fn(string(k), v)
 		})
 	})
+	for id, data := range s.pending {
+		if err != nil {
+			break
+		}
+		if data != nil {
+			err = fn(id, data)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("load registry store %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// Apply writes a batch in one transaction and returns once it is fsynced.
-// A Write with nil Data deletes its id.
+// Apply appends a batch to the log and returns once it is fsynced, or an
+// error if none of it is. A Write with nil Data deletes its id. The store
+// keeps the Data slices until the next checkpoint: callers must not change
+// them.
 func (s *Store) Apply(batch []registry.Write) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDevices)
-		for _, w := range batch {
-			if w.ID == "" {
-				return errors.New("empty device id")
-			}
-			var err error
-			if w.Data == nil {
-				err = b.Delete([]byte(w.ID))
-			} else {
-				err = b.Put([]byte(w.ID), w.Data)
-			}
-			if err != nil {
-				return fmt.Errorf("device %s: %w", w.ID, err)
-			}
+	for _, w := range batch {
+		if w.ID == "" {
+			return fmt.Errorf("write registry store %s: empty device id", s.path)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("write registry store %s: %w", s.path, err)
 	}
+	if len(batch) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return fmt.Errorf("write registry store %s: %w", s.path, s.broken)
+	}
+	s.buf = appendFrame(s.buf[:0], batch)
+	if _, err := s.wal.Write(s.buf); err != nil {
+		// Cut off what was written, so that later frames do not follow a
+		// torn one; if that fails too, stop writing.
+		if terr := s.wal.Truncate(s.walSize); terr != nil {
+			s.broken = fmt.Errorf("log write failed (%v) and could not be undone: %w", err, terr)
+		}
+		return fmt.Errorf("write registry log %s: %w", s.path, err)
+	}
+	if err := s.wal.Sync(); err != nil {
+		// After a failed fsync the file's state is unknown (the kernel may
+		// have dropped the dirty pages): refuse further writes.
+		s.broken = fmt.Errorf("log fsync failed: %w", err)
+		return fmt.Errorf("sync registry log %s: %w", s.path, err)
+	}
+	s.walSize += int64(len(s.buf))
+	for _, w := range batch {
+		s.pending[w.ID] = w.Data
+	}
+	if s.walSize >= s.checkpointAt {
+		// The batch is durable in the log whatever happens here.
+		if err := s.checkpointLocked(); err != nil {
+			s.broken = fmt.Errorf("checkpoint failed: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkpointLocked writes the log's latest value per device into bbolt in
+// one transaction, in key order, then empties the log. A crash between the
+// two replays the log again at Open, which writes the same values.
+func (s *Store) checkpointLocked() error {
+	if len(s.pending) > 0 {
+		ids := make([]string, 0, len(s.pending))
+		for id := range s.pending {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketDevices)
+			for _, id := range ids {
+				var err error
+				if data := s.pending[id]; data == nil {
+					err = b.Delete([]byte(id))
+				} else {
+					err = b.Put([]byte(id), data)
+				}
+				if err != nil {
+					return fmt.Errorf("device %s: %w", id, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint registry store %s: %w", s.path, err)
+		}
+	}
+	if s.walSize > 0 {
+		if err := s.wal.Truncate(0); err != nil {
+			return fmt.Errorf("empty registry log: %w", err)
+		}
+		if err := s.wal.Sync(); err != nil {
+			return fmt.Errorf("empty registry log: %w", err)
+		}
+	}
+	s.walSize = 0
+	s.pending = map[string][]byte{}
 	return nil
 }
 
 // Count returns the number of stored records.
 func (s *Store) Count() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketDevices).Stats().KeyN
+		b := tx.Bucket(bucketDevices)
+		n = b.Stats().KeyN
+		for id, data := range s.pending {
+			inDB := b.Get([]byte(id)) != nil
+			switch {
+			case data != nil && !inDB:
+				n++
+			case data == nil && inDB:
+				n--
+			}
+		}
 		return nil
 	})
 	return n, err
 }
 
-// Close closes the file. Close the registry first.
+// Close moves the log into bbolt (if that fails, the log stays and the next
+// Open replays it) and closes both files. Close the registry first.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.broken == nil {
+		errs = append(errs, s.checkpointLocked())
+	}
+	errs = append(errs, s.wal.Close(), s.db.Close())
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close registry store %s: %w", s.path, err)
 	}
 	return nil

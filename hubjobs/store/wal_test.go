@@ -1,0 +1,236 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/fleetsim/fleetsim/hubjobs/registry"
+)
+
+// crash closes the files without a checkpoint, as kill -9 would leave them.
+func (s *Store) crash(t *testing.T) {
+	t.Helper()
+	if err := errors.Join(s.wal.Close(), s.db.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func walSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path + ".wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func apply(t *testing.T, s *Store, writes ...registry.Write) {
+	t.Helper()
+	if err := s.Apply(writes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func put(id, data string) registry.Write { return registry.Write{ID: id, Data: []byte(data)} }
+func del(id string) registry.Write       { return registry.Write{ID: id} }
+
+// TestLogReplayAfterCrash: acknowledged batches survive a crash between
+// checkpoints, in order, deletes included; a clean Close leaves an empty log.
+func TestLogReplayAfterCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, put("a", "1"), put("b", "2"))
+	if err := s.Close(); err != nil { // a, b now in bbolt
+		t.Fatal(err)
+	}
+	if n := walSize(t, path); n != 0 {
+		t.Fatalf("log after Close: %d bytes", n)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, put("a", "3"), put("c", "4"))
+	apply(t, s, del("b"), put("c", "5"), put("e", ""))
+	if n, err := s.Count(); err != nil || n != 3 {
+		t.Errorf("Count before the crash = %d, %v; want 3", n, err)
+	}
+	if got := fmt.Sprint(load(t, s)); got != "map[a:3 c:5 e:]" {
+		t.Errorf("before the crash: %s", got)
+	}
+	s.crash(t)
+	if walSize(t, path) == 0 {
+		t.Fatal("nothing in the log to replay")
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := fmt.Sprint(load(t, s)); got != "map[a:3 c:5 e:]" {
+		t.Errorf("after the crash: %s", got)
+	}
+	if n := walSize(t, path); n != 0 {
+		t.Errorf("log after replay: %d bytes, want a checkpoint", n)
+	}
+}
+
+// TestLogTornTail: a frame cut short or failing its checksum ends the log;
+// the batches before it are kept, the file is cut there, and later writes
+// are replayed after it.
+func TestLogTornTail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tear func(log []byte) []byte
+	}{
+		{"header cut", func(log []byte) []byte { return append(log, 9, 0, 0) }},
+		{"body cut", func(log []byte) []byte { return appendFrame(log, []registry.Write{put("z", "lost")})[:len(log)+12] }},
+		{"bad checksum", func(log []byte) []byte {
+			log = appendFrame(log, []registry.Write{put("z", "lost")})
+			log[len(log)-1] ^= 0xff
+			return log
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "r.db")
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			apply(t, s, put("a", "1"))
+			apply(t, s, put("b", "2"))
+			s.crash(t)
+			log, err := os.ReadFile(path + ".wal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+".wal", tc.tear(log), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = Open(path); err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(load(t, s)); got != "map[a:1 b:2]" {
+				t.Errorf("after the torn write: %s", got)
+			}
+			apply(t, s, put("c", "3"))
+			s.crash(t)
+			if s, err = Open(path); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := fmt.Sprint(load(t, s)); got != "map[a:1 b:2 c:3]" {
+				t.Errorf("a write after the torn one: %s", got)
+			}
+		})
+	}
+}
+
+// TestLogCorrupt: a frame with a good checksum that cannot be read is not
+// a torn write; Open refuses it rather than drop acknowledged data.
+func TestLogCorrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.crash(t)
+	body := []byte{7, 1, 'a'} // unknown op
+	frame := binary.LittleEndian.AppendUint32(nil, uint32(len(body)))
+	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(body, castagnoli))
+	if err := os.WriteFile(path+".wal", append(frame, body...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(path); !errors.Is(err, errCorrupt) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open = %v, want errCorrupt", err)
+	}
+}
+
+// TestCheckpoint: past the threshold the log goes into bbolt and starts over.
+func TestCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkpointAt = 100
+	apply(t, s, put("a", "1"))
+	if walSize(t, path) == 0 || len(s.pending) != 1 {
+		t.Fatal("a small batch was checkpointed")
+	}
+	apply(t, s, put("b", string(make([]byte, 200))), del("a"))
+	if n := walSize(t, path); n != 0 || len(s.pending) != 0 {
+		t.Fatalf("after passing the threshold: log %d bytes, %d pending", n, len(s.pending))
+	}
+	s.crash(t)
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := load(t, s); len(got) != 1 || len(got["b"]) != 200 {
+		t.Errorf("after checkpoint and crash: %v", got)
+	}
+}
+
+// TestBrokenLog: once a log write fails and cannot be undone, every later
+// Apply fails instead of writing after a torn frame.
+func TestBrokenLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, put("a", "1"))
+	s.wal.Close() // writes and truncation now fail
+	for i := range 2 {
+		if err := s.Apply([]registry.Write{put("b", "2")}); err == nil {
+			t.Fatalf("Apply %d on a closed log succeeded", i)
+		}
+	}
+	if s.broken == nil {
+		t.Error("the store was not marked broken")
+	}
+	s.db.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := fmt.Sprint(load(t, s)); got != "map[a:1]" {
+		t.Errorf("after the failure: %s", got)
+	}
+}
+
+// FuzzReadFrames: any bytes as a log never panic, and frames written by
+// appendFrame read back as the same writes.
+func FuzzReadFrames(f *testing.F) {
+	f.Add([]byte{}, "a", []byte("1"))
+	f.Add(appendFrame(nil, []registry.Write{put("x", "y"), del("z")}), "", []byte(nil))
+	f.Fuzz(func(t *testing.T, log []byte, id string, data []byte) {
+		_, _ = readFrames(log, func(string, []byte) {})
+		if id == "" {
+			return
+		}
+		want := []registry.Write{{ID: id, Data: data}, del(id + "x"), put("k", "v")}
+		var got []registry.Write
+		n, err := readFrames(appendFrame(nil, want), func(id string, data []byte) {
+			got = append(got, registry.Write{ID: id, Data: data})
+		})
+		if err != nil || n == 0 || !slices.EqualFunc(got, want, func(a, b registry.Write) bool {
+			return a.ID == b.ID && string(a.Data) == string(b.Data) && (a.Data == nil) == (b.Data == nil)
+		}) {
+			t.Fatalf("round trip: %v %v, got %q want %q", n, err, got, want)
+		}
+	})
+}
