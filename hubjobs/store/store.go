@@ -11,14 +11,16 @@
 // (its desired patch and the device's reported acknowledgement) in random
 // key order, and bbolt rewrites a whole 4 KB page for each such update:
 // 22k writes/s at 100k devices. Apply instead appends the batch to the log
-// and fsyncs once (the registry groups concurrent writes into one Apply);
-// once the log passes checkpointSize, its latest value per device goes into
-// bbolt in one sorted transaction and the log starts over. Open replays
-// the log, so a batch is durable as soon as Apply returns.
+// and fsyncs once (the registry groups concurrent writes into one Apply).
+// Once the log passes checkpointSize it is set aside as PATH.wal.1 and a
+// new one started; a background checkpoint writes the old log's latest value
+// per device into bbolt in one sorted transaction and then removes it. Open
+// replays PATH.wal.1 and then PATH.wal, so a batch is durable as soon as
+// Apply returns.
 //
 // Layout: bucket "devices" maps a device id to its record (opaque bytes the
-// registry encodes); bucket "meta" holds the layout version. The log is
-// PATH.wal (see wal.go for its format).
+// registry encodes); bucket "meta" holds the layout version. See wal.go for
+// the log's format.
 package store
 
 import (
@@ -26,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -58,11 +61,17 @@ type Store struct {
 	mu           sync.Mutex
 	wal          *os.File
 	walSize      int64
-	pending      map[string][]byte // in the log, not yet in db; nil: deleted
+	pending      map[string][]byte // in PATH.wal; nil data: deleted
+	flushing     map[string][]byte // in PATH.wal.1, being checkpointed; read-only
 	buf          []byte
 	checkpointAt int64
-	broken       error // a failed log write or checkpoint: no more writes
+	broken       error          // a failed log write or checkpoint: no more writes
+	checkpoints  sync.WaitGroup // the background checkpoint, if one runs
 }
+
+// logPath and oldLogPath are the active log and the one being checkpointed.
+func (s *Store) logPath() string    { return s.path + ".wal" }
+func (s *Store) oldLogPath() string { return s.path + ".wal.1" }
 
 var _ registry.Persistence = (*Store)(nil)
 
@@ -101,10 +110,19 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// openLog opens PATH.wal, replays its intact frames, cuts off a torn tail,
-// and checkpoints what it replayed.
+// openLog replays PATH.wal.1 (a checkpoint the last process did not finish)
+// and then PATH.wal, cuts off a torn tail, and checkpoints what it replayed.
 func (s *Store) openLog() error {
-	f, err := os.OpenFile(s.path+".wal", os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if old, err := os.ReadFile(s.oldLogPath()); err == nil {
+		// Written in full before it was set aside: a torn tail here is
+		// the same crash-time cut as in any log, and ends it.
+		if _, err := readFrames(old, func(id string, data []byte) { s.pending[id] = data }); err != nil {
+			return fmt.Errorf("registry log %s: %w", s.oldLogPath(), err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("registry log: %w", err)
+	}
+	f, err := os.OpenFile(s.logPath(), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open registry log: %w", err)
 	}
@@ -141,17 +159,19 @@ func (s *Store) Load(fn func(id string, data []byte) error) error {
 	defer s.mu.Unlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			if _, ok := s.pending[string(k)]; ok {
+			if _, ok := s.latest(string(k)); ok {
 				return nil
 			}
 			return fn(string(k), v)
 		})
 	})
-	for id, data := range s.pending {
-		if err != nil {
-			break
+	for id, data := range s.flushing {
+		if _, newer := s.pending[id]; err == nil && !newer && data != nil {
+			err = fn(id, data)
 		}
-		if data != nil {
+	}
+	for id, data := range s.pending {
+		if err == nil && data != nil {
 			err = fn(id, data)
 		}
 	}
@@ -159,6 +179,16 @@ func (s *Store) Load(fn func(id string, data []byte) error) error {
 		return fmt.Errorf("load registry store %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// latest is id's value in the logs, if they have one: the active log's, else
+// the one being checkpointed. Nil data with ok means deleted.
+func (s *Store) latest(id string) (data []byte, ok bool) {
+	if data, ok = s.pending[id]; ok {
+		return data, true
+	}
+	data, ok = s.flushing[id]
+	return data, ok
 }
 
 // Apply appends a batch to the log and returns once it is fsynced, or an
@@ -198,43 +228,65 @@ func (s *Store) Apply(batch []registry.Write) error {
 	for _, w := range batch {
 		s.pending[w.ID] = w.Data
 	}
-	if s.walSize >= s.checkpointAt {
+	if s.walSize >= s.checkpointAt && s.flushing == nil {
 		// The batch is durable in the log whatever happens here.
-		if err := s.checkpointLocked(); err != nil {
-			s.broken = fmt.Errorf("checkpoint failed: %w", err)
+		if err := s.rotateLocked(); err != nil {
+			s.broken = fmt.Errorf("set the log aside for a checkpoint: %w", err)
 		}
 	}
 	return nil
 }
 
-// checkpointLocked writes the log's latest value per device into bbolt in
-// one transaction, in key order, then empties the log. A crash between the
-// two replays the log again at Open, which writes the same values.
+// rotateLocked sets the active log aside as PATH.wal.1, starts a new one,
+// and checkpoints the old one in the background.
+func (s *Store) rotateLocked() error {
+	if err := os.Rename(s.logPath(), s.oldLogPath()); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.logPath(), os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(s.path)); err != nil { // the rename and the new file
+		_ = f.Close()
+		return err
+	}
+	old := s.wal
+	s.wal, s.walSize = f, 0
+	s.flushing, s.pending = s.pending, map[string][]byte{}
+	flushing := s.flushing
+	s.checkpoints.Go(func() {
+		err := errors.Join(old.Close(), s.writeDB(flushing))
+		if err == nil {
+			err = os.Remove(s.oldLogPath())
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.flushing = nil
+		if err != nil && s.broken == nil {
+			// The old log stays for the next Open to replay.
+			s.broken = fmt.Errorf("checkpoint failed: %w", err)
+		}
+	})
+	return nil
+}
+
+// syncDir fsyncs a directory, making renames and new files in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// checkpointLocked writes the logs' latest value per device into bbolt and
+// empties them; Open and Close use it, with no background checkpoint
+// running. A crash in between replays the logs again at Open, which writes
+// the same values.
 func (s *Store) checkpointLocked() error {
-	if len(s.pending) > 0 {
-		ids := make([]string, 0, len(s.pending))
-		for id := range s.pending {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketDevices)
-			for _, id := range ids {
-				var err error
-				if data := s.pending[id]; data == nil {
-					err = b.Delete([]byte(id))
-				} else {
-					err = b.Put([]byte(id), data)
-				}
-				if err != nil {
-					return fmt.Errorf("device %s: %w", id, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("checkpoint registry store %s: %w", s.path, err)
-		}
+	if err := s.writeDB(s.pending); err != nil {
+		return err
 	}
 	if s.walSize > 0 {
 		if err := s.wal.Truncate(0); err != nil {
@@ -244,8 +296,42 @@ func (s *Store) checkpointLocked() error {
 			return fmt.Errorf("empty registry log: %w", err)
 		}
 	}
+	if err := os.Remove(s.oldLogPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove registry log: %w", err)
+	}
 	s.walSize = 0
 	s.pending = map[string][]byte{}
+	return nil
+}
+
+// writeDB puts m into bbolt in one transaction, in key order.
+func (s *Store) writeDB(m map[string][]byte) error {
+	if len(m) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDevices)
+		for _, id := range ids {
+			var err error
+			if data := m[id]; data == nil {
+				err = b.Delete([]byte(id))
+			} else {
+				err = b.Put([]byte(id), data)
+			}
+			if err != nil {
+				return fmt.Errorf("device %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint registry store %s: %w", s.path, err)
+	}
 	return nil
 }
 
@@ -257,14 +343,22 @@ func (s *Store) Count() (int, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		n = b.Stats().KeyN
-		for id, data := range s.pending {
-			inDB := b.Get([]byte(id)) != nil
-			switch {
+		count := func(id string) {
+			data, _ := s.latest(id)
+			switch inDB := b.Get([]byte(id)) != nil; {
 			case data != nil && !inDB:
 				n++
 			case data == nil && inDB:
 				n--
 			}
+		}
+		for id := range s.flushing {
+			if _, newer := s.pending[id]; !newer {
+				count(id)
+			}
+		}
+		for id := range s.pending {
+			count(id)
 		}
 		return nil
 	})
@@ -274,6 +368,7 @@ func (s *Store) Count() (int, error) {
 // Close moves the log into bbolt (if that fails, the log stays and the next
 // Open replays it) and closes both files. Close the registry first.
 func (s *Store) Close() error {
+	s.checkpoints.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error

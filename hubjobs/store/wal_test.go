@@ -158,7 +158,9 @@ func TestLogCorrupt(t *testing.T) {
 	}
 }
 
-// TestCheckpoint: past the threshold the log goes into bbolt and starts over.
+// TestCheckpoint: past the threshold the log is set aside and checkpointed
+// into bbolt in the background while writes go on to a new log; a crash at
+// any point after loses nothing.
 func TestCheckpoint(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
 	s, err := Open(path)
@@ -170,17 +172,57 @@ func TestCheckpoint(t *testing.T) {
 	if walSize(t, path) == 0 || len(s.pending) != 1 {
 		t.Fatal("a small batch was checkpointed")
 	}
-	apply(t, s, put("b", string(make([]byte, 200))), del("a"))
-	if n := walSize(t, path); n != 0 || len(s.pending) != 0 {
-		t.Fatalf("after passing the threshold: log %d bytes, %d pending", n, len(s.pending))
+	apply(t, s, put("b", string(make([]byte, 200))), del("a"), put("c", "1"))
+	apply(t, s, put("c", "2")) // while the checkpoint runs, or after
+	if got := load(t, s); len(got) != 2 || len(got["b"]) != 200 || got["c"] != "2" {
+		t.Errorf("during the checkpoint: %v", got)
+	}
+	if n, err := s.Count(); err != nil || n != 2 {
+		t.Errorf("Count during the checkpoint = %d, %v", n, err)
+	}
+	s.checkpoints.Wait()
+	if _, err := os.Stat(path + ".wal.1"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the checkpointed log is still there: %v", err)
+	}
+	if s.flushing != nil || len(s.pending) != 1 {
+		t.Errorf("after the checkpoint: flushing %v, pending %v", s.flushing, s.pending)
 	}
 	s.crash(t)
 	if s, err = Open(path); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := load(t, s); len(got) != 1 || len(got["b"]) != 200 {
+	if got := load(t, s); len(got) != 2 || len(got["b"]) != 200 || got["c"] != "2" {
 		t.Errorf("after checkpoint and crash: %v", got)
+	}
+}
+
+// TestUnfinishedCheckpoint: a crash during a checkpoint leaves PATH.wal.1
+// beside a newer PATH.wal; Open replays both, newer last.
+func TestUnfinishedCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, put("a", "0"), put("d", "0"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := appendFrame(nil, []registry.Write{put("a", "1"), put("b", "1"), del("d")})
+	cur := appendFrame(nil, []registry.Write{put("a", "2"), del("b"), put("c", "2")})
+	if err := errors.Join(os.WriteFile(path+".wal.1", old, 0o600), os.WriteFile(path+".wal", cur, 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := fmt.Sprint(load(t, s)); got != "map[a:2 c:2]" {
+		t.Errorf("after replaying both logs: %s", got)
+	}
+	if _, err := os.Stat(path + ".wal.1"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("PATH.wal.1 left after Open: %v", err)
 	}
 }
 
@@ -233,4 +275,68 @@ func FuzzReadFrames(f *testing.F) {
 			t.Fatalf("round trip: %v %v, got %q want %q", n, err, got, want)
 		}
 	})
+}
+
+// TestLogUnderLoad applies many batches with checkpoints all the time,
+// reads alongside, then crashes at once (a checkpoint may be running) and
+// checks every key has its last acknowledged value.
+func TestLogUnderLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.checkpointAt = 2000
+	want := map[string]string{}
+	done := make(chan struct{})
+	readers := make(chan error, 1)
+	go func() {
+		defer close(readers)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := s.Count(); err != nil {
+				readers <- err
+				return
+			}
+			if err := s.Load(func(string, []byte) error { return nil }); err != nil {
+				readers <- err
+				return
+			}
+		}
+	}()
+	for i := range 300 {
+		var batch []registry.Write
+		for j := range 10 {
+			id := fmt.Sprintf("k%02d", (i*7+j*13)%50)
+			if (i+j)%9 == 0 {
+				batch = append(batch, del(id))
+				delete(want, id)
+				continue
+			}
+			v := fmt.Sprintf("%d-%d", i, j)
+			batch = append(batch, put(id, v))
+			want[id] = v
+		}
+		apply(t, s, batch...)
+	}
+	close(done)
+	if err := <-readers; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Count(); err != nil || n != len(want) {
+		t.Errorf("Count = %d, %v; want %d", n, err, len(want))
+	}
+	s.crash(t)
+	s.checkpoints.Wait()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := load(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after the crash:\n got %v\nwant %v", got, want)
+	}
 }
