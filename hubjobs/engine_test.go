@@ -404,15 +404,26 @@ func TestPacingProfile(t *testing.T) {
 func TestResumeAfterRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(100)
+		// Before the restart devices from dev-0040 on never answer; after
+		// it every device waits for release, so the loaded state can be
+		// read before the resumed job moves on.
 		var mu sync.Mutex
-		block := true
+		restarted := false
+		release := make(chan struct{})
 		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
 			mu.Lock()
-			b := block
+			r := restarted
 			mu.Unlock()
-			if b && id >= "dev-0040" {
+			switch {
+			case !r && id >= "dev-0040":
 				<-ctx.Done()
 				return iothub.MethodResult{}, ctx.Err()
+			case r:
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return iothub.MethodResult{}, ctx.Err()
+				}
 			}
 			return iothub.MethodResult{Status: 200}, nil
 		}
@@ -438,17 +449,19 @@ func TestResumeAfterRestart(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 		mu.Lock()
-		block = false
+		restarted = true
 		mu.Unlock()
 
 		e2 := start(t, cfg)
+		synctest.Wait()
 		j, err := e2.Get("resume")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.PendingCount != 60 || j.Status != hubjobs.StatusRunning {
+		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.FailedCount != 0 || s.PendingCount+s.RunningCount != 60 || j.Status != hubjobs.StatusRunning {
 			t.Errorf("loaded %s %+v", j.Status, s)
 		}
+		close(release)
 		waitStatus(t, e2, "resume", hubjobs.StatusCompleted)
 		for id := range f.docs {
 			want := 1
