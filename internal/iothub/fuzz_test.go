@@ -149,10 +149,22 @@ func FuzzParseDeviceTopic(f *testing.F) {
 		"$iothub/methods/POST/#",
 		"",
 		"$iothub/",
+		"$iothub/twin/GET/?$rid=a%20b",
+		"$iothub/twin/GET/?$rid=a+b",
+		"$iothub/twin/GET/?$rid=",
+		"$iothub/twin/GET/?$rid=1;2",
 	} {
 		f.Add("d1", seed)
 	}
 	f.Fuzz(func(t *testing.T, device, topic string) {
+		// The fast path for "?$rid=X" agrees with url.ParseQuery.
+		if _, q, ok := strings.Cut(topic, "?"); ok {
+			rid, props, err := parseRidQuery(topic, "?"+q)
+			rid2, props2, err2 := parseRidQueryValues(topic, "?"+q)
+			if (err == nil) != (err2 == nil) || rid != rid2 || len(props) != len(props2) {
+				t.Errorf("%q: fast path %q %v %v, url.ParseQuery %q %v %v", q, rid, props, err, rid2, props2, err2)
+			}
+		}
 		dt, err := ParseDeviceTopic(device, topic)
 		if err != nil {
 			return

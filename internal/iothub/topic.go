@@ -117,7 +117,17 @@ func ParseDeviceTopic(deviceID, topic string) (DeviceTopic, error) {
 }
 
 // parseRidQuery reads "?$rid=X[&k=v...]" (the leading '?' is required).
+// The usual "?$rid=X" alone, with nothing to unescape, is read without
+// building url.Values: every method answer and twin request has one.
 func parseRidQuery(topic, q string) (string, url.Values, error) {
+	if rid, ok := strings.CutPrefix(q, "?$rid="); ok && rid != "" && !strings.ContainsAny(rid, "&;%+") {
+		return rid, nil, nil
+	}
+	return parseRidQueryValues(topic, q)
+}
+
+// parseRidQueryValues is parseRidQuery for any query string.
+func parseRidQueryValues(topic, q string) (string, url.Values, error) {
 	if !strings.HasPrefix(q, "?") {
 		return "", nil, fmt.Errorf("%w: %q: missing ?$rid=", ErrTopic, topic)
 	}
