@@ -101,7 +101,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		clock:   cfg.Clock,
 		log:     cfg.Logger,
 		pacer:   newPacer(cfg.Clock, cfg.Pacing),
-		index:   query.NewIndex(),
+		index:   query.NewIndexOn(jobIndexNames...),
 		work:    make(chan task),
 		results: make(chan outcome, 4096),
 		jobs:    map[string]*job{},
@@ -344,7 +344,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Job, error) {
 		if j.recs[i].status == devPending {
 			j.recs[i].end = now.UnixNano()
 			j.recs[i].out = &devResult{err: j.cancelError()}
-			j.setStatusLocked(e.index, i, devCanceled)
+			j.setStatusLocked(i, devCanceled)
 		}
 	}
 	j.stopped = true

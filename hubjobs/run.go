@@ -312,7 +312,7 @@ func (e *Engine) expire(j *job, cancelCalls context.CancelCauseFunc) error {
 		if !j.recs[i].status.done() {
 			j.recs[i].end = now.UnixNano()
 			j.recs[i].out = &devResult{err: j.expiredError()}
-			j.setStatusLocked(e.index, i, devFailed)
+			j.setStatusLocked(i, devFailed)
 		}
 	}
 	e.endLocked(j)
@@ -341,7 +341,7 @@ func (e *Engine) runDevice(t task) {
 		return
 	}
 	j.recs[t.i].start = e.now().UnixNano()
-	j.setStatusLocked(e.index, t.i, devRunning)
+	j.setStatusLocked(t.i, devRunning)
 	j.inflight++
 	ctx, id, p := j.callCtx, j.devices[t.i], j.plan
 	typ := j.rec.Type
@@ -441,14 +441,14 @@ func (e *Engine) commit(batch []outcome, skipStore bool) error {
 		switch {
 		case o.drop || skipStore || err != nil:
 			j.recs[o.i].start = 0
-			j.setStatusLocked(e.index, o.i, devPending)
+			j.setStatusLocked(o.i, devPending)
 		default:
 			j.recs[o.i].end, j.recs[o.i].out = o.end, o.out
 			s := devCompleted
 			if o.fail {
 				s = devFailed
 			}
-			j.setStatusLocked(e.index, o.i, s)
+			j.setStatusLocked(o.i, s)
 		}
 		j.mu.Unlock()
 		j.poke()

@@ -17,6 +17,7 @@ import (
 // and Remove do not depend on the caller passing the exact old document.
 // It is safe for concurrent use.
 type Index struct {
+	names []string // the top-level names indexed besides tags
 	mu    sync.RWMutex
 	posts map[entry]*posting
 	byKey map[string][]entry // sorted entries of each key
@@ -44,20 +45,26 @@ type posting struct {
 }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index {
-	return &Index{posts: map[entry]*posting{}, byKey: map[string][]entry{}}
+func NewIndex() *Index { return NewIndexOn(indexedNames...) }
+
+// NewIndexOn returns an empty index of the top-level names given (they
+// must be among deviceId, moduleId, jobId, jobType and status) and of tags.
+// A name left out is never looked up here: conditions on it scan. The jobs
+// engine leaves out status, which changes twice for every device job.
+func NewIndexOn(names ...string) *Index {
+	return &Index{names: names, posts: map[entry]*posting{}, byKey: map[string][]entry{}}
 }
 
 // indexedNames are the top-level names indexed besides tags.
 var indexedNames = []string{"deviceId", "moduleId", "jobId", "jobType", "status"}
 
 // entriesOf lists doc's index entries, sorted and unique.
-func entriesOf(doc map[string]any) []entry {
+func (ix *Index) entriesOf(doc map[string]any) []entry {
 	if doc == nil {
 		return nil
 	}
 	var out []entry
-	for _, k := range indexedNames {
+	for _, k := range ix.names {
 		if v, ok := doc[k]; ok {
 			if val, ok := valueKey(v); ok {
 				out = append(out, entry{k, val})
@@ -112,7 +119,7 @@ func valueKey(v any) (string, bool) {
 // entries are touched; a nil new removes key.
 func (ix *Index) Update(key string, old, new map[string]any) {
 	_ = old // the index keeps its own record of key's entries
-	next := entriesOf(new)
+	next := ix.entriesOf(new)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.setLocked(key, next)
@@ -259,8 +266,8 @@ func (ix *Index) lookup(path string, values []any) []string {
 }
 
 // indexedPath returns the index path of p, if it is indexed.
-func indexedPath(p *pathExpr) (string, bool) {
-	if len(p.segs) == 1 && slices.Contains(indexedNames, p.segs[0]) {
+func (ix *Index) indexedPath(p *pathExpr) (string, bool) {
+	if len(p.segs) == 1 && slices.Contains(ix.names, p.segs[0]) {
 		return p.segs[0], true
 	}
 	if len(p.segs) >= 2 && p.segs[0] == "tags" {
@@ -299,7 +306,7 @@ func (ix *Index) candidates(e expr) (keys []string, ok bool) {
 		if pe == nil {
 			return nil, false
 		}
-		if path, ok := indexedPath(pe); ok {
+		if path, ok := ix.indexedPath(pe); ok {
 			return ix.lookup(path, []any{lit.v}), true
 		}
 	case *inExpr:
@@ -307,7 +314,7 @@ func (ix *Index) candidates(e expr) (keys []string, ok bool) {
 		if !ok || x.neg {
 			return nil, false
 		}
-		if path, ok := indexedPath(pe); ok {
+		if path, ok := ix.indexedPath(pe); ok {
 			return ix.lookup(path, x.list), true
 		}
 	case *literal:

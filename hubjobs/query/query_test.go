@@ -595,3 +595,53 @@ func TestNestingLimit(t *testing.T) {
 		t.Errorf("%d levels: %v", maxDepth+1, err)
 	}
 }
+
+// TestIndexOnSomeNames: an index that leaves a name out never answers for
+// it, so a condition on that name scans and sees documents as they are now,
+// even though the index was never told they changed.
+func TestIndexOnSomeNames(t *testing.T) {
+	src := fixture(t, Jobs)
+	idx := NewIndexOn("deviceId", "jobId", "jobType")
+	for _, k := range src.keys {
+		idx.Update(k, nil, src.docs[k])
+	}
+	for _, d := range src.docs {
+		d["status"] = "running" // changed behind the index's back
+	}
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"SELECT * FROM devices.jobs WHERE status = 'running'", len(src.keys)},
+		{"SELECT * FROM devices.jobs WHERE status = 'failed'", 0},
+		{"SELECT * FROM devices.jobs WHERE status IN ['failed', 'running'] AND jobId = 'myJobId'", 0},
+	} {
+		q, err := Parse(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.want
+		if strings.Contains(tc.query, "jobId") {
+			for _, d := range src.docs {
+				if d["jobId"] == "myJobId" {
+					want++
+				}
+			}
+		}
+		if items, _ := runAll(t, q, src, idx, 100); len(items) != want {
+			t.Errorf("%s: %d rows, want %d", tc.query, len(items), want)
+		}
+	}
+	if _, ok := idx.candidates(mustParse(t, "SELECT * FROM devices.jobs WHERE status = 'running'").where); ok {
+		t.Error("the index answered for a name it does not hold")
+	}
+}
+
+func mustParse(t *testing.T, s string) *Query {
+	t.Helper()
+	q, err := Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
