@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -102,16 +103,25 @@ func TestBinaryLiveViewInTmux(t *testing.T) {
 	conf := filepath.Join(dir, "tmux.conf")
 	// The pane stays after fleetsim exits, so its last screen can be read.
 	os.WriteFile(conf, []byte("set-option -g remain-on-exit on\nset-option -g history-limit 5000\n"), 0o644)
-	socket := fmt.Sprintf("fleetsim-test-%d", os.Getpid())
-	tm := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(t.Context(), tmux, append([]string{"-L", socket, "-f", conf}, args...)...).CombinedOutput()
+	socket := fmt.Sprintf("fleetsim-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	tmCtx := func(ctx context.Context, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, tmux, append([]string{"-L", socket, "-f", conf}, args...)...).CombinedOutput()
 		return string(out), err
 	}
+	tm := func(args ...string) (string, error) { return tmCtx(t.Context(), args...) }
 	cmdline := fmt.Sprintf("cd %s && env -u FLEETSIM_CONFIG %s run %s --seed 1 --log-level warn", dir, binary, tiny)
 	if out, err := tm("new-session", "-d", "-x", "120", "-y", "40", "-s", "live", cmdline); err != nil {
 		t.Fatalf("tmux new-session: %v: %s", err, out)
 	}
-	t.Cleanup(func() { tm("kill-server") })
+	// t.Context is already cancelled when cleanups run: the server (kept alive
+	// by remain-on-exit) must be killed with a context of its own.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if out, err := tmCtx(ctx, "kill-server"); err != nil {
+			t.Errorf("tmux kill-server: %v: %s", err, out)
+		}
+	})
 
 	var screen string
 	deadline := time.Now().Add(60 * time.Second)
