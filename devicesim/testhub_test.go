@@ -81,6 +81,7 @@ func newTestHub(tb testing.TB, tcp bool) (*testHub, string) {
 		Logger:                   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ClientNetReadBufferSize:  1024,
 		ClientNetWriteBufferSize: 1024,
+		SysTopicResendInterval:   1 << 30, // never: see broker.dropRetained
 	})
 	h := &testHub{
 		srv:       srv,
@@ -113,6 +114,11 @@ func newTestHub(tb testing.TB, tcp bool) (*testHub, string) {
 	}
 	if err := srv.Serve(); err != nil {
 		tb.Fatal(err)
+	}
+	// As the real broker does: no retained $SYS values, so a SUBSCRIBE does
+	// not walk the topic tree.
+	for topic := range srv.Topics.Retained.GetAll() {
+		srv.Topics.RetainMessage(packets.Packet{TopicName: topic})
 	}
 	tb.Cleanup(func() { _ = srv.Close() })
 	return h, addr

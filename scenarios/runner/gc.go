@@ -1,11 +1,10 @@
 package runner
 
 import (
-	"bufio"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/fleetsim/fleetsim/internal/sysmem"
 )
 
 // tuneGC prepares the runtime for a large fleet. Mochi's per-connection
@@ -18,7 +17,7 @@ func tuneGC(devices int) (restore func()) {
 	if devices < 5000 || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
-	total := totalMemory()
+	total := sysmem.Total()
 	if total == 0 {
 		return func() {}
 	}
@@ -28,24 +27,4 @@ func tuneGC(devices int) (restore func()) {
 		debug.SetGCPercent(prevPercent)
 		debug.SetMemoryLimit(prevLimit)
 	}
-}
-
-// totalMemory reads MemTotal from /proc/meminfo; 0 when unknown.
-func totalMemory() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb * 1024
-		}
-	}
-	return 0
 }
