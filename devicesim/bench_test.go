@@ -1,7 +1,6 @@
 package devicesim
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,21 +67,9 @@ var benchBehavior = Behavior{
 
 var benchSizes = []int{1000, 10000, 100000}
 
-// tuneGC follows PERFORMANCE.md: a small mochi queue needs GC tuning, with
-// the memory limit at 75 % of the machine (a fixed 5 GiB made 100k devices
-// thrash in GC until their connects timed out).
-func tuneGC(b *testing.B) {
-	limit := int64(5 << 30)
-	if total := sysmem.Total(); total > 0 {
-		limit = total * 3 / 4
-	}
-	old := debug.SetGCPercent(400)
-	oldLimit := debug.SetMemoryLimit(limit)
-	b.Cleanup(func() {
-		debug.SetGCPercent(old)
-		debug.SetMemoryLimit(oldLimit)
-	})
-}
+// tuneGC gives the benchmark the GC settings of a scenario run
+// (sysmem.TuneGC).
+func tuneGC(b *testing.B) { b.Cleanup(sysmem.TuneGC()) }
 
 // BenchmarkConnect connects a fleet in process to a tuned mochi
 // (MaximumClientWritesPending 64) and reports connect rate, memory and
@@ -110,7 +96,7 @@ func BenchmarkConnect(b *testing.B) {
 				for range b.N {
 					runtime.GC()
 					debug.FreeOSMemory()
-					g0, heap0, rss0, st0 := runtime.NumGoroutine(), heapInuse(), rssBytes(), stackInuse()
+					g0, heap0, rss0, st0 := runtime.NumGoroutine(), heapInuse(), sysmem.RSS(), stackInuse()
 					f, _, took, stop := benchFleet(b, n, beh)
 					// Each GC halves stacks that use under a quarter of
 					// their size; settle before measuring.
@@ -118,7 +104,7 @@ func BenchmarkConnect(b *testing.B) {
 						runtime.GC()
 					}
 					debug.FreeOSMemory()
-					g1, heap1, rss1, st1 := runtime.NumGoroutine(), heapInuse(), rssBytes(), stackInuse()
+					g1, heap1, rss1, st1 := runtime.NumGoroutine(), heapInuse(), sysmem.RSS(), stackInuse()
 					if p := os.Getenv("DEVICESIM_HEAPPROFILE"); p != "" {
 						writeHeapProfile(b, p)
 					}
@@ -129,7 +115,7 @@ func BenchmarkConnect(b *testing.B) {
 					b.ReportMetric(float64(rss1-rss0)/float64(n), "rss-B/device")
 					b.ReportMetric(float64(st1-st0)/float64(n), "stack-B/device")
 					b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/device")
-					b.ReportMetric(float64(peakRSS())/(1<<20), "peak-rss-MiB")
+					b.ReportMetric(float64(sysmem.PeakRSS())/(1<<20), "peak-rss-MiB")
 					b.ReportMetric(float64(f.Stats().ConnectFailures), "connect-failures")
 				}
 			})
@@ -197,23 +183,6 @@ func stackInuse() int64 {
 	return int64(m.StackInuse)
 }
 
-// procStatus reads a kB field of /proc/self/status, in bytes (0 off Linux).
-func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 func writeHeapProfile(b *testing.B, path string) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -224,6 +193,3 @@ func writeHeapProfile(b *testing.B, path string) {
 		b.Fatal(err)
 	}
 }
-
-func rssBytes() int64 { return procStatus("VmRSS") }
-func peakRSS() int64  { return procStatus("VmHWM") }

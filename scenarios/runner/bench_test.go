@@ -58,14 +58,12 @@ func BenchmarkPacingS1(b *testing.B) {
 		rt := 30
 		runJob(b, st, n, hubjobs.JobRequest{JobID: "paced", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}})
-		src, _ := st.Jobs.DeviceJobs()
 		var starts []time.Time
-		src.Scan("", func(_ string, doc map[string]any) bool {
-			if t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["startTimeUtc"])); err == nil {
-				starts = append(starts, t)
+		for _, r := range runner.JobRows(st.Stack, "paced") {
+			if !r.Start.IsZero() {
+				starts = append(starts, r.Start)
 			}
-			return true
-		})
+		}
 		stop()
 		if len(starts) != n {
 			b.Fatalf("%d device jobs started, want %d", len(starts), n)
@@ -230,34 +228,12 @@ func benchFleet(b *testing.B, n int) {
 		took := runJob(b, st, n, req)
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
-		p50, p99 := deviceLatency(b, st.Stack, req.JobID)
-		b.ReportMetric(p50, req.JobID+"-p50-ms")
-		b.ReportMetric(p99, req.JobID+"-p99-ms")
-	}
-}
-
-// deviceLatency returns the p50 and p99 of a job's device jobs, start to
-// end, in milliseconds, from its devices.jobs rows.
-func deviceLatency(b *testing.B, st *runner.Stack, jobID string) (p50, p99 float64) {
-	src, _ := st.Jobs.DeviceJobs()
-	var lats []time.Duration
-	src.Scan(jobID+"/", func(_ string, doc map[string]any) bool {
-		if doc["jobId"] != jobID {
-			return false // rows are in key order: the job's rows are done
+		lat := runner.JobLatency(runner.JobRows(st.Stack, req.JobID))
+		if lat.Max == 0 {
+			b.Fatalf("job %s: no device job latencies", req.JobID)
 		}
-		start, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["startTimeUtc"]))
-		end, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["endTimeUtc"]))
-		if err1 == nil && err2 == nil {
-			lats = append(lats, end.Sub(start))
-		}
-		return true
-	})
-	if len(lats) == 0 {
-		b.Fatalf("job %s: no device job rows", jobID)
+		ms := func(d runner.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+		b.ReportMetric(ms(lat.P50), req.JobID+"-p50-ms")
+		b.ReportMetric(ms(lat.P99), req.JobID+"-p99-ms")
 	}
-	slices.Sort(lats)
-	at := func(q float64) float64 {
-		return float64(lats[min(len(lats)-1, int(q*float64(len(lats))))]) / float64(time.Millisecond)
-	}
-	return at(0.50), at(0.99)
 }
