@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,10 +114,11 @@ func Open(path string) (*Store, error) {
 // openLog replays PATH.wal.1 (a checkpoint the last process did not finish)
 // and then PATH.wal, cuts off a torn tail, and checkpoints what it replayed.
 func (s *Store) openLog() error {
+	replay := func(id string, data []byte) { s.pending[id] = data }
 	if old, err := os.ReadFile(s.oldLogPath()); err == nil {
 		// Written in full before it was set aside: a torn tail here is
 		// the same crash-time cut as in any log, and ends it.
-		if _, err := readFrames(old, func(id string, data []byte) { s.pending[id] = data }); err != nil {
+		if _, err := readFrames(old, replay); err != nil {
 			return fmt.Errorf("registry log %s: %w", s.oldLogPath(), err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -135,7 +137,7 @@ func (s *Store) openLog() error {
 	if err != nil {
 		return fail(err)
 	}
-	good, err := readFrames(log, func(id string, data []byte) { s.pending[id] = data })
+	good, err := readFrames(log, replay)
 	if err != nil {
 		return fail(err)
 	}
@@ -165,12 +167,7 @@ func (s *Store) Load(fn func(id string, data []byte) error) error {
 			return fn(string(k), v)
 		})
 	})
-	for id, data := range s.flushing {
-		if _, newer := s.pending[id]; err == nil && !newer && data != nil {
-			err = fn(id, data)
-		}
-	}
-	for id, data := range s.pending {
+	for id, data := range s.logged {
 		if err == nil && data != nil {
 			err = fn(id, data)
 		}
@@ -189,6 +186,20 @@ func (s *Store) latest(id string) (data []byte, ok bool) {
 	}
 	data, ok = s.flushing[id]
 	return data, ok
+}
+
+// logged yields every id the logs hold with its latest value (nil: deleted).
+func (s *Store) logged(yield func(id string, data []byte) bool) {
+	for id, data := range s.flushing {
+		if _, newer := s.pending[id]; !newer && !yield(id, data) {
+			return
+		}
+	}
+	for id, data := range s.pending {
+		if !yield(id, data) {
+			return
+		}
+	}
 }
 
 // Apply appends a batch to the log and returns once it is fsynced, or an
@@ -309,14 +320,9 @@ func (s *Store) writeDB(m map[string][]byte) error {
 	if len(m) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
-		for _, id := range ids {
+		for _, id := range slices.Sorted(maps.Keys(m)) {
 			var err error
 			if data := m[id]; data == nil {
 				err = b.Delete([]byte(id))
@@ -343,22 +349,13 @@ func (s *Store) Count() (int, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		n = b.Stats().KeyN
-		count := func(id string) {
-			data, _ := s.latest(id)
+		for id, data := range s.logged {
 			switch inDB := b.Get([]byte(id)) != nil; {
 			case data != nil && !inDB:
 				n++
 			case data == nil && inDB:
 				n--
 			}
-		}
-		for id := range s.flushing {
-			if _, newer := s.pending[id]; !newer {
-				count(id)
-			}
-		}
-		for id := range s.pending {
-			count(id)
 		}
 		return nil
 	})

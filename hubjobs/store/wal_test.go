@@ -21,6 +21,16 @@ func (s *Store) crash(t *testing.T) {
 	}
 }
 
+// open opens the store at path or fails the test.
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func walSize(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path + ".wal")
@@ -44,10 +54,7 @@ func del(id string) registry.Write       { return registry.Write{ID: id} }
 // checkpoints, in order, deletes included; a clean Close leaves an empty log.
 func TestLogReplayAfterCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path)
 	apply(t, s, put("a", "1"), put("b", "2"))
 	if err := s.Close(); err != nil { // a, b now in bbolt
 		t.Fatal(err)
@@ -55,10 +62,7 @@ func TestLogReplayAfterCrash(t *testing.T) {
 	if n := walSize(t, path); n != 0 {
 		t.Fatalf("log after Close: %d bytes", n)
 	}
-	s, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = open(t, path)
 	apply(t, s, put("a", "3"), put("c", "4"))
 	apply(t, s, del("b"), put("c", "5"), put("e", ""))
 	if n, err := s.Count(); err != nil || n != 3 {
@@ -71,10 +75,7 @@ func TestLogReplayAfterCrash(t *testing.T) {
 	if walSize(t, path) == 0 {
 		t.Fatal("nothing in the log to replay")
 	}
-	s, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = open(t, path)
 	defer s.Close()
 	if got := fmt.Sprint(load(t, s)); got != "map[a:3 c:5 e:]" {
 		t.Errorf("after the crash: %s", got)
@@ -102,10 +103,7 @@ func TestLogTornTail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "r.db")
-			s, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := open(t, path)
 			apply(t, s, put("a", "1"))
 			apply(t, s, put("b", "2"))
 			s.crash(t)
@@ -116,17 +114,13 @@ func TestLogTornTail(t *testing.T) {
 			if err := os.WriteFile(path+".wal", tc.tear(log), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if s, err = Open(path); err != nil {
-				t.Fatal(err)
-			}
+			s = open(t, path)
 			if got := fmt.Sprint(load(t, s)); got != "map[a:1 b:2]" {
 				t.Errorf("after the torn write: %s", got)
 			}
 			apply(t, s, put("c", "3"))
 			s.crash(t)
-			if s, err = Open(path); err != nil {
-				t.Fatal(err)
-			}
+			s = open(t, path)
 			defer s.Close()
 			if got := fmt.Sprint(load(t, s)); got != "map[a:1 b:2 c:3]" {
 				t.Errorf("a write after the torn one: %s", got)
@@ -139,10 +133,7 @@ func TestLogTornTail(t *testing.T) {
 // a torn write; Open refuses it rather than drop acknowledged data.
 func TestLogCorrupt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path)
 	s.crash(t)
 	body := []byte{7, 1, 'a'} // unknown op
 	frame := binary.LittleEndian.AppendUint32(nil, uint32(len(body)))
@@ -163,10 +154,7 @@ func TestLogCorrupt(t *testing.T) {
 // any point after loses nothing.
 func TestCheckpoint(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path)
 	s.checkpointAt = 100
 	apply(t, s, put("a", "1"))
 	if walSize(t, path) == 0 || len(s.pending) != 1 {
@@ -188,9 +176,7 @@ func TestCheckpoint(t *testing.T) {
 		t.Errorf("after the checkpoint: flushing %v, pending %v", s.flushing, s.pending)
 	}
 	s.crash(t)
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
+	s = open(t, path)
 	defer s.Close()
 	if got := load(t, s); len(got) != 2 || len(got["b"]) != 200 || got["c"] != "2" {
 		t.Errorf("after checkpoint and crash: %v", got)
@@ -201,10 +187,7 @@ func TestCheckpoint(t *testing.T) {
 // beside a newer PATH.wal; Open replays both, newer last.
 func TestUnfinishedCheckpoint(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path)
 	apply(t, s, put("a", "0"), put("d", "0"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -214,9 +197,7 @@ func TestUnfinishedCheckpoint(t *testing.T) {
 	if err := errors.Join(os.WriteFile(path+".wal.1", old, 0o600), os.WriteFile(path+".wal", cur, 0o600)); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
+	s = open(t, path)
 	defer s.Close()
 	if got := fmt.Sprint(load(t, s)); got != "map[a:2 c:2]" {
 		t.Errorf("after replaying both logs: %s", got)
@@ -230,10 +211,7 @@ func TestUnfinishedCheckpoint(t *testing.T) {
 // Apply fails instead of writing after a torn frame.
 func TestBrokenLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path)
 	apply(t, s, put("a", "1"))
 	s.wal.Close() // writes and truncation now fail
 	for i := range 2 {
@@ -245,9 +223,7 @@ func TestBrokenLog(t *testing.T) {
 		t.Error("the store was not marked broken")
 	}
 	s.db.Close()
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
+	s = open(t, path)
 	defer s.Close()
 	if got := fmt.Sprint(load(t, s)); got != "map[a:1]" {
 		t.Errorf("after the failure: %s", got)
@@ -282,10 +258,7 @@ func FuzzReadFrames(f *testing.F) {
 // checks every key has its last acknowledged value.
 func TestLogUnderLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, path)
 	s.checkpointAt = 2000
 	want := map[string]string{}
 	done := make(chan struct{})
@@ -332,9 +305,7 @@ func TestLogUnderLoad(t *testing.T) {
 	}
 	s.crash(t)
 	s.checkpoints.Wait()
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
+	s = open(t, path)
 	defer s.Close()
 	if got := load(t, s); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("after the crash:\n got %v\nwant %v", got, want)
