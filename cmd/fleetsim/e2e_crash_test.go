@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetsim/fleetsim/internal/testkit"
 )
 
 // served is a `fleetsim serve` child process.
@@ -37,10 +39,10 @@ func startServe(t *testing.T, dataDir string, args ...string) *served {
 			<-s.done
 		}
 	})
-	waitFor(t, "connection.json", func() bool {
+	testkit.Eventually(t, time.Minute, func() bool {
 		_, err := os.Stat(filepath.Join(dataDir, "connection.json"))
 		return err == nil
-	})
+	}, "connection.json")
 	return s
 }
 
@@ -51,17 +53,6 @@ func (s *served) kill(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-s.done
-}
-
-// waitFor polls cond for up to a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // clientJSON runs a client command against the hub in dataDir with -o json.
@@ -108,14 +99,14 @@ func TestBinaryKillDuringJobResumes(t *testing.T) {
 		clientJSON(t, dir, &rows, "query", "SELECT COUNT() AS n FROM devices WHERE connectionState = 'Connected'")
 		return len(rows) == 1 && rows[0].N == devices
 	}
-	waitFor(t, "the fleet to connect", connected)
+	testkit.Eventually(t, time.Minute, connected, "the fleet to connect")
 
 	var j jobView
 	clientJSON(t, dir, &j, "jobs", "create", "resume-1", "--method", "slow", "--connect-timeout", "30s")
-	waitFor(t, "a quarter of the job", func() bool {
+	testkit.Eventually(t, time.Minute, func() bool {
 		clientJSON(t, dir, &j, "jobs", "get", "resume-1")
 		return j.Stats.SucceededCount >= devices/4
-	})
+	}, "a quarter of the job")
 	var before []deviceJobRow
 	clientJSON(t, dir, &before, "query", "SELECT * FROM devices.jobs WHERE jobId = 'resume-1' AND status = 'completed'")
 	hub.kill(t)
@@ -124,10 +115,10 @@ func TestBinaryKillDuringJobResumes(t *testing.T) {
 	}
 
 	hub = startServe(t, dir, "--scenario", scenario, "--pacing", "S1")
-	waitFor(t, "the job to complete after the restart", func() bool {
+	testkit.Eventually(t, time.Minute, func() bool {
 		clientJSON(t, dir, &j, "jobs", "get", "resume-1")
 		return j.Status == "completed"
-	})
+	}, "the job to complete after the restart")
 	if s := j.Stats; s.DeviceCount != devices || s.SucceededCount != devices || s.FailedCount+s.RunningCount+s.PendingCount != 0 {
 		t.Errorf("statistics after the restart: %+v", s)
 	}
