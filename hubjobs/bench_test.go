@@ -23,37 +23,20 @@ func BenchmarkScheduledStart(b *testing.B) {
 			return iothub.MethodResult{Status: 200}, nil
 		}
 		st := hubjobs.NewMemStore()
-		e, err := hubjobs.NewEngine(config(f, st))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(b.Context())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
-
+		e := start(b, config(f, st))
 		first := time.Now().Add(50 * time.Millisecond)
 		for i := range jobs {
 			req := methodJob(fmt.Sprintf("at-%03d", i), "tags.floor = 0")
 			at := first.Add(time.Duration(i) * 5 * time.Millisecond)
 			req.StartTime = &at
-			if _, err := e.Create(ctx, req); err != nil {
+			if _, err := e.Create(b.Context(), req); err != nil {
 				b.Fatal(err)
 			}
 		}
 		for i := range jobs {
-			for {
-				j, err := e.Get(fmt.Sprintf("at-%03d", i))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if j.Status.Terminal() {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitStatus(b, e, fmt.Sprintf("at-%03d", i), hubjobs.StatusCompleted)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := e.stop(); err != nil {
 			b.Fatal(err)
 		}
 		var late []time.Duration

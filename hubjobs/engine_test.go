@@ -88,7 +88,7 @@ type running struct {
 	stop func() error
 }
 
-func start(t *testing.T, cfg hubjobs.Config) running {
+func start(t testing.TB, cfg hubjobs.Config) running {
 	t.Helper()
 	e, err := hubjobs.NewEngine(cfg)
 	if err != nil {
@@ -124,7 +124,7 @@ func methodJob(id, cond string) hubjobs.JobRequest {
 
 // waitStatus sleeps in virtual time until the job has status s, checking the
 // statistics invariant at every look.
-func waitStatus(t *testing.T, e running, id string, s hubjobs.Status) hubjobs.Job {
+func waitStatus(t testing.TB, e running, id string, s hubjobs.Status) hubjobs.Job {
 	t.Helper()
 	for range 100000 {
 		j, err := e.Get(id)
@@ -144,7 +144,7 @@ func waitStatus(t *testing.T, e running, id string, s hubjobs.Status) hubjobs.Jo
 	return hubjobs.Job{}
 }
 
-func checkStats(t *testing.T, j hubjobs.Job) {
+func checkStats(t testing.TB, j hubjobs.Job) {
 	t.Helper()
 	s := j.DeviceJobStatistics
 	if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount || min(s.PendingCount, s.RunningCount, s.SucceededCount, s.FailedCount) < 0 {
