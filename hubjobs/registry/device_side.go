@@ -7,9 +7,10 @@ import (
 )
 
 // The broker calls the methods in this file on the device's connection
-// goroutine (they implement broker.Hub). None of them blocks: they do their
-// in-memory work inline, queue what must be durable, and answer the device
-// from the committer once it is.
+// goroutine (they implement broker.Hub). They do small in-memory work inline
+// and hand twin requests to the registry's twin workers (see twinWorkers),
+// which queue what must be durable; the committer answers the device once it
+// is. They wait only when a twin worker has a full queue.
 
 // DeviceConnected records that the device's CONNECT was accepted: its
 // connectionState becomes Connected and callers waiting for it wake up.
@@ -65,10 +66,11 @@ func (r *Registry) DevicePublished(deviceID string, topic iothub.DeviceTopic, pa
 	switch topic.Kind {
 	case iothub.KindMethodResponse:
 		r.methods.complete(deviceID, topic.RequestID, topic.Status, payload)
-	case iothub.KindTwinGet:
-		r.twinGet(deviceID, topic.RequestID)
-	case iothub.KindTwinReported:
-		r.reported(deviceID, topic.RequestID, payload)
+	case iothub.KindTwinGet, iothub.KindTwinReported:
+		req := twinRequest{id: deviceID, rid: topic.RequestID, payload: payload, get: topic.Kind == iothub.KindTwinGet}
+		if !r.twins.queue(req) {
+			r.handleTwin(req) // closing: answer here, after what is queued
+		}
 	case iothub.KindTelemetry:
 		r.telemetry.Add(1)
 	}
@@ -77,6 +79,15 @@ func (r *Registry) DevicePublished(deviceID string, topic iothub.DeviceTopic, pa
 		e.doc = nil
 		e.mu.Unlock()
 	}
+}
+
+// handleTwin handles a twin GET or reported PATCH; twin workers call it.
+func (r *Registry) handleTwin(req twinRequest) {
+	if req.get {
+		r.twinGet(req.id, req.rid)
+		return
+	}
+	r.reported(req.id, req.rid, req.payload)
 }
 
 func (r *Registry) reply(id, topic string, body []byte) {

@@ -2,13 +2,18 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/store"
 	"github.com/fleetsim/fleetsim/internal/iothub"
+	"github.com/fleetsim/fleetsim/internal/testkit"
 )
 
 // gatedStore holds every Apply until the gate is opened, to show that
@@ -33,6 +38,16 @@ func publish(r *registry.Registry, id, topic, body string) {
 		panic(err)
 	}
 	r.DevicePublished(id, t, []byte(body))
+}
+
+// answer publishes as the device would and returns the registry's next
+// message to any device, which twin workers send after the publish returns.
+func answer(t *testing.T, r *registry.Registry, l *fakeLink, id, topic, body string) string {
+	t.Helper()
+	before := len(l.messages())
+	publish(r, id, topic, body)
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(l.messages()) > before }, "no answer to %s on %s", id, topic)
+	return l.messages()[before]
 }
 
 func TestDeviceSideOfTwins(t *testing.T) {
@@ -146,13 +161,11 @@ func TestDeviceSideErrors(t *testing.T) {
 		{"unknown device", "ghost", `{"a":1}`, `404/?$rid=R {"errorCode":404001,`},
 	}
 	for _, tt := range tests {
-		publish(r, tt.device, iothub.TwinReportedTopic("R"), tt.body)
-		if got, want := l.last(), tt.device+" $iothub/twin/res/"+tt.want; !strings.HasPrefix(got, want) {
+		if got, want := answer(t, r, l, tt.device, iothub.TwinReportedTopic("R"), tt.body), tt.device+" $iothub/twin/res/"+tt.want; !strings.HasPrefix(got, want) {
 			t.Errorf("%s: answer %q, want prefix %q", tt.name, got, want)
 		}
 	}
-	publish(r, "ghost", iothub.TwinGetTopic("G"), ``)
-	if got := l.last(); !strings.HasPrefix(got, `ghost $iothub/twin/res/404/?$rid=G {"errorCode":404001`) {
+	if got := answer(t, r, l, "ghost", iothub.TwinGetTopic("G"), ``); !strings.HasPrefix(got, `ghost $iothub/twin/res/404/?$rid=G {"errorCode":404001`) {
 		t.Errorf("GET of an unknown twin: %s", got)
 	}
 	// Unmatched and late method answers are dropped quietly.
@@ -186,5 +199,47 @@ func TestStoreFailure(t *testing.T) {
 	}
 	if _, err := r.CreateDevice(ctx, registry.Device{DeviceID: "d2"}); code(err) != "ServiceUnavailable" {
 		t.Errorf("create after Close: %v", err)
+	}
+}
+
+// TestTwinRequestsDuringClose publishes reported patches from many devices
+// while the registry closes: every request gets exactly one answer, either
+// its 204 (queued before Close, made durable) or a 503.
+func TestTwinRequestsDuringClose(t *testing.T) {
+	r, l, _ := newReg(t, true)
+	const devices, each = 20, 25
+	for i := range devices {
+		id := fmt.Sprintf("d%02d", i)
+		must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: id}))
+		l.setOnline(id, true)
+	}
+	var wg sync.WaitGroup
+	for i := range devices {
+		wg.Go(func() {
+			for k := range each {
+				publish(r, fmt.Sprintf("d%02d", i), iothub.TwinReportedTopic(strconv.Itoa(k)), fmt.Sprintf(`{"k":%d}`, k))
+			}
+		})
+	}
+	r.Close()
+	wg.Wait()
+	answers := map[string]int{}
+	for _, m := range l.messages() {
+		dev, rest, _ := strings.Cut(m, " ")
+		topic, _, _ := strings.Cut(rest, " ")
+		switch {
+		case strings.Contains(topic, "/res/204/"), strings.Contains(topic, "/res/503/"):
+			rid, _, _ := strings.Cut(topic[strings.Index(topic, "$rid=")+len("$rid="):], "&")
+			answers[dev+"/"+rid]++
+		default:
+			t.Errorf("unexpected answer %q", m)
+		}
+	}
+	for i := range devices {
+		for k := range each {
+			if n := answers[fmt.Sprintf("d%02d/%d", i, k)]; n != 1 {
+				t.Errorf("d%02d request %d answered %d times", i, k, n)
+			}
+		}
 	}
 }

@@ -115,6 +115,7 @@ type Registry struct {
 	gens                      atomic.Int64 // generation ids
 
 	methods methodTable
+	twins   twinWorkers
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -164,6 +165,7 @@ func New(opts Options) (*Registry, error) {
 		}
 		r.com = newCommitter(opts.Store, opts.MaxPendingWrites, r.log)
 	}
+	r.twins.start(r.handleTwin)
 	return r, nil
 }
 
@@ -203,10 +205,12 @@ func (r *Registry) linked() DeviceLink {
 
 // Close stops the registry: pending method calls fail with
 // ServiceUnavailable, writes already queued are made durable and
-// acknowledged, later writes fail, and the committer goroutine is waited
-// for. It does not close the Persistence. Close is idempotent.
+// acknowledged, later writes fail, and the twin workers and the committer
+// goroutine are waited for (twin requests queued by then are handled
+// first). It does not close the Persistence. Close is idempotent.
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
+		r.twins.close()
 		close(r.closing)
 		if r.com != nil {
 			r.com.close()
