@@ -108,9 +108,9 @@ type Stats struct {
 	Disconnects      int64 // ends of live connections
 	Violations       int64 // connections closed for breaking IoT Hub's rules
 	MessagesIn       int64 // device publishes handed to the hub
-	MessagesOut      int64 // hub messages written to devices
-	DeliverFailures  int64 // Deliver to a device that was not connected, or a failed write
-	QueueDropped     int64 // hub messages dropped to a full or abandoned per-device queue
+	MessagesOut      int64 // hub messages queued for devices' connections, which write them in order
+	DeliverFailures  int64 // Deliver to a device that was not connected
+	QueueDropped     int64 // hub messages refused because the connection's write queue was full
 	MessagesDropped  int64 // mochi: dropped to a full outbound queue
 	InflightDropped  int64 // mochi: QoS 1 dropped over the in-flight limit
 }
@@ -132,7 +132,6 @@ type Server struct {
 	devices sync.Map       // device id → *device
 	open    sync.Map       // net.Conn → struct{}: accepted connections not yet ended
 	connWG  sync.WaitGroup // one per accepted connection
-	writers sync.WaitGroup // one per running Deliver writer
 	closing atomic.Bool
 
 	ready chan struct{}
@@ -144,6 +143,9 @@ type Server struct {
 // New builds a Server and binds its listeners, so Addrs is valid at once;
 // Run serves them and releases them when its context ends.
 func New(cfg Config) (*Server, error) {
+	if outboundErr != nil {
+		return nil, outboundErr
+	}
 	if cfg.Identities == nil {
 		return nil, errors.New("broker: Identities is required")
 	}
@@ -308,7 +310,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return true
 	})
 	s.connWG.Wait()
-	s.stopWriters()
 	s.mochi.Close() // stops mochi's event loop; its clients are gone already
 	return nil
 }

@@ -21,10 +21,9 @@ type device struct {
 
 	events sync.Mutex
 
-	mu      sync.Mutex
-	cl      *mqtt.Client     // the live connection; nil when there is none
-	queue   []packets.Packet // hub messages waiting for the writer
-	writing bool             // a writer goroutine is draining queue
+	mu  sync.Mutex
+	cl  *mqtt.Client           // the live connection; nil when there is none
+	out chan<- *packets.Packet // cl's write queue (see outboundQueue)
 }
 
 // device returns id's entry, creating it.
@@ -55,11 +54,12 @@ func (s *Server) live(deviceID string) *mqtt.Client {
 // Deliver queues a hub message for deviceID's live connection only, at QoS 0
 // (iothub.md §1.4: the hub sends method requests, twin responses and desired
 // patches at QoS 0). It never passes through mochi's topic tree, so no other
-// client can see it, and it never blocks: a writer goroutine that exists only
-// while the queue is not empty writes it out, in order. It returns an error
-// wrapping ErrNotConnected when the device has no live connection, and
-// ErrQueueFull when MaxPendingWrites messages are already waiting (a slow
-// consumer loses messages and the loss is counted).
+// client can see it, and it never blocks: the message goes into the
+// connection's own write queue, which mochi's write goroutine for that
+// connection empties in order. It returns an error wrapping ErrNotConnected
+// when the device has no live connection, and ErrQueueFull when
+// MaxPendingWrites messages are already waiting (a slow consumer loses
+// messages and the loss is counted).
 func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
 	v, ok := s.devices.Load(deviceID)
 	if !ok {
@@ -73,62 +73,17 @@ func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
 		s.deliverFail.Add(1)
 		return fmt.Errorf("%w: %s", ErrNotConnected, deviceID)
 	}
-	if len(d.queue) >= s.cfg.MaxPendingWrites {
-		s.queueDropped.Add(1)
-		return fmt.Errorf("%w: %s has %d messages waiting", ErrQueueFull, deviceID, len(d.queue))
-	}
-	d.queue = append(d.queue, packets.Packet{
+	pk := &packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish},
 		TopicName:   topic,
 		Payload:     payload,
-	})
-	if !d.writing {
-		d.writing = true
-		// Added under d.mu while closing is false: Run sets closing and then
-		// takes every device's mu before it waits for writers (see stopWriters).
-		s.writers.Add(1)
-		go s.write(d)
 	}
+	if !queueOut(d.cl, d.out, pk) {
+		s.queueDropped.Add(1)
+		return fmt.Errorf("%w: %s has %d messages waiting", ErrQueueFull, deviceID, len(d.out))
+	}
+	s.out.Add(1)
 	return nil
-}
-
-// write drains d's queue into its live connection and ends when the queue is
-// empty or the connection is gone.
-func (s *Server) write(d *device) {
-	defer s.writers.Done()
-	for {
-		d.mu.Lock()
-		if len(d.queue) == 0 || d.cl == nil {
-			s.queueDropped.Add(int64(len(d.queue)))
-			d.queue, d.writing = nil, false
-			d.mu.Unlock()
-			return
-		}
-		pk, cl := d.queue[0], d.cl
-		d.queue[0] = packets.Packet{}
-		d.queue = d.queue[1:]
-		d.mu.Unlock()
-		if err := cl.WritePacket(pk); err != nil {
-			s.deliverFail.Add(1)
-			s.log.Debug().Err(err).Str("device", d.id).Msg("delivery failed")
-			continue
-		}
-		s.out.Add(1)
-	}
-}
-
-// stopWriters waits for every writer goroutine. closing must already be set
-// and no connection may be left: taking each device's mu once makes every
-// Deliver that saw closing false finish its writers.Add before Wait.
-func (s *Server) stopWriters() {
-	s.devices.Range(func(_, v any) bool {
-		d := v.(*device)
-		d.mu.Lock()
-		d.cl = nil // connections are closed; let writers drop what is left
-		d.mu.Unlock()
-		return true
-	})
-	s.writers.Wait()
 }
 
 // Connected reports whether the device has a live connection.

@@ -189,7 +189,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	d.events.Lock()
 	defer d.events.Unlock()
 	d.mu.Lock()
-	d.cl = cl
+	d.cl, d.out = cl, outboundQueue(cl)
 	d.mu.Unlock()
 	h.s.connects.Add(1)
 	if h.s.cfg.Hub != nil {
@@ -211,7 +211,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	d.mu.Lock()
 	current := d.cl == cl
 	if current {
-		d.cl = nil
+		d.cl, d.out = nil, nil
 	}
 	d.mu.Unlock()
 	if !current {
