@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	jobProfile     = flag.String("jobprofile", "", "write a CPU profile of BenchmarkFleetJobs' job phase (not the connects) to `FILE`")
+	jobProfile     = flag.String("jobprofile", "", "write a CPU profile of each of BenchmarkFleetJobs' jobs (not the connects) to `FILE`.JOB")
 	benchMemStores = flag.Bool("memstores", false, "keep the hub's stores in memory in BenchmarkFleetJobs (no fsync), to see what persistence costs")
 	benchInFlight  = flag.Int("inflight", 0, "the jobs engine's `limit` on device operations at once in BenchmarkFleetJobs (0: its default)")
 	benchJobs      = flag.String("jobs", "ping,twin", "the `jobs` BenchmarkFleetJobs runs, in order: ping (a method job), twin (a twin job)")
@@ -204,17 +204,6 @@ func benchFleet(b *testing.B, n int) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.StackInuse)/float64(n), "stack-B/device")
 
-	if *jobProfile != "" {
-		f, err := os.Create(*jobProfile)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
 	rt := 60
 	for _, req := range []hubjobs.JobRequest{
 		{JobID: "ping", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
@@ -225,7 +214,9 @@ func benchFleet(b *testing.B, n int) {
 		if !slices.Contains(strings.Split(*benchJobs, ","), req.JobID) {
 			continue
 		}
+		stopProfile := profileJob(b, req.JobID)
 		took := runJob(b, st, n, req)
+		stopProfile()
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
 		lat := runner.JobLatency(runner.JobRows(st.Stack, req.JobID))
@@ -235,5 +226,47 @@ func benchFleet(b *testing.B, n int) {
 		ms := func(d runner.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 		b.ReportMetric(ms(lat.P50), req.JobID+"-p50-ms")
 		b.ReportMetric(ms(lat.P99), req.JobID+"-p99-ms")
+	}
+	// Stacks only grow with shrinking off: what the jobs left behind.
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.StackInuse)/float64(n), "after-jobs-stack-B/device")
+}
+
+// profileJob starts a CPU profile of job into -jobprofile's FILE.job, if
+// the flag is set, and writes heap profiles to FILE.job.heap0 now and
+// FILE.job.heap1 when the returned function stops the CPU profile (their
+// difference, with pprof's -base, is what the job allocated). Each heap
+// profile runs a GC first, as the runtime publishes allocations at GCs, so
+// a profiled run's jobs start on a collected heap.
+func profileJob(b *testing.B, job string) (stop func()) {
+	if *jobProfile == "" {
+		return func() {}
+	}
+	writeHeap := func(name string) {
+		runtime.GC()
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeHeap(*jobProfile + "." + job + ".heap0")
+	f, err := os.Create(*jobProfile + "." + job)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+		writeHeap(*jobProfile + "." + job + ".heap1")
 	}
 }
