@@ -74,7 +74,7 @@ func (d *Device) answerAfter(latency time.Duration, method, rid string, status i
 	d.pendingCalls++
 	gen := d.gen
 	body := expandTemplate(tmpl, templateVars{deviceID: d.id, method: method, status: status, request: req})
-	d.after(latency, func() {
+	d.reply(latency, func() {
 		d.pendingCalls--
 		if d.gen != gen || d.conn == nil {
 			d.unanswered(method, "abandoned")

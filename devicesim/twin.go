@@ -163,7 +163,7 @@ func (d *Device) ackDesired(patch map[string]any, version int64) {
 	delay := sample(b.Delay, d.rng)
 	failed := chance(b.FailProbability, d.rng)
 	d.ackedDesired = max(d.ackedDesired, version)
-	d.after(delay, func() {
+	d.reply(delay, func() {
 		ack := make(map[string]any, len(patch))
 		for k, v := range patch {
 			if b.Format == AckPnP {
