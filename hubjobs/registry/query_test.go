@@ -18,7 +18,7 @@ func TestQueryAndSelect(t *testing.T) {
 		must[registry.Twin](t)(r.PatchTwin(ctx, id, []byte(fmt.Sprintf(`{"tags":{"building":"%d","floor":%d},"properties":{"desired":{"rate":%d}}}`, 43+i%2, i%3, i)), "*"))
 	}
 	l.setOnline("d4", true)
-	publish(r, "d4", "$iothub/twin/PATCH/properties/reported/?$rid=1", `{"fw":"1.2"}`)
+	answer(t, r, l, "d4", "$iothub/twin/PATCH/properties/reported/?$rid=1", `{"fw":"1.2"}`)
 	r.UpdateDevice(ctx, registry.Device{DeviceID: "d9", Status: "disabled"}, "*")
 
 	tests := []struct {
