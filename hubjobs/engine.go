@@ -160,9 +160,7 @@ func (e *Engine) loadJob(sj StoredJob) error {
 			}
 		}
 		j.rec.DeviceJobStatistics = st
-		for i := range j.devices {
-			e.index.Update(j.key()+j.devices[i], nil, j.indexDocLocked(i))
-		}
+		e.index.AddKeys(j.rowKeys(), j.indexDocLocked)
 	}
 	if j.rec.Status.Terminal() {
 		j.stopped = true

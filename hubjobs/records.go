@@ -141,6 +141,16 @@ func (j *job) setStatusLocked(i int, s devStatus) {
 // scans the rows, and with jobId or deviceId it filters their postings.
 var jobIndexNames = []string{"deviceId", "jobId", "jobType"}
 
+// rowKeys are the index keys of the job's rows, in device order.
+func (j *job) rowKeys() []string {
+	prefix := j.key()
+	keys := make([]string, len(j.devices))
+	for i, id := range j.devices {
+		keys[i] = prefix + id
+	}
+	return keys
+}
+
 // indexDocLocked is the part of row i that the index reads.
 func (j *job) indexDocLocked(i int) map[string]any {
 	return map[string]any{

@@ -233,9 +233,7 @@ func (e *Engine) beginJob(ctx context.Context, j *job) error {
 	}
 	j.devices = ids
 	j.recs = make([]devRec, len(ids))
-	for i := range ids {
-		e.index.Update(j.key()+ids[i], nil, j.indexDocLocked(i))
-	}
+	e.index.AddKeys(j.rowKeys(), j.indexDocLocked)
 	e.log.Info().Str("job", j.id).Int("devices", len(ids)).Msg("job started")
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -357,5 +358,57 @@ func TestIntersectUnion(t *testing.T) {
 	}
 	if got := intersect(nil, b); len(got) != 0 {
 		t.Errorf("intersect with empty = %v", got)
+	}
+}
+
+// TestAddKeysMatchesUpdate: AddKeys leaves the index exactly as Update key
+// by key would, whether its keys are new or indexed already, in order or
+// not, and whether their entries' postings exist, are small or are large.
+func TestAddKeysMatchesUpdate(t *testing.T) {
+	doc := func(i, version int) map[string]any {
+		d := syntheticTwin(i)
+		if version > 0 {
+			d["tags"].(map[string]any)["building"] = fmt.Sprint("changed", i%3)
+		}
+		return d
+	}
+	key := func(i int) string { return fmt.Sprintf("dev-%06d", i) }
+	type batch struct {
+		ids     []int
+		version int
+	}
+	var first, reversed, mixed []int
+	for i := range 120 {
+		first = append(first, i)
+	}
+	for i := 199; i >= 120; i-- {
+		reversed = append(reversed, i)
+	}
+	for i := 0; i < 200; i += 7 {
+		mixed = append(mixed, i) // all indexed already, with changed tags
+	}
+	batches := []batch{{first, 0}, {reversed, 0}, {mixed, 1}, {[]int{3}, 0}}
+
+	byUpdate, byAddKeys := NewIndex(), NewIndex()
+	for _, b := range batches {
+		keys := make([]string, len(b.ids))
+		for n, i := range b.ids {
+			keys[n] = key(i)
+			byUpdate.Update(key(i), nil, doc(i, b.version))
+		}
+		byAddKeys.AddKeys(keys, func(n int) map[string]any { return doc(b.ids[n], b.version) })
+	}
+	if len(byUpdate.posts) != len(byAddKeys.posts) || !maps.EqualFunc(byUpdate.byKey, byAddKeys.byKey, slices.Equal) {
+		t.Fatalf("%d postings and %d keys, want %d and %d", len(byAddKeys.posts), len(byAddKeys.byKey), len(byUpdate.posts), len(byUpdate.byKey))
+	}
+	for e, p := range byUpdate.posts {
+		q := byAddKeys.posts[e]
+		if q == nil {
+			t.Errorf("%v: no posting", e)
+			continue
+		}
+		if want, got := p.keys(), q.keys(); !slices.Equal(got, want) || q.n != p.n {
+			t.Errorf("%v: keys %v (n %d), want %v (n %d)", e, got, q.n, want, p.n)
+		}
 	}
 }

@@ -125,6 +125,48 @@ func (ix *Index) Update(key string, old, new map[string]any) {
 	ix.setLocked(key, next)
 }
 
+// AddKeys indexes the documents of keys at once, doc(i) being keys[i]'s:
+// what Update(keys[i], nil, doc(i)) does for each, under one lock. Entries
+// that no key held before, such as the jobId and jobType of a job's new
+// rows, get their keys as one sorted list instead of one by one.
+func (ix *Index) AddKeys(keys []string, doc func(i int) map[string]any) {
+	entries := make([][]entry, len(keys))
+	for i := range keys {
+		entries[i] = ix.entriesOf(doc(i))
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	var fresh []*posting // created here: their sorted lists are still private
+	isFresh := map[*posting]bool{}
+	for i, key := range keys {
+		if _, ok := ix.byKey[key]; ok || len(entries[i]) == 0 {
+			ix.setLocked(key, entries[i])
+			continue
+		}
+		ix.byKey[key] = entries[i]
+		for _, e := range entries[i] {
+			p := ix.posts[e]
+			switch {
+			case p == nil:
+				p = &posting{sorted: []string{key}, n: 1}
+				ix.posts[e] = p
+				fresh = append(fresh, p)
+				isFresh[p] = true
+			case isFresh[p]:
+				p.sorted = append(p.sorted, key)
+				p.n++
+			default:
+				ix.addLocked(e, key)
+			}
+		}
+	}
+	for _, p := range fresh {
+		if !slices.IsSorted(p.sorted) {
+			slices.Sort(p.sorted)
+		}
+	}
+}
+
 // Remove drops key from the index. doc is the removed document (it may be
 // nil: the index knows what it stored under key).
 func (ix *Index) Remove(key string, doc map[string]any) {
@@ -173,6 +215,11 @@ func (ix *Index) setLocked(key string, next []entry) {
 	}
 }
 
+// smallPosting is the size below which a posting takes a new key into a
+// fresh sorted copy instead of its pending map (a device's deviceId posting
+// holds one row per job).
+const smallPosting = 16
+
 func (ix *Index) addLocked(e entry, key string) {
 	p := ix.posts[e]
 	if p == nil {
@@ -184,6 +231,13 @@ func (ix *Index) addLocked(e entry, key string) {
 	p.n++
 	if _, ok := p.dels[key]; ok {
 		delete(p.dels, key)
+		return
+	}
+	if p.adds == nil && p.dels == nil && len(p.sorted) < smallPosting {
+		// A copy of a few keys costs less than a map; readers may hold the
+		// old slice, so it is replaced, not changed.
+		at, _ := slices.BinarySearch(p.sorted, key)
+		p.sorted = slices.Insert(slices.Clip(p.sorted), at, key)
 		return
 	}
 	if p.adds == nil {
