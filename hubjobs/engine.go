@@ -70,6 +70,10 @@ type Engine struct {
 	storeMu sync.Mutex
 	active  int // jobs not terminal, for Profile.MaxConcurrentJobs
 
+	// rowsIndexing counts the started jobs whose rows are still being
+	// added to index.
+	rowsIndexing pending
+
 	mu      sync.RWMutex
 	jobs    map[string]*job
 	order   []*job    // by key(): devices.jobs and List order
@@ -160,7 +164,7 @@ func (e *Engine) loadJob(sj StoredJob) error {
 			}
 		}
 		j.rec.DeviceJobStatistics = st
-		e.index.AddKeys(j.rowKeys(), j.indexDocLocked)
+		e.index.AddKeys(j.rowKeys(), j.indexDoc)
 	}
 	if j.rec.Status.Terminal() {
 		j.stopped = true
@@ -417,8 +421,49 @@ func (e *Engine) List(jobType, status string, pageSize int, continuation string)
 // outcome.deviceMethodResponse ({status, payload} or null) and error ({code,
 // description}, when failed). Rows are built on demand; the index, kept in
 // step with every status change, covers deviceId, jobId, jobType and status.
+//
+// A job's rows are indexed while its first devices run; DeviceJobs waits
+// until the rows of every started job are in the index.
 func (e *Engine) DeviceJobs() (query.Source, *query.Index) {
+	e.rowsIndexing.wait()
 	return deviceJobs{e}, e.index
+}
+
+// pending counts work in progress that others wait for. The zero value is
+// ready to use.
+type pending struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (p *pending) add() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n == 0 {
+		p.zero = make(chan struct{})
+	}
+	p.n++
+}
+
+func (p *pending) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n--
+	if p.n == 0 {
+		close(p.zero)
+		p.zero = nil
+	}
+}
+
+// wait returns once nothing is pending.
+func (p *pending) wait() {
+	p.mu.Lock()
+	zero := p.zero
+	p.mu.Unlock()
+	if zero != nil {
+		<-zero
+	}
 }
 
 // Run executes jobs until ctx ends: it starts jobs at their start time,

@@ -63,6 +63,7 @@ type devResult struct {
 type job struct {
 	id      string
 	plan    plan
+	typ     JobType   // immutable
 	startAt time.Time // the scheduled start; immutable
 
 	// mu guards everything below.
@@ -86,6 +87,7 @@ func newJob(rec JobRecord, p plan) *job {
 	return &job{
 		id:      rec.JobID,
 		plan:    p,
+		typ:     rec.Type,
 		startAt: rec.StartTime,
 		rec:     rec,
 		stop:    make(chan struct{}),
@@ -151,12 +153,13 @@ func (j *job) rowKeys() []string {
 	return keys
 }
 
-// indexDocLocked is the part of row i that the index reads.
-func (j *job) indexDocLocked(i int) map[string]any {
+// indexDoc is the part of row i that the index reads. It reads only what
+// never changes once the job has started, so it needs no lock.
+func (j *job) indexDoc(i int) map[string]any {
 	return map[string]any{
 		"deviceId": j.devices[i],
 		"jobId":    j.id,
-		"jobType":  string(j.rec.Type),
+		"jobType":  string(j.typ),
 	}
 }
 

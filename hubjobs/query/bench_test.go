@@ -121,3 +121,32 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAddKeys indexes the rows of a job over 100k devices at once, as
+// the jobs engine does when a job starts, into an index that already holds
+// the rows of an earlier job over the same devices.
+func BenchmarkAddKeys(b *testing.B) {
+	const n = 100_000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("dev-%06d", i)
+	}
+	rows := func(job string) ([]string, func(int) map[string]any) {
+		keys := make([]string, n)
+		for i, id := range ids {
+			keys[i] = job + "/" + id
+		}
+		return keys, func(i int) map[string]any {
+			return map[string]any{"deviceId": ids[i], "jobId": job, "jobType": "scheduleDeviceMethod"}
+		}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		ix := NewIndexOn("deviceId", "jobId", "jobType")
+		ix.AddKeys(rows("first"))
+		keys, doc := rows("second")
+		b.StartTimer()
+		ix.AddKeys(keys, doc)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+}
