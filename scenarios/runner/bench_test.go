@@ -215,17 +215,26 @@ func benchFleet(b *testing.B, n int) {
 			continue
 		}
 		stopProfile := profileJob(b, req.JobID)
+		created := time.Now()
 		took := runJob(b, st, n, req)
 		stopProfile()
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
-		lat := runner.JobLatency(runner.JobRows(st.Stack, req.JobID))
+		rows := runner.JobRows(st.Stack, req.JobID)
+		lat := runner.JobLatency(rows)
 		if lat.Max == 0 {
 			b.Fatalf("job %s: no device job latencies", req.JobID)
 		}
 		ms := func(d runner.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 		b.ReportMetric(ms(lat.P50), req.JobID+"-p50-ms")
 		b.ReportMetric(ms(lat.P99), req.JobID+"-p99-ms")
+		first := rows[0].Start
+		for _, r := range rows {
+			if r.Start.Before(first) {
+				first = r.Start
+			}
+		}
+		b.ReportMetric(ms(runner.Duration(first.Sub(created))), req.JobID+"-first-start-ms")
 	}
 	// Stacks only grow with shrinking off: what the jobs left behind.
 	runtime.ReadMemStats(&ms)
