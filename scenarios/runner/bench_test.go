@@ -19,6 +19,7 @@ import (
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
+	"github.com/fleetsim/fleetsim/internal/sysmem"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
@@ -203,6 +204,9 @@ func benchFleet(b *testing.B, n int) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.StackInuse)/float64(n), "stack-B/device")
+	// The whole process's resident memory (issue 6 sets its budget per
+	// device), after the GC above.
+	b.ReportMetric(float64(sysmem.RSS())/float64(n), "rss-B/device")
 
 	rt := 60
 	for _, req := range []hubjobs.JobRequest{
