@@ -4,78 +4,47 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
+	"github.com/fleetsim/fleetsim/internal/walframe"
 )
 
 // The write-ahead log holds the batches applied since the last checkpoint,
-// one frame per batch:
+// one walframe frame per batch, whose body is:
 //
-//	frame = len uint32 LE | crc32c(body) uint32 LE | body (len bytes)
 //	body  = entry...
 //	entry = op byte (1 put, 2 delete) | uvarint id length | id | [uvarint data length | data]   (data for puts)
-//
-// A batch is durable once its frame is written and fsynced. A frame that is
-// cut short or fails its checksum ends the log: it is what a crash in the
-// middle of an append leaves, and its batch was never acknowledged.
 
 const (
 	opPut    = 1
 	opDelete = 2
-	frameHdr = 8
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// errCorrupt is a frame whose checksum is right but whose body cannot be
-// read: not a torn write but a bug or a damaged disk.
-var errCorrupt = errors.New("corrupt write-ahead log")
 
 // appendFrame appends batch as one frame to b.
 func appendFrame(b []byte, batch []registry.Write) []byte {
-	start := len(b)
-	b = append(b, make([]byte, frameHdr)...)
-	for _, w := range batch {
-		if w.Data == nil {
-			b = append(b, opDelete)
+	return walframe.Append(b, func(b []byte) []byte {
+		for _, w := range batch {
+			if w.Data == nil {
+				b = append(b, opDelete)
+				b = binary.AppendUvarint(b, uint64(len(w.ID)))
+				b = append(b, w.ID...)
+				continue
+			}
+			b = append(b, opPut)
 			b = binary.AppendUvarint(b, uint64(len(w.ID)))
 			b = append(b, w.ID...)
-			continue
+			b = binary.AppendUvarint(b, uint64(len(w.Data)))
+			b = append(b, w.Data...)
 		}
-		b = append(b, opPut)
-		b = binary.AppendUvarint(b, uint64(len(w.ID)))
-		b = append(b, w.ID...)
-		b = binary.AppendUvarint(b, uint64(len(w.Data)))
-		b = append(b, w.Data...)
-	}
-	body := b[start+frameHdr:]
-	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
-	return b
+		return b
+	})
 }
 
 // readFrames calls fn for each entry of each whole, intact frame in log, in
 // order, and returns the length of the intact prefix. Data passed to fn
 // points into log.
 func readFrames(log []byte, fn func(id string, data []byte)) (int, error) {
-	off := 0
-	for len(log)-off >= frameHdr {
-		n := int(binary.LittleEndian.Uint32(log[off:]))
-		sum := binary.LittleEndian.Uint32(log[off+4:])
-		if n > len(log)-off-frameHdr {
-			break // torn: the crash came before the whole frame was written
-		}
-		body := log[off+frameHdr : off+frameHdr+n]
-		if crc32.Checksum(body, castagnoli) != sum {
-			break // torn: written in part
-		}
-		if err := readEntries(body, fn); err != nil {
-			return off, fmt.Errorf("%w at offset %d: %v", errCorrupt, off, err)
-		}
-		off += frameHdr + n
-	}
-	return off, nil
+	return walframe.Read(log, func(body []byte) error { return readEntries(body, fn) })
 }
 
 func readEntries(body []byte, fn func(id string, data []byte)) error {

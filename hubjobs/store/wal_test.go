@@ -1,16 +1,15 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
+	"github.com/fleetsim/fleetsim/internal/walframe"
 )
 
 // crash closes the files without a checkpoint, as kill -9 would leave them.
@@ -135,17 +134,15 @@ func TestLogCorrupt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
 	s := open(t, path)
 	s.crash(t)
-	body := []byte{7, 1, 'a'} // unknown op
-	frame := binary.LittleEndian.AppendUint32(nil, uint32(len(body)))
-	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(body, castagnoli))
-	if err := os.WriteFile(path+".wal", append(frame, body...), 0o600); err != nil {
+	frame := walframe.Append(nil, func(b []byte) []byte { return append(b, 7, 1, 'a') }) // unknown op
+	if err := os.WriteFile(path+".wal", frame, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := Open(path); !errors.Is(err, errCorrupt) {
+	if s, err := Open(path); !errors.Is(err, walframe.ErrCorrupt) {
 		if s != nil {
 			s.Close()
 		}
-		t.Fatalf("Open = %v, want errCorrupt", err)
+		t.Fatalf("Open = %v, want walframe.ErrCorrupt", err)
 	}
 }
 

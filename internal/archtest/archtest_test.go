@@ -25,6 +25,7 @@ var rules = []rule{
 	{pkg: "internal/memnet", stdlib: true},
 	{pkg: "internal/clock", stdlib: true},
 	{pkg: "internal/sysmem", stdlib: true},
+	{pkg: "internal/walframe", stdlib: true},
 	{pkg: "internal/archtest", stdlib: true},
 	{pkg: "hubjobs/query", stdlib: true, allow: []string{"internal/iothub"}},
 	{pkg: "broker", deny: []string{"hubjobs", "devicesim", "scenarios", "cmd", "github.com/eclipse/paho.mqtt.golang"}},
