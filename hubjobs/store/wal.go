@@ -1,8 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
@@ -25,16 +23,11 @@ func appendFrame(b []byte, batch []registry.Write) []byte {
 	return walframe.Append(b, func(b []byte) []byte {
 		for _, w := range batch {
 			if w.Data == nil {
-				b = append(b, opDelete)
-				b = binary.AppendUvarint(b, uint64(len(w.ID)))
-				b = append(b, w.ID...)
+				b = walframe.AppendField(append(b, opDelete), w.ID)
 				continue
 			}
-			b = append(b, opPut)
-			b = binary.AppendUvarint(b, uint64(len(w.ID)))
-			b = append(b, w.ID...)
-			b = binary.AppendUvarint(b, uint64(len(w.Data)))
-			b = append(b, w.Data...)
+			b = walframe.AppendField(append(b, opPut), w.ID)
+			b = walframe.AppendField(b, w.Data)
 		}
 		return b
 	})
@@ -51,7 +44,7 @@ func readEntries(body []byte, fn func(id string, data []byte)) error {
 	for len(body) > 0 {
 		op := body[0]
 		body = body[1:]
-		id, rest, err := chunk(body)
+		id, rest, err := walframe.Field(body)
 		if err != nil {
 			return err
 		}
@@ -60,7 +53,7 @@ func readEntries(body []byte, fn func(id string, data []byte)) error {
 		case opDelete:
 			fn(string(id), nil)
 		case opPut:
-			data, rest, err := chunk(body)
+			data, rest, err := walframe.Field(body)
 			if err != nil {
 				return err
 			}
@@ -71,13 +64,4 @@ func readEntries(body []byte, fn func(id string, data []byte)) error {
 		}
 	}
 	return nil
-}
-
-// chunk reads a uvarint length and that many bytes.
-func chunk(b []byte) (c, rest []byte, err error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
-		return nil, nil, errors.New("bad length")
-	}
-	return b[k : k+int(n)], b[k+int(n):], nil
 }

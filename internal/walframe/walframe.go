@@ -60,3 +60,19 @@ func Read(log []byte, fn func(body []byte) error) (int, error) {
 	}
 	return off, nil
 }
+
+// AppendField appends a length-prefixed field (uvarint length, bytes) to a
+// body: what bodies are made of.
+func AppendField[T ~string | ~[]byte](b []byte, field T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(field)))
+	return append(b, field...)
+}
+
+// Field reads a field written by AppendField from the front of body.
+func Field(body []byte) (field, rest []byte, err error) {
+	n, k := binary.Uvarint(body)
+	if k <= 0 || n > uint64(len(body)-k) {
+		return nil, nil, errors.New("bad field length")
+	}
+	return body[k : k+int(n)], body[k+int(n):], nil
+}
