@@ -5,6 +5,7 @@ package sysmem
 import (
 	"bufio"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -61,4 +62,21 @@ func TuneGC() (restore func()) {
 		debug.SetGCPercent(prevPercent)
 		debug.SetMemoryLimit(prevLimit)
 	}
+}
+
+// TuneProcs gives the scheduler one P more than it has (by default, one per
+// CPU the process may use). fleetsim's stores fsync on the goroutines that
+// commit, and a P whose thread waits in fsync runs nothing else until the
+// call returns or the runtime's monitor takes the P back, which can take up
+// to 10 ms: on two CPUs, a core idle for much of every commit. Measured at
+// 100k devices on 2 CPUs: method jobs 12 % faster with p99 halved, twin jobs
+// 9 % faster, connecting 10 % slower (pure CPU, more threads to schedule).
+// It leaves the runtime alone when GOMAXPROCS is set in the environment, and
+// returns a function that restores the previous setting.
+func TuneProcs() (restore func()) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return func() {}
+	}
+	prev := runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	return func() { runtime.GOMAXPROCS(prev) }
 }

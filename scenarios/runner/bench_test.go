@@ -32,7 +32,7 @@ var (
 
 // BenchmarkFleetJobs is the fleet-scale benchmark (make bench): a whole hub
 // with its stores on disk (every result persisted) and N paho devices on
-// the in-process transport, under the GC settings a scenario run gets; then
+// the in-process transport, under the runtime settings a scenario run gets; then
 // a method job and a twin job over every device. It reports device-ops/s,
 // completion time and p50/p99 device latency per job, connects/s, and the
 // heap per connected device (broker, registry and client side together).
@@ -195,7 +195,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) tim
 }
 
 func benchFleet(b *testing.B, n int) {
-	defer runner.TuneGC(n)()
+	defer runner.TuneRuntime(n)()
 	base := heap()
 	st, stop := benchStack(b, n, runner.StackOptions{MaxInFlight: *benchInFlight})
 	defer stop()

@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// TuneGC is tuneGC for the benchmarks, which build stacks and fleets
-// themselves and must run under the GC settings a scenario run gets.
-func TuneGC(devices int) (restore func()) { return tuneGC(devices) }
+// TuneRuntime is tuneRuntime for the benchmarks, which build stacks and
+// fleets themselves and must run under the runtime settings a scenario run
+// gets.
+func TuneRuntime(devices int) (restore func()) { return tuneRuntime(devices) }
 
 // JobRows is a job's devices.jobs rows on st, read as a run's report reads
 // them.

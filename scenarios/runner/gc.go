@@ -2,12 +2,16 @@ package runner
 
 import "github.com/fleetsim/fleetsim/internal/sysmem"
 
-// tuneGC prepares the runtime for a fleet of devices (sysmem.TuneGC); small
-// fleets keep the defaults. It returns a function that restores the previous
-// settings.
-func tuneGC(devices int) (restore func()) {
+// tuneRuntime prepares the runtime for a fleet of devices: the GC settings
+// of sysmem.TuneGC and the extra P of sysmem.TuneProcs. Small fleets keep
+// the defaults. It returns a function that restores the previous settings.
+func tuneRuntime(devices int) (restore func()) {
 	if devices < 5000 {
 		return func() {}
 	}
-	return sysmem.TuneGC()
+	gc, procs := sysmem.TuneGC(), sysmem.TuneProcs()
+	return func() {
+		procs()
+		gc()
+	}
 }

@@ -77,7 +77,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		o.ProgressEvery = 250 * time.Millisecond
 	}
 	indexes := sc.ShardIndexes(shard, shards)
-	defer tuneGC(len(indexes))()
+	defer tuneRuntime(len(indexes))()
 
 	p := &player{sc: sc, o: o, shard: shard, shards: shards, indexes: indexes, log: o.Logger}
 	p.secret = make([]byte, 32)
