@@ -28,6 +28,7 @@ var (
 	benchMemStores = flag.Bool("memstores", false, "keep the hub's stores in memory in BenchmarkFleetJobs (no fsync), to see what persistence costs")
 	benchInFlight  = flag.Int("inflight", 0, "the jobs engine's `limit` on device operations at once in BenchmarkFleetJobs (0: its default)")
 	benchJobs      = flag.String("jobs", "ping,twin", "the `jobs` BenchmarkFleetJobs runs, in order: ping (a method job), twin (a twin job)")
+	benchNoAck     = flag.Bool("noack", false, "BenchmarkFleetJobs' devices apply desired changes without reporting an acknowledgement")
 )
 
 // BenchmarkFleetJobs is the fleet-scale benchmark (make bench): a whole hub
@@ -130,6 +131,9 @@ func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetSta
 	behavior := devicesim.Behavior{
 		Methods:      map[string]devicesim.MethodBehavior{"ping": {Payload: json.RawMessage(`{"ok":true}`)}},
 		Connectivity: devicesim.Connectivity{KeepAlive: -1},
+	}
+	if *benchNoAck {
+		behavior.Desired.Format = devicesim.AckNone
 	}
 	fleet := devicesim.NewFleet(devicesim.FleetConfig{
 		Count: n,
