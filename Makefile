@@ -42,8 +42,9 @@ sdk-deps: ## install the pinned Node SDKs for the compatibility suite
 sdktest: sdk-deps ## only the SDK compatibility suite
 	$(GO) test -race -count=1 -v -run 'TestSDK' ./sdktest/
 
-bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices (with the GODEBUG fleetsim run/serve use)
-	GODEBUG=$${GODEBUG:-gcshrinkstackoff=1} $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./broker/ ./hubjobs/... ./devicesim/ ./scenarios/...
+bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices (with the GODEBUG fleetsim run/serve use), then the hub's component benchmarks
+	GODEBUG=$${GODEBUG:-gcshrinkstackoff=1} $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./broker/ ./devicesim/ ./scenarios/...
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./hubjobs/...
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 	./.ci/fuzz $${FUZZTIME:-30s}
