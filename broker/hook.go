@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -22,12 +21,17 @@ type hook struct {
 
 func (h *hook) ID() string { return "fleetsim-iothub" }
 
+// Provides reports the events the hook handles. Mochi asks it for every
+// hook event of every packet (a bytes.Contains here was 2 % of the CPU of
+// connecting 100k devices), so it is a switch.
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
 		mqtt.OnPublish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed,
-		mqtt.OnWillSent,
-	}, []byte{b})
+		mqtt.OnWillSent:
+		return true
+	}
+	return false
 }
 
 // errViolation closes a connection that broke IoT Hub's rules (iothub.md §1.4:

@@ -39,3 +39,24 @@ func TestNoRetainedMessages(t *testing.T) {
 		t.Errorf("%d retained messages: %v", n, e.s.mochi.Topics.Retained.GetAll())
 	}
 }
+
+// TestHookProvides: the hook claims exactly the events it handles; mochi
+// skips it for the others (OnPacketEncode and OnPacketSent run for every
+// packet written).
+func TestHookProvides(t *testing.T) {
+	var h hook
+	for _, tc := range []struct {
+		event byte
+		want  bool
+	}{
+		{mqtt.OnConnect, true}, {mqtt.OnConnectAuthenticate, true}, {mqtt.OnACLCheck, true},
+		{mqtt.OnPacketRead, true}, {mqtt.OnPublish, true}, {mqtt.OnSessionEstablished, true},
+		{mqtt.OnDisconnect, true}, {mqtt.OnSubscribed, true}, {mqtt.OnWillSent, true},
+		{mqtt.OnPacketEncode, false}, {mqtt.OnPacketSent, false}, {mqtt.OnSubscribe, false},
+		{mqtt.OnPublished, false}, {mqtt.OnRetainMessage, false}, {mqtt.OnStarted, false},
+	} {
+		if got := h.Provides(tc.event); got != tc.want {
+			t.Errorf("Provides(%d) = %v, want %v", tc.event, got, tc.want)
+		}
+	}
+}
