@@ -50,8 +50,10 @@ type Credentials struct {
 }
 
 // Hub receives what devices send to the hub and their connection events. Every
-// method is called on the device's own connection goroutine: it must not block
-// or do I/O, but it may call the Server's Deliver, Connected, Subscribed and
+// method is called on the device's own connection goroutine: it must not do
+// I/O or wait for the broker, and may wait only briefly, to hold a device back
+// that sends faster than the hub keeps up (back-pressure on that device
+// alone). It may call the Server's Deliver, Connected, Subscribed and
 // Disconnect (no broker lock is held). Events of one device arrive in order; a
 // takeover may report DeviceConnected for a device that is already connected.
 type Hub interface {
