@@ -21,9 +21,8 @@ type device struct {
 
 	events sync.Mutex
 
-	mu  sync.Mutex
-	cl  *mqtt.Client           // the live connection; nil when there is none
-	out chan<- *packets.Packet // cl's write queue (see outboundQueue)
+	mu sync.Mutex
+	cl *mqtt.Client // the live connection; nil when there is none
 }
 
 // device returns id's entry, creating it.
@@ -78,9 +77,9 @@ func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
 		TopicName:   topic,
 		Payload:     payload,
 	}
-	if !queueOut(d.cl, d.out, pk) {
+	if !queueOut(d.cl, pk) {
 		s.queueDropped.Add(1)
-		return fmt.Errorf("%w: %s has %d messages waiting", ErrQueueFull, deviceID, len(d.out))
+		return fmt.Errorf("%w: %s has %d messages waiting", ErrQueueFull, deviceID, len(outboundQueue(d.cl)))
 	}
 	s.out.Add(1)
 	return nil

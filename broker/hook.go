@@ -193,7 +193,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	d.events.Lock()
 	defer d.events.Unlock()
 	d.mu.Lock()
-	d.cl, d.out = cl, outboundQueue(cl)
+	d.cl = cl
 	d.mu.Unlock()
 	h.s.connects.Add(1)
 	if h.s.cfg.Hub != nil {
@@ -215,7 +215,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	d.mu.Lock()
 	current := d.cl == cl
 	if current {
-		d.cl, d.out = nil, nil
+		d.cl = nil
 	}
 	d.mu.Unlock()
 	if !current {

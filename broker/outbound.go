@@ -52,9 +52,9 @@ func outboundQty(cl *mqtt.Client) *int32 {
 
 // queueOut adds pk to cl's write queue without waiting; false means the
 // queue is full.
-func queueOut(cl *mqtt.Client, q chan<- *packets.Packet, pk *packets.Packet) bool {
+func queueOut(cl *mqtt.Client, pk *packets.Packet) bool {
 	select {
-	case q <- pk:
+	case outboundQueue(cl) <- pk:
 		atomic.AddInt32(outboundQty(cl), 1)
 		return true
 	default:
