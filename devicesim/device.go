@@ -375,11 +375,7 @@ func (d *Device) reply(delay time.Duration, fn func()) {
 		d.after(delay, fn)
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.closed {
-		d.enqueueLocked(event{kind: evRun, fn: fn})
-	}
+	d.post(event{kind: evRun, fn: fn}, true)
 }
 
 func (d *Device) at(t time.Time, fn func()) {
