@@ -136,8 +136,7 @@ func (ix *Index) AddKeys(keys []string, doc func(i int) map[string]any) {
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	var fresh []*posting // created here: their sorted lists are still private
-	isFresh := map[*posting]bool{}
+	fresh := map[*posting]bool{} // created here: their sorted lists are still private
 	for i, key := range keys {
 		if _, ok := ix.byKey[key]; ok || len(entries[i]) == 0 {
 			ix.setLocked(key, entries[i])
@@ -150,9 +149,8 @@ func (ix *Index) AddKeys(keys []string, doc func(i int) map[string]any) {
 			case p == nil:
 				p = &posting{sorted: []string{key}, n: 1}
 				ix.posts[e] = p
-				fresh = append(fresh, p)
-				isFresh[p] = true
-			case isFresh[p]:
+				fresh[p] = true
+			case fresh[p]:
 				p.sorted = append(p.sorted, key)
 				p.n++
 			default:
@@ -160,7 +158,7 @@ func (ix *Index) AddKeys(keys []string, doc func(i int) map[string]any) {
 			}
 		}
 	}
-	for _, p := range fresh {
+	for p := range fresh {
 		if !slices.IsSorted(p.sorted) {
 			slices.Sort(p.sorted)
 		}
