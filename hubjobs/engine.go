@@ -419,8 +419,9 @@ func (e *Engine) List(jobType, status string, pageSize int, continuation string)
 // "jobId/deviceId", with deviceId, jobId, jobType, status, startTimeUtc and
 // endTimeUtc (once set), createdDateTimeUtc, lastUpdatedDateTimeUtc,
 // outcome.deviceMethodResponse ({status, payload} or null) and error ({code,
-// description}, when failed). Rows are built on demand; the index, kept in
-// step with every status change, covers deviceId, jobId, jobType and status.
+// description}, when failed). Rows are built on demand; the index covers
+// deviceId, jobId and jobType, which never change for a row (a condition on
+// status scans).
 //
 // A job's rows are indexed while its first devices run; DeviceJobs waits
 // until the rows of every started job are in the index.

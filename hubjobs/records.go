@@ -178,7 +178,7 @@ func (j *job) docLocked(i int) map[string]any {
 	doc := map[string]any{
 		"deviceId":               j.devices[i],
 		"jobId":                  j.id,
-		"jobType":                string(j.rec.Type),
+		"jobType":                string(j.typ),
 		"status":                 string(r.status.Status()),
 		"createdDateTimeUtc":     fmtNanos(created),
 		"lastUpdatedDateTimeUtc": fmtNanos(updated),

@@ -354,12 +354,11 @@ func (e *Engine) runDevice(t task) {
 	j.setStatusLocked(t.i, devRunning)
 	j.inflight++
 	ctx, id, p := j.callCtx, j.devices[t.i], j.plan
-	typ := j.rec.Type
 	j.mu.Unlock()
 
 	o := outcome{j: j, i: t.i}
 	var err error
-	switch typ {
+	switch j.typ {
 	case TypeDeviceMethod:
 		var res iothub.MethodResult
 		res, err = e.cfg.Methods.InvokeMethod(ctx, id, p.method)
