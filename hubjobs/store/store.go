@@ -112,7 +112,8 @@ func Open(path string) (*Store, error) {
 }
 
 // openLog replays PATH.wal.1 (a checkpoint the last process did not finish)
-// and then PATH.wal, cuts off a torn tail, and checkpoints what it replayed.
+// and then PATH.wal up to a torn tail, and checkpoints what it replayed,
+// which empties both logs, tail included.
 func (s *Store) openLog() error {
 	replay := func(id string, data []byte) { s.pending[id] = data }
 	if old, err := os.ReadFile(s.oldLogPath()); err == nil {
@@ -137,17 +138,10 @@ func (s *Store) openLog() error {
 	if err != nil {
 		return fail(err)
 	}
-	good, err := readFrames(log, replay)
-	if err != nil {
+	if _, err := readFrames(log, replay); err != nil {
 		return fail(err)
 	}
 	s.walSize = int64(len(log))
-	if good < len(log) {
-		if err := f.Truncate(int64(good)); err != nil {
-			return fail(err)
-		}
-		s.walSize = int64(good)
-	}
 	if err := s.checkpointLocked(); err != nil {
 		return fail(err)
 	}
