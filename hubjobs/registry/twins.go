@@ -104,11 +104,7 @@ func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMat
 	if err != nil {
 		return Twin{}, err
 	}
-	a, err := r.applyTwin(ctx, id, p, ifMatch, false)
-	if err != nil {
-		return Twin{}, err
-	}
-	return a.twin(), nil
+	return rendered(r.applyTwin(ctx, id, p, ifMatch, false))
 }
 
 // ReplaceTwin replaces a twin's tags and desired properties (PUT
@@ -119,11 +115,7 @@ func (r *Registry) ReplaceTwin(ctx context.Context, id string, twin []byte, ifMa
 	if err != nil {
 		return Twin{}, err
 	}
-	a, err := r.applyTwin(ctx, id, p, ifMatch, true)
-	if err != nil {
-		return Twin{}, err
-	}
-	return a.twin(), nil
+	return rendered(r.applyTwin(ctx, id, p, ifMatch, true))
 }
 
 // ForceUpdateTwin applies a twin job's patch to one device with etag "*":
@@ -160,7 +152,13 @@ type applied struct {
 	lv  live
 }
 
-func (a *applied) twin() Twin { return renderTwin(&a.rec, a.lv) }
+// rendered is the twin a successful applyTwin left.
+func rendered(a applied, err error) (Twin, error) {
+	if err != nil {
+		return Twin{}, err
+	}
+	return renderTwin(&a.rec, a.lv), nil
+}
 
 func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatch string, replace bool) (applied, error) {
 	if err := checkCtx(ctx); err != nil {
