@@ -165,9 +165,9 @@ func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetSta
 
 // runJob creates a job over all n devices, waits for it to end, and fails
 // the benchmark, with the failure causes and the broker's and fleet's
-// counters, unless every device job succeeded. It returns the time from
-// create to the job's end.
-func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) time.Duration {
+// counters, unless every device job succeeded. It returns when the job was
+// created and the time from then to its end.
+func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) (created time.Time, took time.Duration) {
 	start := time.Now()
 	if _, err := st.Jobs.Create(b.Context(), req); err != nil {
 		b.Fatal(err)
@@ -183,7 +183,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) tim
 		}
 		time.Sleep(time.Millisecond)
 	}
-	took := time.Since(start)
+	took = time.Since(start)
 	if s := j.DeviceJobStatistics; j.Status != hubjobs.StatusCompleted || s.SucceededCount != n {
 		src, _ := st.Jobs.DeviceJobs()
 		causes := map[string]int{}
@@ -195,7 +195,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) tim
 		})
 		b.Fatalf("job %s: %s %+v; failures: %v\nbroker: %+v\nfleet: %+v", req.JobID, j.Status, s, causes, st.Broker.Stats(), st.fleet.Stats())
 	}
-	return took
+	return start, took
 }
 
 func benchFleet(b *testing.B, n int) {
@@ -223,8 +223,7 @@ func benchFleet(b *testing.B, n int) {
 			continue
 		}
 		stopProfile := profileJob(b, req.JobID)
-		created := time.Now()
-		took := runJob(b, st, n, req)
+		created, took := runJob(b, st, n, req)
 		stopProfile()
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
