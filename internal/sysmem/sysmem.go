@@ -1,5 +1,6 @@
 // Package sysmem reads the machine's and the process's memory from /proc,
-// and sizes the Go runtime's garbage collection to a large fleet with it.
+// and sets the Go runtime up for a large fleet: its garbage collection,
+// sized with that memory, and its number of Ps.
 package sysmem
 
 import (
