@@ -521,8 +521,8 @@ func (e *Engine) prune() error {
 	e.rowsIndexing.wait()
 	for _, j := range old {
 		j.mu.Lock()
-		for i, d := range j.devices {
-			e.index.Remove(j.key()+d, j.indexDoc(i))
+		for _, key := range j.rowKeys() {
+			e.index.Remove(key, nil) // the index knows what it holds for key
 		}
 		j.mu.Unlock()
 	}
