@@ -110,6 +110,8 @@ type Device struct {
 	reportVer  int64
 	wg         sync.WaitGroup // executor goroutines
 	connected  atomic.Bool
+	outcomes   []Outcome    // recent finished device-side work, guarded by mu
+	work       atomic.Int64 // device-side work started and not finished
 
 	// Executor state: touched only by the goroutine draining the queue.
 	ctx          context.Context
@@ -129,9 +131,11 @@ type Device struct {
 	rid          uint64
 	pendingTwin  []pendingTwin
 	unsent       map[string]any // reported changes waiting for a connection
+	unsentWait   []reportWaiter // waiters of the changes in unsent
 	ackedDesired int64
 	pendingCalls int
 	rebootedAt   time.Time
+	downAt       time.Time // when the device went down for a reboot
 	fw           *firmwareState
 	telemetrySeq int64
 	lastPub      mqtt.Token // the last publish on conn, to wait for writes
@@ -170,6 +174,7 @@ type pendingTwin struct {
 	rid   string
 	get   bool
 	patch map[string]any // a reported patch, resent if the connection ends first
+	wait  []reportWaiter // run when the hub answers the patch
 }
 
 // NewDevice returns a device; nothing happens until Run.

@@ -84,6 +84,12 @@ type Counters struct {
 	Reboots           int64
 	FirmwareUpdates   int64 // updates that reached the new version
 	FirmwareFailures  int64 // updates that failed or rolled back
+	// FirmwareFailedIn counts failed updates by the phase that failed.
+	FirmwareFailedIn  map[FirmwarePhase]int64
+	FirmwareRollbacks int64 // failed updates that rolled back to the old version
+	TwinAcks          int64 // desired changes acknowledged in a reported patch the hub accepted
+	TwinAckFailures   int64 // acknowledgements whose reported patch the hub refused or never answered
+	RebootsBack       int64 // reboots after which the device connected again
 	TelemetrySent     int64
 	QueueDropped      int64 // inbound messages dropped because the device's queue was full
 	EventsDropped     int64 // events dropped because DeviceConfig.Events was full
@@ -107,6 +113,16 @@ func (c *Counters) add(o Counters) {
 	c.FirmwareUpdates += o.FirmwareUpdates
 	c.FirmwareFailures += o.FirmwareFailures
 	c.TelemetrySent += o.TelemetrySent
+	c.FirmwareRollbacks += o.FirmwareRollbacks
+	c.TwinAcks += o.TwinAcks
+	c.TwinAckFailures += o.TwinAckFailures
+	c.RebootsBack += o.RebootsBack
+	for ph, n := range o.FirmwareFailedIn {
+		if c.FirmwareFailedIn == nil {
+			c.FirmwareFailedIn = map[FirmwarePhase]int64{}
+		}
+		c.FirmwareFailedIn[ph] += n
+	}
 	c.QueueDropped += o.QueueDropped
 	c.EventsDropped += o.EventsDropped
 	for s, n := range o.MethodsByStatus {
@@ -139,6 +155,8 @@ type counters struct {
 	desiredPatches, reportedSent, reportedAcked              atomic.Int64
 	reportedFailed, reboots, firmwareUpdates                 atomic.Int64
 	firmwareFailures, telemetrySent, queueDropped, evDropped atomic.Int64
+	fwRollbacks, twinAcks, twinAckFailures, rebootsBack      atomic.Int64
+	fwFailedIn                                               [4]atomic.Int64 // by FirmwarePhases index
 
 	statusMu sync.Mutex
 	byStatus []statusCount // usually one or two entries
@@ -181,6 +199,18 @@ func (c *counters) snapshot() Counters {
 		TelemetrySent:     c.telemetrySent.Load(),
 		QueueDropped:      c.queueDropped.Load(),
 		EventsDropped:     c.evDropped.Load(),
+		FirmwareRollbacks: c.fwRollbacks.Load(),
+		TwinAcks:          c.twinAcks.Load(),
+		TwinAckFailures:   c.twinAckFailures.Load(),
+		RebootsBack:       c.rebootsBack.Load(),
+	}
+	for i := range c.fwFailedIn {
+		if n := c.fwFailedIn[i].Load(); n > 0 {
+			if s.FirmwareFailedIn == nil {
+				s.FirmwareFailedIn = make(map[FirmwarePhase]int64, len(FirmwarePhases))
+			}
+			s.FirmwareFailedIn[FirmwarePhases[i]] = n
+		}
 	}
 	c.statusMu.Lock()
 	if len(c.byStatus) > 0 {

@@ -2,6 +2,7 @@ package devicesim
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -13,6 +14,7 @@ type firmwareState struct {
 	pending   string
 	progress  int
 	lastError string
+	started   time.Time // when the running update was accepted
 }
 
 func (f *firmwareState) busy() bool {
@@ -36,7 +38,7 @@ func (d *Device) firmware() *firmwareState {
 
 // reportFirmware sends reported.firmware as a whole object, so every patch
 // the hub sees is self-contained.
-func (d *Device) reportFirmware() {
+func (d *Device) reportFirmware(wait ...reportWaiter) {
 	f := d.fw
 	d.reportPatch(map[string]any{"firmware": map[string]any{
 		"status":         string(f.phase),
@@ -44,14 +46,26 @@ func (d *Device) reportFirmware() {
 		"pendingVersion": f.pending,
 		"progress":       f.progress,
 		"lastError":      f.lastError,
-	}})
+	}}, wait...)
 }
 
 // firmwarePhase moves to phase and reports it.
-func (d *Device) firmwarePhase(phase FirmwarePhase) {
+func (d *Device) firmwarePhase(phase FirmwarePhase, wait ...reportWaiter) {
 	d.fw.phase = phase
-	d.reportFirmware()
+	d.reportFirmware(wait...)
 	d.emit(EventFirmwarePhase, MethodFirmwareUpdate, d.fw.progress, string(phase))
+}
+
+// firmwareFinal moves to a final phase (current, failed, rolledBack) and
+// reports it; the update is finished, and recorded, once the hub has
+// answered that report, so the hub's twin shows the final state.
+func (d *Device) firmwareFinal(phase FirmwarePhase, o Outcome) {
+	o.Kind, o.Start = OutcomeFirmware, d.fw.started
+	d.firmwarePhase(phase, func(bool) {
+		o.End = d.clk.Now()
+		d.record(o)
+		d.busy(-1)
+	})
 }
 
 // onFirmwareUpdate handles the built-in firmwareUpdate method.
@@ -81,6 +95,8 @@ func (d *Device) onFirmwareUpdate(rid string, req []byte) {
 	fw.pending = p.Version
 	fw.progress = 0
 	fw.lastError = ""
+	fw.started = d.clk.Now()
+	d.busy(1)
 	d.answerAfter(latency, MethodFirmwareUpdate, rid, status, body, req, nil)
 	// The update goes on even if the answer is lost: the device got the command.
 	d.after(latency, d.firmwareDownload)
@@ -146,6 +162,10 @@ func (d *Device) firmwareReboot() {
 	d.stats.reboots.Add(1)
 	d.emit(EventReboot, "", 0, "firmware")
 	d.rebootedAt = d.clk.Now()
+	if d.downAt.IsZero() {
+		d.downAt = d.rebootedAt
+		d.busy(1)
+	}
 	d.afterReboot()
 }
 
@@ -166,7 +186,7 @@ func (d *Device) firmwareBooted() {
 	f := d.fw
 	f.current, f.pending, f.progress, f.lastError = f.pending, "", 100, ""
 	d.stats.firmwareUpdates.Add(1)
-	d.firmwarePhase(FirmwareIdle)
+	d.firmwareFinal(FirmwareIdle, Outcome{OK: true})
 }
 
 // firmwareFails draws whether phase fails and, if so, walks the failure or
@@ -179,14 +199,18 @@ func (d *Device) firmwareFails(phase FirmwarePhase) bool {
 	f := d.fw
 	f.lastError = string(phase) + " failed"
 	d.stats.firmwareFailures.Add(1)
+	if i := slices.Index(FirmwarePhases, phase); i >= 0 {
+		d.stats.fwFailedIn[i].Add(1)
+	}
 	if fb.Rollback && (phase == FirmwareApplying || phase == FirmwareRebooting) {
 		d.firmwarePhase(FirmwareRollingBack)
 		d.after(sample(fb.RollbackTime, d.rng), func() {
 			f.pending = ""
-			d.firmwarePhase(FirmwareRolledBack)
+			d.stats.fwRollbacks.Add(1)
+			d.firmwareFinal(FirmwareRolledBack, Outcome{FailedPhase: phase, RolledBack: true})
 		})
 		return true
 	}
-	d.firmwarePhase(FirmwareFailed)
+	d.firmwareFinal(FirmwareFailed, Outcome{FailedPhase: phase})
 	return true
 }

@@ -41,10 +41,11 @@ type Fleet struct {
 	devices []*Device
 	started atomic.Bool
 
-	connected atomic.Int64
-	waitMu    sync.Mutex
-	waiters   []readyWaiter
-	hasWait   atomic.Bool
+	connected   atomic.Int64
+	outstanding atomic.Int64 // device-side work started and not finished, see Outstanding
+	waitMu      sync.Mutex
+	waiters     []readyWaiter
+	hasWait     atomic.Bool
 }
 
 type readyWaiter struct {

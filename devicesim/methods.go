@@ -67,8 +67,17 @@ func (d *Device) unanswered(method, why string) {
 // in on; the answer is abandoned if that connection has ended. then, if set,
 // runs once the answer is written.
 func (d *Device) answerAfter(latency time.Duration, method, rid string, status int, tmpl, req []byte, then func()) {
+	d.answerAfterOr(latency, method, rid, status, tmpl, req, then, nil)
+}
+
+// answerAfterOr is answerAfter that runs orElse, if set, when the answer is
+// not sent.
+func (d *Device) answerAfterOr(latency time.Duration, method, rid string, status int, tmpl, req []byte, then, orElse func()) {
 	if d.pendingCalls >= maxPendingMethods {
 		d.unanswered(method, "busy")
+		if orElse != nil {
+			orElse()
+		}
 		return
 	}
 	d.pendingCalls++
@@ -78,6 +87,9 @@ func (d *Device) answerAfter(latency time.Duration, method, rid string, status i
 		d.pendingCalls--
 		if d.gen != gen || d.conn == nil {
 			d.unanswered(method, "abandoned")
+			if orElse != nil {
+				orElse()
+			}
 			return
 		}
 		if err := d.publish(d.conn, iothub.MethodResponseTopic(status, rid), 0, body, then != nil); err != nil {
@@ -103,23 +115,45 @@ func (d *Device) onReboot(rid string, req []byte) {
 	latency := sample(rb.Latency, d.rng)
 	delay := sample(rb.Delay, d.rng)
 	offline := max(sample(rb.Offline, d.rng), time.Millisecond)
-	d.answerAfter(latency, MethodReboot, rid, status, rb.Payload, req, func() {
+	// The reboot is outstanding work from the call until the device has
+	// gone down (then reboot counts it until the device is back), or until
+	// it turns out it will not happen.
+	d.busy(1)
+	d.answerAfterOr(latency, MethodReboot, rid, status, rb.Payload, req, func() {
 		gen := d.gen
 		d.after(delay, func() {
+			defer d.busy(-1)
 			if d.gen != gen || d.conn == nil {
 				return
 			}
 			d.reboot("reboot", offline)
 		})
-	})
+	}, func() { d.busy(-1) })
 }
 
-// reboot takes the device down for offline.
+// reboot takes the device down for offline; it is outstanding work until
+// the device has connected again.
 func (d *Device) reboot(why string, offline time.Duration) {
 	d.stats.reboots.Add(1)
 	d.emit(EventReboot, "", 0, why)
-	d.rebootedAt = d.clk.Now().Add(offline)
+	now := d.clk.Now()
+	d.rebootedAt = now.Add(offline)
+	if d.downAt.IsZero() {
+		d.downAt = now
+		d.busy(1)
+	}
 	d.dropConnection(d.conn, why, offline)
+}
+
+// rebootDone finishes a reboot's outstanding work once the device is back.
+func (d *Device) rebootDone() {
+	if d.downAt.IsZero() {
+		return
+	}
+	d.stats.rebootsBack.Add(1)
+	d.record(Outcome{Kind: OutcomeReboot, Start: d.downAt, End: d.clk.Now(), OK: true})
+	d.downAt = time.Time{}
+	d.busy(-1)
 }
 
 // afterReboot runs after every connect: it finishes what a reboot started.
@@ -129,6 +163,7 @@ func (d *Device) afterReboot() {
 	}
 	at := d.rebootedAt
 	d.rebootedAt = time.Time{}
+	d.rebootDone()
 	if rb := d.cfg.Behavior.Reboot; rb != nil && rb.ReportLastReboot {
 		d.reportPatch(map[string]any{"lastReboot": at.UTC().Format(time.RFC3339Nano)})
 	}

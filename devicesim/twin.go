@@ -53,6 +53,15 @@ func (d *Device) twinTimedOut(gen uint32, rid string) {
 	}
 	d.stats.reportedFailed.Add(1)
 	d.emit(EventReportedFailed, "", 0, "timeout")
+	answered(p.wait, false)
+}
+
+// answered runs the waiters of a reported patch the hub answered (ok) or
+// refused or never answered.
+func answered(wait []reportWaiter, ok bool) {
+	for _, w := range wait {
+		w(ok)
+	}
 }
 
 // onTwinResponse handles $iothub/twin/res/{status}/?$rid=...: the answer to
@@ -76,10 +85,13 @@ func (d *Device) onTwinResponse(topic string, body []byte) {
 				d.mu.Unlock()
 			}
 			d.emit(EventReportedAcked, "", status, "")
+			answered(p.wait, true)
+			d.flushReported() // changes kept back while too many were in flight
 			return
 		}
 		d.stats.reportedFailed.Add(1)
 		d.emit(EventReportedFailed, "", status, string(body))
+		answered(p.wait, false)
 		return
 	}
 	if status != 200 {
@@ -163,6 +175,17 @@ func (d *Device) ackDesired(patch map[string]any, version int64) {
 	delay := sample(b.Delay, d.rng)
 	failed := chance(b.FailProbability, d.rng)
 	d.ackedDesired = max(d.ackedDesired, version)
+	received := d.clk.Now()
+	d.busy(1)
+	done := func(ok bool) {
+		d.busy(-1)
+		if ok {
+			d.stats.twinAcks.Add(1)
+		} else {
+			d.stats.twinAckFailures.Add(1)
+		}
+		d.record(Outcome{Kind: OutcomeTwinAck, Start: received, End: d.clk.Now(), OK: ok, Version: version})
+	}
 	d.reply(delay, func() {
 		ack := make(map[string]any, len(patch))
 		for k, v := range patch {
@@ -180,14 +203,15 @@ func (d *Device) ackDesired(patch map[string]any, version int64) {
 			}
 			ack[k] = map[string]any{"value": v, "ackVersion": version, "status": st}
 		}
-		d.reportPatch(ack)
+		d.reportPatch(ack, done)
 	})
 }
 
 // reportPatch merges patch into the local reported copy and sends it, or
 // keeps it for the next connection when offline. patch becomes the
-// device's; callers pass a fresh map.
-func (d *Device) reportPatch(patch map[string]any) {
+// device's; callers pass a fresh map. wait runs once the hub has answered
+// the patch (or the patch it was merged into).
+func (d *Device) reportPatch(patch map[string]any, wait ...reportWaiter) {
 	d.mu.Lock()
 	if d.reported == nil {
 		d.reported = map[string]any{}
@@ -199,30 +223,32 @@ func (d *Device) reportPatch(patch map[string]any) {
 			d.unsent = map[string]any{}
 		}
 		mergePatch(d.unsent, patch, true)
+		d.unsentWait = append(d.unsentWait, wait...)
 		return
 	}
-	d.sendReported(d.conn, patch)
+	d.sendReported(d.conn, patch, wait)
 }
 
 func (d *Device) flushReported() {
-	if len(d.unsent) == 0 || d.conn == nil {
+	if len(d.unsent) == 0 || d.conn == nil || len(d.pendingTwin) >= maxPendingTwin {
 		return
 	}
-	p := d.unsent
-	d.unsent = nil
-	d.sendReported(d.conn, p)
+	p, w := d.unsent, d.unsentWait
+	d.unsent, d.unsentWait = nil, nil
+	d.sendReported(d.conn, p, w)
 }
 
 // sendReported publishes $iothub/twin/PATCH/properties/reported/?$rid= and
 // expects a 2xx answer within twinTimeout.
-func (d *Device) sendReported(c *connection, patch map[string]any) {
+func (d *Device) sendReported(c *connection, patch map[string]any, wait []reportWaiter) {
 	body, err := json.Marshal(patch)
 	if err != nil {
 		d.debug().Err(err).Msg("reported patch does not encode")
+		answered(wait, false)
 		return
 	}
 	rid := d.nextRID()
-	d.pendingTwin = append(d.pendingTwin, pendingTwin{rid: rid, patch: patch})
+	d.pendingTwin = append(d.pendingTwin, pendingTwin{rid: rid, patch: patch, wait: wait})
 	if err := d.publish(c, iothub.TwinReportedTopic(rid), 0, body, false); err != nil {
 		d.debug().Err(err).Msg("reported patch not sent")
 	}
@@ -243,6 +269,7 @@ func (d *Device) requeuePending() {
 			d.unsent = map[string]any{}
 		}
 		mergePatch(d.unsent, p.patch, true)
+		d.unsentWait = append(d.unsentWait, p.wait...)
 	}
 	clear(d.pendingTwin)
 	d.pendingTwin = d.pendingTwin[:0]

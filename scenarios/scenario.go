@@ -467,15 +467,53 @@ type Expectation struct {
 	// MinConnected is the least fraction (0..1) of the process's devices
 	// connected at the end of the run.
 	MinConnected float64
+	// MinAckRate is the least fraction (0..1) of a twin job's succeeded
+	// devices whose acknowledgement the hub accepted.
+	MinAckRate float64
+	// MaxAckP99 bounds the 99th percentile of a twin job's acknowledgement
+	// latency.
+	MaxAckP99 time.Duration
+	// MaxPhaseFailures is the failure budget of a firmwareUpdate job by
+	// phase (downloading, verifying, applying, rebooting); phases without
+	// an entry are not checked.
+	MaxPhaseFailures map[devicesim.FirmwarePhase]int
+	// MaxRollbacks is the most updates that roll back; -1 is not checked.
+	MaxRollbacks int
+	// DeviceState, when set, is an expectation on the devices' twins.
+	DeviceState *DeviceState
 	// Line is the expectation's line in the file, for reports.
 	Line int
+}
+
+// DeviceState is an expectation on the devices' twins, judged with IoT Hub
+// queries: at least MinFraction of the devices Devices selects (and at
+// least MinDevices of them) match Match, within Within of the job's start
+// (or the run's), or by the end of the run when Within is 0.
+type DeviceState struct {
+	Devices, Match string
+	MinFraction    float64
+	Within         time.Duration
+	MinDevices     int
 }
 
 // String describes the expectation.
 func (e Expectation) String() string {
 	var parts []string
+	if ds := e.DeviceState; ds != nil {
+		s := fmt.Sprintf("at least %g%% of the devices where %s match %s", ds.MinFraction*100, ds.Devices, ds.Match)
+		switch {
+		case ds.Within > 0 && e.Job != "":
+			s += fmt.Sprintf(" within %s of job %s's start", ds.Within, e.Job)
+		case ds.Within > 0:
+			s += fmt.Sprintf(" within %s of the start", ds.Within)
+		}
+		parts = append(parts, s)
+	}
 	if e.Job == "" {
-		return fmt.Sprintf("at least %g%% of devices connected at the end", e.MinConnected*100)
+		if e.MinConnected > 0 || len(parts) == 0 {
+			parts = append(parts, fmt.Sprintf("at least %g%% of devices connected at the end", e.MinConnected*100))
+		}
+		return strings.Join(parts, ", ")
 	}
 	if e.Status != "" {
 		parts = append(parts, "ends "+e.Status)
@@ -500,6 +538,20 @@ func (e Expectation) String() string {
 	}
 	if e.MinDevices > 0 {
 		parts = append(parts, fmt.Sprintf("≥ %d devices", e.MinDevices))
+	}
+	if e.MinAckRate > 0 {
+		parts = append(parts, fmt.Sprintf("acknowledged by ≥ %g%%", e.MinAckRate*100))
+	}
+	if e.MaxAckP99 > 0 {
+		parts = append(parts, "acknowledgement p99 ≤ "+e.MaxAckP99.String())
+	}
+	for _, ph := range devicesim.FirmwarePhases {
+		if n, ok := e.MaxPhaseFailures[ph]; ok {
+			parts = append(parts, fmt.Sprintf("≤ %d failed in %s", n, ph))
+		}
+	}
+	if e.MaxRollbacks >= 0 {
+		parts = append(parts, fmt.Sprintf("≤ %d rollbacks", e.MaxRollbacks))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "is created")
@@ -535,6 +587,21 @@ func (s *Scenario) Scaled(maxDevices int) *Scenario {
 		e.MinSucceeded = int(float64(e.MinSucceeded) * f)
 		if e.MaxFailed > 0 {
 			e.MaxFailed = int(math.Ceil(float64(e.MaxFailed) * f))
+		}
+		if e.MaxRollbacks > 0 {
+			e.MaxRollbacks = int(math.Ceil(float64(e.MaxRollbacks) * f))
+		}
+		if e.MaxPhaseFailures != nil {
+			b := make(map[devicesim.FirmwarePhase]int, len(e.MaxPhaseFailures))
+			for ph, n := range e.MaxPhaseFailures {
+				b[ph] = int(math.Ceil(float64(n) * f))
+			}
+			e.MaxPhaseFailures = b
+		}
+		if ds := e.DeviceState; ds != nil {
+			c := *ds
+			c.MinDevices = max(int(float64(c.MinDevices)*f), min(c.MinDevices, 1))
+			e.DeviceState = &c
 		}
 	}
 	return &c

@@ -10,7 +10,7 @@ type File struct {
 	Name        string        `yaml:"name" required:"true" doc:"Short name of the scenario, shown in reports."`
 	Description string        `yaml:"description" doc:"What the scenario shows, in a sentence or two."`
 	Seed        *int64        `yaml:"seed" doc:"Seed of every random choice (tags, latencies, failures); the same seed replays the same run. Default 1; fleetsim run --seed overrides it."`
-	Duration    Duration      `yaml:"duration" required:"true" doc:"Longest run time. A run ends earlier when every timeline action is done and every job is terminal."`
+	Duration    Duration      `yaml:"duration" required:"true" doc:"Longest run time. A run ends earlier once it has settled: every timeline action is done, every job is terminal, and the device-side work the jobs started has finished (acknowledgements of desired changes answered by the hub, firmware updates at a final state and reported, rebooted devices back). The report says whether the run settled or the duration ended it."`
 	Hub         HubSpec       `yaml:"hub" doc:"How the simulated hub executes jobs."`
 	Devices     []*GroupSpec  `yaml:"devices" required:"true" doc:"Device groups; devices are numbered across groups in file order."`
 	Timeline    []*ActionSpec `yaml:"timeline" doc:"Actions at offsets from the start of the run."`
@@ -166,14 +166,37 @@ type StormSpec struct {
 // ExpectSpec is one expectation: about a job (job and at least one check),
 // or about the fleet (minConnected).
 type ExpectSpec struct {
-	Job            string   `yaml:"job" doc:"Job the checks below are about."`
-	Status         string   `yaml:"status" enum:"completed,failed,cancelled" doc:"Final job status: completed, failed or cancelled."`
-	Within         Duration `yaml:"within" doc:"The job reaches a terminal status within this long of its start."`
-	MinSuccessRate *float64 `yaml:"minSuccessRate" bounds:"probability" doc:"Least fraction of the job's devices that succeed (0..1)."`
-	TakesAtLeast   Duration `yaml:"takesAtLeast" doc:"The job runs at least this long from start to terminal status (shows pacing)."`
-	MaxP99Latency  Duration `yaml:"maxP99Latency" doc:"Highest 99th percentile of per-device operation time."`
-	MinSucceeded   *int     `yaml:"minSucceeded" bounds:"nonnegative" doc:"Least number of devices that succeed."`
-	MaxFailed      *int     `yaml:"maxFailed" bounds:"nonnegative" doc:"Most devices that fail."`
-	MinDevices     *int     `yaml:"minDevices" bounds:"nonnegative" doc:"Least number of devices the job selects."`
-	MinConnected   *float64 `yaml:"minConnected" bounds:"probability" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
+	Job            string           `yaml:"job" doc:"Job the checks below are about."`
+	Status         string           `yaml:"status" enum:"completed,failed,cancelled" doc:"Final job status: completed, failed or cancelled."`
+	Within         Duration         `yaml:"within" doc:"The job reaches a terminal status within this long of its start."`
+	MinSuccessRate *float64         `yaml:"minSuccessRate" bounds:"probability" doc:"Least fraction of the job's devices that succeed (0..1)."`
+	TakesAtLeast   Duration         `yaml:"takesAtLeast" doc:"The job runs at least this long from start to terminal status (shows pacing)."`
+	MaxP99Latency  Duration         `yaml:"maxP99Latency" doc:"Highest 99th percentile of per-device operation time."`
+	MinSucceeded   *int             `yaml:"minSucceeded" bounds:"nonnegative" doc:"Least number of devices that succeed."`
+	MaxFailed      *int             `yaml:"maxFailed" bounds:"nonnegative" doc:"Most devices that fail."`
+	MinDevices     *int             `yaml:"minDevices" bounds:"nonnegative" doc:"Least number of devices the job selects."`
+	MinConnected   *float64         `yaml:"minConnected" bounds:"probability" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
+	MinAckRate     *float64         `yaml:"minAckRate" bounds:"probability" doc:"Twin job: least fraction of the job's succeeded devices whose acknowledgement of the desired change the hub accepted, measured at the devices (0..1)."`
+	MaxAckP99      Duration         `yaml:"maxAckP99Latency" doc:"Twin job: highest 99th percentile of acknowledgement latency, from a device receiving the desired change to the hub answering its reported acknowledgement."`
+	MaxPhaseFails  *PhaseBudgetSpec `yaml:"maxPhaseFailures" doc:"firmwareUpdate job: failure budget per firmware phase, measured at the devices."`
+	MaxRollbacks   *int             `yaml:"maxRollbacks" bounds:"nonnegative" doc:"firmwareUpdate job: most updates that roll back."`
+	DeviceState    *DeviceStateSpec `yaml:"deviceState" doc:"Expectation on the devices' twins, judged with IoT Hub queries (so it holds the same against fleetsim serve and a real IoT hub). With job, within counts from the job's start; without, from the start of the run."`
+}
+
+// PhaseBudgetSpec is the most failures allowed in each firmware phase.
+type PhaseBudgetSpec struct {
+	Download *int `yaml:"download" bounds:"nonnegative" doc:"Most updates whose download fails."`
+	Verify   *int `yaml:"verify" bounds:"nonnegative" doc:"Most updates whose verification fails."`
+	Apply    *int `yaml:"apply" bounds:"nonnegative" doc:"Most updates whose apply phase fails."`
+	Reboot   *int `yaml:"reboot" bounds:"nonnegative" doc:"Most updates whose reboot into the new image fails."`
+}
+
+// DeviceStateSpec demands that enough of the selected devices' twins match
+// a condition in time.
+type DeviceStateSpec struct {
+	Devices     string   `yaml:"devices" required:"true" doc:"Query condition selecting the devices, as in a job's condition, e.g. \"tags.ring = 'broad'\" or \"*\"."`
+	Match       string   `yaml:"match" required:"true" doc:"Query condition those devices' twins must meet, e.g. \"properties.reported.firmware.currentVersion = '2.0.0'\"."`
+	MinFraction *float64 `yaml:"minFraction" bounds:"probability" doc:"Least fraction of the selected devices that match (0..1); default 1."`
+	Within      Duration `yaml:"within" doc:"The fraction is reached within this long of the job's start (or the run's); default: by the end of the run."`
+	MinDevices  *int     `yaml:"minDevices" bounds:"nonnegative" doc:"Least number of devices the devices condition selects; default 1."`
 }

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -379,6 +380,35 @@ func (d *decoder) seconds(v *Duration, path string, fallback any) int {
 	return int(v.D() / time.Second)
 }
 
+// deviceState validates a device-state expectation.
+func (d *decoder) deviceState(ds *DeviceStateSpec, path string, parent any) *DeviceState {
+	if ds == nil {
+		return nil
+	}
+	out := &DeviceState{Devices: ds.Devices, Match: ds.Match, MinFraction: 1, Within: ds.Within.D(), MinDevices: 1}
+	for _, c := range []struct {
+		v   *string
+		key string
+	}{{&ds.Devices, "devices"}, {&ds.Match, "match"}} {
+		if strings.TrimSpace(*c.v) == "" {
+			d.problem(d.where(c.v, ds, parent), join(path, c.key), `the condition is empty: write "*" for all devices`)
+			continue
+		}
+		d.condition(*c.v, c.v, join(path, c.key), ds)
+	}
+	if ds.MinFraction != nil {
+		d.probability(ds.MinFraction, join(path, "minFraction"), ds)
+		out.MinFraction = *ds.MinFraction
+	}
+	if ds.MinDevices != nil {
+		if *ds.MinDevices < 0 {
+			d.problem(d.where(ds.MinDevices, ds), join(path, "minDevices"), "%d is negative", *ds.MinDevices)
+		}
+		out.MinDevices = *ds.MinDevices
+	}
+	return out
+}
+
 // checkTwinKeys applies the twin key rules and depth limit to a patch.
 func checkTwinKeys(m map[string]any, depth int) string {
 	if depth > iothub.MaxTwinDepth {
@@ -451,12 +481,16 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 	for i, e := range f.Expect {
 		path := fmt.Sprintf("expect[%d]", i)
 		p := d.where(e)
-		x := Expectation{Job: e.Job, Status: e.Status, Within: e.Within.D(), TakesAtLeast: e.TakesAtLeast.D(), MaxP99Latency: e.MaxP99Latency.D(), MaxFailed: -1, Line: p.line}
-		jobChecks := e.Status != "" || e.Within != 0 || e.TakesAtLeast != 0 || e.MinSuccessRate != nil || e.MaxP99Latency != 0 || e.MinSucceeded != nil || e.MaxFailed != nil || e.MinDevices != nil
+		x := Expectation{Job: e.Job, Status: e.Status, Within: e.Within.D(), TakesAtLeast: e.TakesAtLeast.D(), MaxP99Latency: e.MaxP99Latency.D(), MaxFailed: -1, MaxRollbacks: -1, MaxAckP99: e.MaxAckP99.D(), Line: p.line}
+		jobChecks := e.Status != "" || e.Within != 0 || e.TakesAtLeast != 0 || e.MinSuccessRate != nil || e.MaxP99Latency != 0 || e.MinSucceeded != nil || e.MaxFailed != nil || e.MinDevices != nil ||
+			e.MinAckRate != nil || e.MaxAckP99 != 0 || e.MaxPhaseFails != nil || e.MaxRollbacks != nil
+		x.DeviceState = d.deviceState(e.DeviceState, join(path, "deviceState"), e)
 		switch {
-		case e.Job == "" && e.MinConnected == nil:
-			d.problem(p, path, "an expectation names a job (job: ...) or is about the fleet (minConnected: ...)")
+		case e.Job == "" && e.MinConnected == nil && e.DeviceState == nil:
+			d.problem(p, path, "an expectation names a job (job: ...), is about the fleet (minConnected: ...) or about device state (deviceState: ...)")
 			continue
+		case e.Job == "" && e.DeviceState != nil && e.MinConnected != nil:
+			d.problem(d.where(&e.MinConnected, e), join(path, "minConnected"), "minConnected is about the fleet: give it its own entry")
 		case e.Job == "" && jobChecks:
 			d.problem(p, path, "job checks (status, within, minSuccessRate, ...) need job: the id of the job")
 			continue
@@ -486,6 +520,35 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 		if e.MinConnected != nil {
 			d.probability(e.MinConnected, join(path, "minConnected"), e)
 			x.MinConnected = *e.MinConnected
+		}
+		if e.MinAckRate != nil {
+			d.probability(e.MinAckRate, join(path, "minAckRate"), e)
+			x.MinAckRate = *e.MinAckRate
+		}
+		if e.MaxRollbacks != nil {
+			if *e.MaxRollbacks < 0 {
+				d.problem(d.where(e.MaxRollbacks, e), join(path, "maxRollbacks"), "%d is negative", *e.MaxRollbacks)
+			}
+			x.MaxRollbacks = *e.MaxRollbacks
+		}
+		if b := e.MaxPhaseFails; b != nil {
+			x.MaxPhaseFailures = map[devicesim.FirmwarePhase]int{}
+			for _, c := range []struct {
+				v     *int
+				key   string
+				phase devicesim.FirmwarePhase
+			}{{b.Download, "download", devicesim.FirmwareDownloading}, {b.Verify, "verify", devicesim.FirmwareVerifying}, {b.Apply, "apply", devicesim.FirmwareApplying}, {b.Reboot, "reboot", devicesim.FirmwareRebooting}} {
+				if c.v == nil {
+					continue
+				}
+				if *c.v < 0 {
+					d.problem(d.where(c.v, b, e), join(join(path, "maxPhaseFailures"), c.key), "%d is negative", *c.v)
+				}
+				x.MaxPhaseFailures[c.phase] = *c.v
+			}
+			if len(x.MaxPhaseFailures) == 0 {
+				d.problem(d.where(b, e), join(path, "maxPhaseFailures"), "give a budget for at least one of download, verify, apply and reboot")
+			}
 		}
 		for _, c := range []struct {
 			v   *int

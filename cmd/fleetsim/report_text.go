@@ -26,6 +26,7 @@ func renderText(r *runner.Report) []byte {
 		fmt.Fprintf(&b, "%s\n", r.Description)
 	}
 	fmt.Fprintf(&b, "Started %s, ran %s, %d devices\n", fmtTime(r.Started), fmtDur(time.Duration(r.Duration)), r.Devices)
+	writeSettleText(&b, r)
 
 	f := r.Fleet
 	fmt.Fprintf(&b, "\nFleet\n")
@@ -35,6 +36,7 @@ func renderText(r *runner.Report) []byte {
 		fmt.Fprintf(&b, ", %d fleet events dropped", f.DroppedEvents)
 	}
 	b.WriteString("\n")
+	writeDeviceSideText(&b, "  ", &r.DeviceSide)
 
 	if len(r.Jobs) > 0 {
 		b.WriteString("\nJobs\n")
@@ -98,6 +100,7 @@ func writeJobText(w io.Writer, j runner.JobReport) {
 		}
 		fmt.Fprintf(w, "  device answers: %s\n", strings.Join(parts, ", "))
 	}
+	writeDeviceSideText(w, "  ", j.DeviceSide)
 	if len(j.Failures) == 0 {
 		return
 	}

@@ -3,6 +3,8 @@ package runner
 import (
 	"fmt"
 	"time"
+
+	"github.com/fleetsim/fleetsim/devicesim"
 )
 
 // jobExpectation is what the scenario may demand of one job. Zero values mean "not checked".
@@ -16,6 +18,11 @@ type jobExpectation struct {
 	MinSucceeded   int
 	MaxFailed      int // -1: not checked
 	MinDevices     int
+	// Device-side demands, judged by judgeDeviceSide.
+	MinAckRate       float64
+	MaxAckP99        time.Duration
+	MaxPhaseFailures map[devicesim.FirmwarePhase]int
+	MaxRollbacks     int // -1: not checked
 }
 
 // judgeJob checks one job's report against an expectation and returns one
@@ -74,7 +81,7 @@ func judgeJob(e jobExpectation, j *JobReport) []ExpectationResult {
 	if e.MinDevices > 0 {
 		add(fmt.Sprintf("selects at least %d devices", e.MinDevices), j.DeviceCount >= e.MinDevices, fmt.Sprintf("%d selected", j.DeviceCount))
 	}
-	return out
+	return append(out, judgeDeviceSide(e, j)...)
 }
 
 func reason(j *JobReport) string {

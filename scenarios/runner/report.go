@@ -18,6 +18,13 @@ type Report struct {
 	Fleet        FleetSummary        `json:"fleet"`
 	Jobs         []JobReport         `json:"jobs"`
 	Expectations []ExpectationResult `json:"expectations"`
+	// Settle says whether the device-side work finished before the end.
+	Settle Settle `json:"settle"`
+	// DeviceSide is what the devices did, measured at the devices.
+	DeviceSide DeviceSide `json:"deviceSide"`
+	// Warnings are things the reader should know that no expectation
+	// judged, such as a job that selected no devices.
+	Warnings []string `json:"warnings,omitempty"`
 	// Passed is true when every expectation passed.
 	Passed bool `json:"passed"`
 }
@@ -59,6 +66,9 @@ type JobReport struct {
 	Failures       []FailureGroup `json:"failures,omitempty"`
 	// Completion is the number of devices done over time since the job started.
 	Completion []CompletionPoint `json:"completion,omitempty"`
+	// DeviceSide is what the job's devices did because of it, measured at
+	// the devices; nil for a job that causes no device-side work.
+	DeviceSide *DeviceSide `json:"deviceSide,omitempty"`
 }
 
 // LatencySummary describes per-device latency (device job end minus start).
@@ -105,6 +115,13 @@ type Progress struct {
 	Jobs      []JobProgress
 	// Note is a short line about what just happened ("T+5s: created job reboot-43-3").
 	Note string
+	// Settling is true once every action has played and every job is
+	// terminal, while the run waits for the devices' work to finish.
+	Settling bool
+	// Outstanding is the device-side work started and not finished.
+	Outstanding int64
+	// DeviceSide are the fleet's device-side counts so far (no latencies).
+	DeviceSide DeviceSide
 }
 
 // JobProgress is one job's live statistics.

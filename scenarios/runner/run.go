@@ -152,6 +152,12 @@ type player struct {
 	waves          sync.WaitGroup
 	wavesCtx       context.Context
 	wavesCancelled context.CancelFunc
+	settle         settleState
+	states         []*stateCheck
+	lastState      time.Time
+	jobStarts      map[string]map[string]time.Time // job → device → its device job's start
+	jobLocalOK     map[string]int                  // job → its completed devices simulated here
+	local          map[string]bool                 // ids of the devices simulated here
 }
 
 // deviceKey derives a device's key from the run's secret.
@@ -164,6 +170,13 @@ func (p *player) deviceKey(id string) []byte {
 func (p *player) play(ctx context.Context) (*Report, error) {
 	p.createErr = map[string]error{}
 	p.lastLat = map[string][2]time.Duration{}
+	p.jobStarts = map[string]map[string]time.Time{}
+	p.jobLocalOK = map[string]int{}
+	for _, e := range p.sc.Expectations {
+		if e.DeviceState != nil {
+			p.states = append(p.states, &stateCheck{exp: e})
+		}
+	}
 	if err := p.register(ctx, false); err != nil {
 		return nil, err
 	}
@@ -268,9 +281,16 @@ func (p *player) timeline(ctx context.Context) error {
 			p.do(ctx, actions[next])
 			next++
 		}
+		p.checkStates(ctx, false)
 		if next == len(actions) && p.settled(ctx) {
-			p.progress(ctx, "")
-			return nil
+			if note, done := p.settle.devices(p.fleet, time.Since(p.started)); done {
+				p.progress(ctx, note)
+				return nil
+			} else if note != "" {
+				p.progress(ctx, note)
+			}
+		} else {
+			p.settle.notDone()
 		}
 		if !time.Now().Before(end) {
 			p.progress(ctx, fmt.Sprintf("T+%s: the scenario's duration is up", p.sc.Duration))
@@ -413,10 +433,13 @@ func (p *player) progress(ctx context.Context, note string) {
 		return
 	}
 	pr := Progress{
-		Elapsed:   time.Since(p.started),
-		Devices:   p.fleet.Len(),
-		Connected: p.fleet.Connected(),
-		Note:      note,
+		Elapsed:     time.Since(p.started),
+		Devices:     p.fleet.Len(),
+		Connected:   p.fleet.Connected(),
+		Note:        note,
+		Settling:    !p.settle.jobsDone.IsZero(),
+		Outstanding: p.fleet.Outstanding(),
+		DeviceSide:  runDeviceSide(p.fleet.Stats(), nil),
 	}
 	for _, id := range p.jobs {
 		j, err := p.hub.job(ctx, id)
@@ -488,6 +511,10 @@ func outcomeOf(doc map[string]any) deviceOutcome {
 // report builds the final report from the engine's records.
 func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	fs := p.fleet.Stats()
+	p.local = make(map[string]bool, p.fleet.Len())
+	for _, d := range p.fleet.Devices() {
+		p.local[d.ID()] = true
+	}
 	rep := &Report{
 		Scenario:    p.sc.Name(),
 		Description: p.sc.Description(),
@@ -509,6 +536,7 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 		},
 		Passed: true,
 	}
+	rep.Settle = p.settle.summary(p.fleet.Outstanding(), p.sc.Duration)
 	if rep.Pacing == "" {
 		rep.Pacing = p.sc.Hub.Pacing
 	}
@@ -520,29 +548,40 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 		}
 		rep.Jobs = append(rep.Jobs, *jr)
 	}
+	p.deviceSide(rep, fs)
 	for i := range rep.Jobs {
 		byID[rep.Jobs[i].JobID] = &rep.Jobs[i]
 	}
+	p.checkStates(ctx, true)
+	states := p.states
 	for _, e := range p.sc.Expectations {
 		var results []ExpectationResult
-		if e.Job == "" {
+		if e.DeviceState != nil {
+			results = append(results, judgeState(states[0]))
+			states = states[1:]
+		}
+		switch {
+		case e.Job == "" && e.MinConnected == 0 && e.DeviceState != nil:
+		case e.Job == "":
 			frac := p.connectedFraction()
-			results = []ExpectationResult{{
+			results = append(results, ExpectationResult{
 				Description: fmt.Sprintf("at least %.1f%% of the fleet is connected at the end", e.MinConnected*100),
 				Passed:      frac >= e.MinConnected,
 				Detail:      fmt.Sprintf("%d of %d connected (%.1f%%)", p.fleet.Connected(), p.fleet.Len(), frac*100),
-			}}
-		} else {
-			results = judgeJob(jobExpectation{
+			})
+		default:
+			jr := judgeJob(jobExpectation{
 				JobID: e.Job, Status: e.Status, Within: e.Within, TakesAtLeast: e.TakesAtLeast,
 				MinSuccessRate: e.MinSuccessRate, MaxP99Latency: e.MaxP99Latency, MinSucceeded: e.MinSucceeded,
 				MaxFailed: e.MaxFailed, MinDevices: e.MinDevices,
+				MinAckRate: e.MinAckRate, MaxAckP99: e.MaxAckP99, MaxPhaseFailures: e.MaxPhaseFailures, MaxRollbacks: e.MaxRollbacks,
 			}, byID[e.Job])
 			if byID[e.Job] == nil {
 				if err := p.createErr[e.Job]; err != nil {
-					results[0].Detail = "the job was not created: " + err.Error()
+					jr[0].Detail = "the job was not created: " + err.Error()
 				}
 			}
+			results = append(results, jr...)
 		}
 		for _, r := range results {
 			rep.Passed = rep.Passed && r.Passed
@@ -575,6 +614,14 @@ func (p *player) jobReport(ctx context.Context, id string) *JobReport {
 	if err != nil {
 		p.log.Warn().Err(err).Str("job", id).Msg("device job records unavailable")
 	}
+	starts := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		starts[r.DeviceID] = r.Start
+		if r.Status == "completed" && p.local[r.DeviceID] {
+			p.jobLocalOK[id]++
+		}
+	}
+	p.jobStarts[id] = starts
 	jr.Latency, jr.Failures, jr.DeviceStatuses, jr.Completion, jr.OpsPerSecond = jobFigures(j.StartTime, rows)
 	return jr
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 )
@@ -36,6 +37,9 @@ type target interface {
 	rows(ctx context.Context, jobID string) ([]deviceOutcome, error)
 	// local says the hub is in this process (cheap to ask often).
 	local() bool
+	// count returns how many devices a query condition selects, through
+	// an IoT Hub query.
+	count(ctx context.Context, condition string) (int, error)
 }
 
 // stackTarget is the embedded hub.
@@ -96,6 +100,21 @@ func (t stackTarget) rows(_ context.Context, jobID string) ([]deviceOutcome, err
 		return true
 	})
 	return out, nil
+}
+
+func (t stackTarget) count(_ context.Context, cond string) (int, error) {
+	q, err := query.Parse(countQuery(cond))
+	if err != nil {
+		return 0, err
+	}
+	page, err := t.st.Registry.Query(q, 1, "")
+	if err != nil {
+		return 0, err
+	}
+	if len(page.Items) == 0 {
+		return 0, nil
+	}
+	return countOf(page.Items[0])
 }
 
 // Remote says how to reach a hub that runs elsewhere: a fleetsim serve or a
@@ -230,6 +249,21 @@ func (t *restTarget) rows(ctx context.Context, jobID string) ([]deviceOutcome, e
 		}
 	}
 	return out, nil
+}
+
+func (t *restTarget) count(ctx context.Context, cond string) (int, error) {
+	items, err := t.c.Query(ctx, countQuery(cond), 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(items) == 0 {
+		return 0, nil
+	}
+	var row any
+	if err := json.Unmarshal(items[0], &row); err != nil {
+		return 0, fmt.Errorf("count: %w", err)
+	}
+	return countOf(row)
 }
 
 // lenientTime reads a JSON time with or without a zone; the zero time and
