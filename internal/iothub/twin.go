@@ -187,7 +187,7 @@ func checkTwinValue(path string, v any, depth int) error {
 			return twinErr("%s: %v is not a JSON number", path, x)
 		}
 		if x == math.Trunc(x) && (x > MaxTwinInteger || x < MinTwinInteger) {
-			return twinErr("%s: the integer %s is outside %d..%d", path, strconv.FormatFloat(x, 'f', -1, 64), int64(MinTwinInteger), int64(MaxTwinInteger))
+			return twinErr("%s: %s is a whole number outside %d..%d", path, strconv.FormatFloat(x, 'g', -1, 64), int64(MinTwinInteger), int64(MaxTwinInteger))
 		}
 	case map[string]any:
 		return checkTwinObject(path, x, depth+1)
