@@ -55,13 +55,24 @@ func (f *fleet) InvokeMethod(ctx context.Context, id string, req iothub.MethodRe
 	}
 }
 
-func (f *fleet) ForceUpdateTwin(ctx context.Context, id string, patch []byte) error {
+func (f *fleet) ForceUpdateTwin(ctx context.Context, id string, patch iothub.TwinPatch) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.docs[id]; !ok {
 		return iothub.Errorf(iothub.CodeDeviceNotFound, "no device %s", id)
 	}
-	f.patches[id] = append(f.patches[id], string(patch))
+	doc := map[string]any{}
+	if tags := patch.Tags(); tags != nil {
+		doc["tags"] = tags
+	}
+	if desired := patch.Desired(); desired != nil {
+		doc["properties"] = map[string]any{"desired": desired}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	f.patches[id] = append(f.patches[id], string(b))
 	return nil
 }
 

@@ -151,11 +151,12 @@ type MethodInvoker interface {
 	InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error)
 }
 
-// TwinPatcher force-updates one twin: it applies patch, a JSON object
-// {tags, properties: {desired}}, whatever the twin's etag, and pushes the
-// desired change to the device (iothub.md §5.4). Errors are *iothub.Error.
+// TwinPatcher force-updates one twin: it applies patch, tags and desired
+// properties that the job checked once against the twin rules when it was
+// created, whatever the twin's etag, and pushes the desired change to the
+// device. Errors are *iothub.Error.
 type TwinPatcher interface {
-	ForceUpdateTwin(ctx context.Context, deviceID string, patch []byte) error
+	ForceUpdateTwin(ctx context.Context, deviceID string, patch iothub.TwinPatch) error
 }
 
 // DeviceSelector evaluates a job's queryCondition when the job starts and

@@ -35,7 +35,7 @@ var legacyTypes = map[JobType]bool{
 type plan struct {
 	query  *query.Query
 	method iothub.MethodRequest // method jobs
-	patch  []byte               // twin jobs: {"tags":...,"properties":{"desired":...}}
+	patch  iothub.TwinPatch     // twin jobs: tags and desired, checked
 }
 
 func badArg(format string, args ...any) error {
@@ -136,149 +136,52 @@ func isNull(raw json.RawMessage) bool {
 	return len(t) == 0 || string(t) == "null"
 }
 
-// twinPatch checks a job's updateTwin (iothub.md §5.2, §3.5) and returns the
-// force-update patch {tags, properties: {desired}} the engine applies to each
-// twin. etag must be "*" or absent; properties.reported, if present, must be
-// empty (the C# SDK serialises a whole Twin with an empty reported section);
-// other members (deviceId, version, ...) are ignored. Property names and
-// string values in tags and desired must be US-ASCII printable without
-// $ ( ) < > @ , ; : \ " / [ ] ? = { } space and tab, as the jobs seed document
-// requires, and names must also be valid twin keys (no '.').
-func twinPatch(raw json.RawMessage) ([]byte, error) {
+// twinPatch checks a job's updateTwin and returns the force-update patch
+// {tags, properties: {desired}} the engine applies to each twin, parsed and
+// checked once for the whole job. The content obeys the twin rules the
+// registry applies (iothub.ParseTwinPatch), so no device fails on a rule
+// the job's creation could have checked, and the jobs rule on characters
+// (TwinPatch.CheckJobCharacters). The frame is a job's: etag must be "*"
+// or absent; properties.reported, if present, must be empty (the C# SDK
+// serialises a whole Twin with an empty reported section); properties may
+// hold nothing else; other members (deviceId, version, ...) are ignored.
+func twinPatch(raw json.RawMessage) (iothub.TwinPatch, error) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil || doc == nil {
-		return nil, badArg("updateTwin must be a JSON object: {etag, tags, properties: {desired}}")
+		return iothub.TwinPatch{}, badArg("updateTwin must be a JSON object: {etag, tags, properties: {desired}}")
 	}
 	if et, ok := doc["etag"]; ok && !isNull(et) {
 		var s string
 		if err := json.Unmarshal(et, &s); err != nil || strings.Trim(s, `"`) != "*" {
-			return nil, badArg("updateTwin.etag must be \"*\": a scheduleUpdateTwin job is a force update")
+			return iothub.TwinPatch{}, badArg("updateTwin.etag must be \"*\": a scheduleUpdateTwin job is a force update")
 		}
-	}
-	out := map[string]any{}
-	if t, ok := doc["tags"]; ok && !isNull(t) {
-		tags, err := section("tags", t, iothub.MaxTagsBytes)
-		if err != nil {
-			return nil, err
-		}
-		out["tags"] = tags
 	}
 	if pr, ok := doc["properties"]; ok && !isNull(pr) {
 		var props map[string]json.RawMessage
 		if err := json.Unmarshal(pr, &props); err != nil || props == nil {
-			return nil, badArg("updateTwin.properties must be an object {desired}")
+			return iothub.TwinPatch{}, badArg("updateTwin.properties must be an object {desired}")
 		}
 		for k, v := range props {
 			switch k {
 			case "desired":
-				if isNull(v) {
-					continue
-				}
-				desired, err := section("properties.desired", v, iothub.MaxDesiredBytes)
-				if err != nil {
-					return nil, err
-				}
-				out["properties"] = map[string]any{"desired": desired}
 			case "reported":
 				var rep map[string]any
 				if !isNull(v) && (json.Unmarshal(v, &rep) != nil || len(rep) > 0) {
-					return nil, badArg("updateTwin.properties.reported cannot be set by a job; only tags and properties.desired")
+					return iothub.TwinPatch{}, badArg("updateTwin.properties.reported cannot be set by a job; only tags and properties.desired")
 				}
 			default:
-				return nil, badArg("updateTwin.properties has an unknown member %q; only desired may be set", k)
+				return iothub.TwinPatch{}, badArg("updateTwin.properties has an unknown member %q; only desired may be set", k)
 			}
 		}
 	}
-	b, err := json.Marshal(out)
+	p, err := iothub.ParseTwinPatch(raw)
 	if err != nil {
-		return nil, badArg("updateTwin: %v", err)
+		e := iothub.AsError(err)
+		return iothub.TwinPatch{}, &iothub.Error{Code: e.Code, Message: "updateTwin: " + e.Message, Err: err}
 	}
-	return b, nil
-}
-
-// section decodes and checks tags or desired.
-func section(name string, raw json.RawMessage, limit int) (map[string]any, error) {
-	if len(raw) > 4*limit+1024 {
-		return nil, badArg("updateTwin.%s is larger than its %d-byte limit", name, limit)
+	if err := p.CheckJobCharacters(); err != nil {
+		e := iothub.AsError(err)
+		return iothub.TwinPatch{}, &iothub.Error{Code: e.Code, Message: "updateTwin: " + e.Message, Err: err}
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil || m == nil {
-		return nil, badArg("updateTwin.%s must be a JSON object", name)
-	}
-	if err := checkObject("updateTwin."+name, m, 1); err != nil {
-		return nil, err
-	}
-	if n := sizeOf(m); n > limit {
-		return nil, badArg("updateTwin.%s is %d bytes; the limit is %d (iothub.md §3.5)", name, n, limit)
-	}
-	return m, nil
-}
-
-func checkObject(path string, m map[string]any, depth int) error {
-	if depth > iothub.MaxTwinDepth {
-		return badArg("%s is nested deeper than %d levels", path, iothub.MaxTwinDepth)
-	}
-	for k, v := range m {
-		if err := iothub.ValidPropertyName(k); err != nil {
-			return badArg("%s: %v", path, err)
-		}
-		if err := iothub.ValidMethodName(k); err != nil {
-			return badArg("%s: property name %q has a character a job may not use: only US-ASCII printable characters except $ ( ) < > @ , ; : \\ \" / [ ] ? = { } space and tab", path, k)
-		}
-		if err := checkValue(path+"."+k, v, depth); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkValue(path string, v any, depth int) error {
-	switch x := v.(type) {
-	case map[string]any:
-		return checkObject(path, x, depth+1)
-	case []any:
-		for i, e := range x {
-			if err := checkValue(fmt.Sprintf("%s[%d]", path, i), e, depth+1); err != nil {
-				return err
-			}
-		}
-	case string:
-		if len(x) > iothub.MaxStringValueBytes {
-			return badArg("%s: the string is longer than %d bytes", path, iothub.MaxStringValueBytes)
-		}
-		if x != "" {
-			if err := iothub.ValidMethodName(x); err != nil {
-				return badArg("%s: value %q has a character a job may not use: only US-ASCII printable characters except $ ( ) < > @ , ; : \\ \" / [ ] ? = { } space and tab", path, x)
-			}
-		}
-	}
-	return nil
-}
-
-// sizeOf is the twin size rule of iothub.md §3.5: key lengths plus values,
-// strings by length, numbers 8 bytes, booleans 4, objects recursively.
-func sizeOf(v any) int {
-	switch x := v.(type) {
-	case map[string]any:
-		n := 0
-		for k, e := range x {
-			n += len(k) + sizeOf(e)
-		}
-		return n
-	case []any:
-		n := 0
-		for _, e := range x {
-			n += sizeOf(e)
-		}
-		return n
-	case string:
-		return len(x)
-	case json.Number:
-		return 8
-	case bool:
-		return 4
-	}
-	return 0
+	return p, nil
 }

@@ -216,7 +216,7 @@ func (d *decoder) convertBehavior(b *BehaviorSpec, path string) devicesim.Behavi
 		out.Telemetry = &devicesim.TelemetryBehavior{Interval: d.distribution(t.Interval), PayloadSize: t.Size, QoS: byte(max(min(*t.QoS, 1), 0))}
 	}
 	if b.Reported != nil {
-		if msg := checkTwinKeys(b.Reported, 1); msg != "" {
+		if msg := checkTwin(iothub.TwinReported, b.Reported, false); msg != "" {
 			d.problem(d.where(&b.Reported), join(path, "reported"), "%s", msg)
 		}
 		out.Reported = b.Reported

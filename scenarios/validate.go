@@ -341,13 +341,13 @@ func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 		patch := map[string]any{"etag": "*"}
 		if j.Twin.Tags != nil {
 			patch["tags"] = j.Twin.Tags
-			if err := checkTwinKeys(j.Twin.Tags, 1); err != "" {
+			if err := checkTwin(iothub.TwinTags, j.Twin.Tags, true); err != "" {
 				bad(&j.Twin.Tags, "twin.tags", "%s", err)
 			}
 		}
 		if j.Twin.Desired != nil {
 			patch["properties"] = map[string]any{"desired": j.Twin.Desired}
-			if err := checkTwinKeys(j.Twin.Desired, 1); err != "" {
+			if err := checkTwin(iothub.TwinDesired, j.Twin.Desired, true); err != "" {
 				bad(&j.Twin.Desired, "twin.desired", "%s", err)
 			}
 		}
@@ -409,20 +409,29 @@ func (d *decoder) deviceState(ds *DeviceStateSpec, path string, parent any) *Dev
 	return out
 }
 
-// checkTwinKeys applies the twin key rules and depth limit to a patch.
-func checkTwinKeys(m map[string]any, depth int) string {
-	if depth > iothub.MaxTwinDepth {
-		return fmt.Sprintf("nested deeper than %d levels", iothub.MaxTwinDepth)
+// checkTwin applies the hub's twin rules to one section of a twin job's
+// patch (job true: with the jobs rule on characters too) or of a reported
+// behaviour, so that a scenario the hub would refuse is refused when it is
+// loaded.
+func checkTwin(s iothub.TwinSection, m map[string]any, job bool) string {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Sprintf("cannot be sent as JSON: %v", err)
 	}
-	for _, k := range sortedKeys(m) {
-		if msg := checkTagKey(k); msg != "" {
-			return strings.Replace(msg, "tag name", "key", 1)
+	sec, err := iothub.ParseTwinSection(s, b)
+	if err == nil && job {
+		var p iothub.TwinPatch
+		if s == iothub.TwinTags {
+			p, err = iothub.NewTwinPatch(sec, nil)
+		} else {
+			p, err = iothub.NewTwinPatch(nil, sec)
 		}
-		if sub, ok := m[k].(map[string]any); ok {
-			if msg := checkTwinKeys(sub, depth+1); msg != "" {
-				return msg
-			}
+		if err == nil {
+			err = p.CheckJobCharacters()
 		}
+	}
+	if err != nil {
+		return iothub.AsError(err).Message
 	}
 	return ""
 }

@@ -147,12 +147,8 @@ func withVersion(section map[string]any, version int64) map[string]any {
 // the change is durable (iothub.md §3.3); errors answer with their status
 // and an errorCode body.
 func (r *Registry) reported(id, rid string, payload []byte) {
-	var patch map[string]any
-	if err := json.Unmarshal(payload, &patch); err != nil || patch == nil { // trailing data is an error too
-		r.replyError(id, rid, argInvalid("the reported properties patch must be one JSON object"))
-		return
-	}
-	if err := validateSection("properties.reported", patch); err != nil {
+	patch, err := iothub.ParseTwinSection(iothub.TwinReported, payload)
+	if err != nil {
 		r.replyError(id, rid, err)
 		return
 	}
@@ -165,7 +161,7 @@ func (r *Registry) reported(id, rid string, payload []byte) {
 	old := e.rec
 	rec := *old
 	rec.Reported = merge(old.Reported, patch)
-	if err := checkSize("properties.reported", rec.Reported, iothub.MaxReportedBytes); err != nil {
+	if err := checkSize(iothub.TwinReported, rec.Reported); err != nil {
 		r.replyError(id, rid, err)
 		return
 	}

@@ -156,7 +156,10 @@ func TestDeviceSideErrors(t *testing.T) {
 		{"empty body", "d1", ``, `400/?$rid=R {"errorCode":400004,`},
 		{"two documents", "d1", `{"a":1} {"b":2}`, `400/?$rid=R {"errorCode":400004,`},
 		{"null", "d1", `null`, `400/?$rid=R {"errorCode":400004,`},
-		{"depth 11", "d1", nest(11, "1"), `400/?$rid=R {"errorCode":400004,`},
+		{"depth 11", "d1", nest(12, "1"), `400/?$rid=R {"errorCode":400004,`},
+		{"invalid UTF-8 in a name", "d1", "{\"a\xff\":1}", `400/?$rid=R {"errorCode":400004,`},
+		{"invalid UTF-8 in a string", "d1", "{\"a\":\"\xff\"}", `400/?$rid=R {"errorCode":400004,`},
+		{"unpaired surrogate", "d1", `{"a":"\udc00"}`, `400/?$rid=R {"errorCode":400004,`},
 		{"over 32 KB", "d1", big, `400/?$rid=R {"errorCode":400004,`},
 		{"unknown device", "ghost", `{"a":1}`, `404/?$rid=R {"errorCode":404001,`},
 	}

@@ -442,11 +442,12 @@ func (r *Registry) bulkOne(ctx context.Context, op ExportImportDevice) error {
 	if err != nil || (op.Tags == nil && (op.Properties == nil || op.Properties.Desired == nil)) {
 		return err
 	}
-	p := twinPatch{tags: op.Tags}
+	var desired map[string]any
 	if op.Properties != nil {
-		p.desired = op.Properties.Desired
+		desired = op.Properties.Desired
 	}
-	if err := p.validate(); err != nil {
+	p, err := iothub.NewTwinPatch(op.Tags, desired)
+	if err != nil {
 		return err
 	}
 	_, err = r.applyTwin(ctx, op.ID, p, twinEtag, false)

@@ -100,9 +100,7 @@ type Registry struct {
 	clk  clock.Clock
 	log  zerolog.Logger
 	link atomic.Pointer[linkBox]
-	// lastForced is the last ForceUpdateTwin patch, parsed.
-	lastForced atomic.Pointer[parsedPatch]
-	com        *committer // nil in memory-only mode
+	com  *committer // nil in memory-only mode
 
 	mu      sync.RWMutex
 	devices map[string]*entry

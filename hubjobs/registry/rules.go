@@ -4,118 +4,19 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"maps"
-	"math"
 	"strconv"
 	"time"
-	"unicode"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
-
-// maxSafeInt bounds twin integers: -4503599627370496..4503599627370495 (iothub.md §3.5).
-const maxSafeInt = 4503599627370495
 
 func argInvalid(format string, args ...any) error {
 	return iothub.Errorf(iothub.CodeArgumentInvalid, format, args...)
 }
 
-// validateSection checks a patch or document of tags, desired or reported
-// (iothub.md §3.5): property names, depth (≤ 10 levels counting the section
-// itself), value types, integer range and string length. Nulls are allowed
-// (in a patch they delete).
-func validateSection(section string, v map[string]any) error {
-	return validateObject(section, v, 1)
-}
-
-func validateObject(path string, obj map[string]any, depth int) error {
-	if depth > iothub.MaxTwinDepth {
-		return argInvalid("%s: nesting is deeper than %d levels", path, iothub.MaxTwinDepth)
-	}
-	for k, v := range obj {
-		if err := iothub.ValidPropertyName(k); err != nil {
-			return argInvalid("%s: %v", path, err)
-		}
-		if err := validateValue(path+"."+k, v, depth); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validateValue(path string, v any, depth int) error {
-	switch x := v.(type) {
-	case nil, bool:
-	case string:
-		if len(x) > iothub.MaxStringValueBytes {
-			return argInvalid("%s: string value is %d bytes; the limit is %d", path, len(x), iothub.MaxStringValueBytes)
-		}
-	case float64:
-		if math.IsInf(x, 0) || math.IsNaN(x) {
-			return argInvalid("%s: %v is not a JSON number", path, x)
-		}
-		if x == math.Trunc(x) && (x > maxSafeInt || x < -maxSafeInt-1) {
-			return argInvalid("%s: integer %.0f is outside -%d..%d", path, x, int64(maxSafeInt)+1, int64(maxSafeInt))
-		}
-	case map[string]any:
-		return validateObject(path, x, depth+1)
-	case []any:
-		if depth+1 > iothub.MaxTwinDepth {
-			return argInvalid("%s: nesting is deeper than %d levels", path, iothub.MaxTwinDepth)
-		}
-		for i, e := range x {
-			if err := validateValue(path+"["+strconv.Itoa(i)+"]", e, depth+1); err != nil {
-				return err
-			}
-		}
-	default:
-		return argInvalid("%s: unsupported value of type %T", path, v)
-	}
-	return nil
-}
-
-// sectionSize is what IoT Hub charges a section against its limit: the sum
-// over properties of the key length plus the value's length, strings counted
-// as UTF-8 characters without control characters, numbers as 8 bytes,
-// booleans as 4, objects and arrays recursively (iothub.md §3.5).
-func sectionSize(v any) int {
-	switch x := v.(type) {
-	case map[string]any:
-		n := 0
-		for k, e := range x {
-			n += charCount(k) + sectionSize(e)
-		}
-		return n
-	case []any:
-		n := 0
-		for _, e := range x {
-			n += sectionSize(e)
-		}
-		return n
-	case string:
-		return charCount(x)
-	case float64:
-		return 8
-	case bool:
-		return 4
-	}
-	return 0
-}
-
-func charCount(s string) int {
-	n := 0
-	for _, r := range s {
-		if !unicode.IsControl(r) {
-			n++
-		}
-	}
-	return n
-}
-
-func checkSize(section string, v map[string]any, limit int) error {
-	if n := sectionSize(v); n > limit {
-		return argInvalid("%s would be %d bytes; the limit is %d bytes", section, n, limit)
-	}
-	return nil
+// checkSize refuses a section an operation would leave over its limit.
+func checkSize(s iothub.TwinSection, v map[string]any) error {
+	return iothub.CheckTwinSize(s, v)
 }
 
 // merge applies patch to dst and returns the result without changing dst:

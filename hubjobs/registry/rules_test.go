@@ -45,28 +45,6 @@ func TestEtagsAndTimes(t *testing.T) {
 	}
 }
 
-func TestSectionSize(t *testing.T) {
-	tests := []struct {
-		v    map[string]any
-		want int
-	}{
-		{map[string]any{}, 0},
-		{map[string]any{"ab": "cde"}, 5},
-		{map[string]any{"a": 1.0}, 9},
-		{map[string]any{"a": true}, 5},
-		{map[string]any{"a": nil}, 1},
-		{map[string]any{"é": "日本"}, 3},
-		{map[string]any{"a": "x\u0001y"}, 3},
-		{map[string]any{"a": map[string]any{"b": 1.0}}, 10},
-		{map[string]any{"a": []any{1.0, "xy"}}, 11},
-	}
-	for _, tt := range tests {
-		if got := sectionSize(tt.v); got != tt.want {
-			t.Errorf("sectionSize(%v) = %d, want %d", tt.v, got, tt.want)
-		}
-	}
-}
-
 // TestMergeCopyOnWrite checks that merge and mergeMeta never change their
 // inputs: published sections are shared with readers.
 func TestMergeCopyOnWrite(t *testing.T) {

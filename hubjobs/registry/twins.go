@@ -9,79 +9,6 @@ import (
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
-// twinPatch is a service twin patch or replacement, decoded and validated.
-type twinPatch struct {
-	tags    map[string]any
-	desired map[string]any
-}
-
-// parseTwinPatch reads {"tags":{...},"properties":{"desired":{...}}}.
-// Other members (deviceId, etag, status, ... when an SDK sends a whole
-// twin) are ignored, as are the read-only $metadata and $version of a
-// fetched twin sent back. An empty or $-only "reported" is tolerated (Node's
-// job sample sends one, iothub.md §3.6); anything else in it is refused:
-// reported properties belong to the device.
-func parseTwinPatch(body []byte) (twinPatch, error) {
-	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil || doc == nil { // trailing data is an error too
-		return twinPatch{}, argInvalid("the twin patch must be one JSON object")
-	}
-	var p twinPatch
-	var ok bool
-	if v, present := doc["tags"]; present && v != nil {
-		if p.tags, ok = v.(map[string]any); !ok {
-			return twinPatch{}, argInvalid("tags must be a JSON object")
-		}
-	}
-	if v, present := doc["properties"]; present && v != nil {
-		props, ok := v.(map[string]any)
-		if !ok {
-			return twinPatch{}, argInvalid("properties must be a JSON object")
-		}
-		if v := props["desired"]; v != nil {
-			if p.desired, ok = v.(map[string]any); !ok {
-				return twinPatch{}, argInvalid("properties.desired must be a JSON object")
-			}
-			p.desired = withoutReadOnly(p.desired)
-		}
-		if v := props["reported"]; v != nil {
-			rep, ok := v.(map[string]any)
-			if !ok || len(withoutReadOnly(rep)) > 0 {
-				return twinPatch{}, argInvalid("properties.reported can only be changed by the device")
-			}
-		}
-	}
-	return p, p.validate()
-}
-
-// withoutReadOnly drops the read-only $metadata and $version members.
-func withoutReadOnly(m map[string]any) map[string]any {
-	_, a := m["$metadata"]
-	_, b := m["$version"]
-	if !a && !b {
-		return m
-	}
-	m = maps.Clone(m)
-	delete(m, "$metadata")
-	delete(m, "$version")
-	return m
-}
-
-// validate checks names, depth and values of both sections (iothub.md §3.5).
-func (p twinPatch) validate() error {
-	if p.tags != nil {
-		if err := validateSection("tags", p.tags); err != nil {
-			return err
-		}
-	}
-	if p.desired != nil {
-		if err := validateSection("properties.desired", p.desired); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // GetTwin returns a device twin (GET /twins/{id}), or DeviceNotFound.
 func (r *Registry) GetTwin(id string) (Twin, error) {
 	e, err := r.lockEntry(id)
@@ -100,10 +27,15 @@ func (r *Registry) GetTwin(id string) (Twin, error) {
 // ArgumentInvalid (JSON, names, depth, values, sizes), ThrottlingException,
 // ServerError, ServiceUnavailable.
 func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMatch string) (Twin, error) {
-	p, err := parseTwinPatch(patch)
+	p, err := iothub.ParseTwinPatch(patch)
 	if err != nil {
 		return Twin{}, err
 	}
+	return r.PatchTwinWith(ctx, id, p, ifMatch)
+}
+
+// PatchTwinWith is PatchTwin with a patch already parsed and checked.
+func (r *Registry) PatchTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (Twin, error) {
 	return rendered(r.applyTwin(ctx, id, p, ifMatch, false))
 }
 
@@ -111,38 +43,26 @@ func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMat
 // /twins/{id}); an absent section becomes empty. The device receives the
 // whole new desired document if it changed. Errors as PatchTwin.
 func (r *Registry) ReplaceTwin(ctx context.Context, id string, twin []byte, ifMatch string) (Twin, error) {
-	p, err := parseTwinPatch(twin)
+	p, err := iothub.ParseTwinPatch(twin)
 	if err != nil {
 		return Twin{}, err
 	}
+	return r.ReplaceTwinWith(ctx, id, p, ifMatch)
+}
+
+// ReplaceTwinWith is ReplaceTwin with a replacement already parsed and
+// checked.
+func (r *Registry) ReplaceTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (Twin, error) {
 	return rendered(r.applyTwin(ctx, id, p, ifMatch, true))
 }
 
 // ForceUpdateTwin applies a twin job's patch to one device with etag "*":
-// the same rules and errors as PatchTwin.
-//
-// A twin job sends every device the same patch, so the parse of the last
-// one is kept and reused while the bytes are the same; a parsed patch is
-// only read (merge copies what it takes).
-func (r *Registry) ForceUpdateTwin(ctx context.Context, id string, patch []byte) error {
-	pp := r.lastForced.Load()
-	if pp == nil || pp.raw != string(patch) {
-		pp = &parsedPatch{raw: string(patch)}
-		pp.p, pp.err = parseTwinPatch(patch)
-		r.lastForced.Store(pp)
-	}
-	if pp.err != nil {
-		return pp.err
-	}
-	_, err := r.applyTwin(ctx, id, pp.p, "*", false)
+// the same errors as PatchTwin. The job parsed and checked the patch once,
+// so no device pays for that again and none fails on a rule the job's
+// creation checked.
+func (r *Registry) ForceUpdateTwin(ctx context.Context, id string, p iothub.TwinPatch) error {
+	_, err := r.applyTwin(ctx, id, p, "*", false)
 	return err
-}
-
-// parsedPatch is a twin patch and the result of parsing it.
-type parsedPatch struct {
-	raw string
-	p   twinPatch
-	err error
 }
 
 // applied is a twin as a write left it; rendering it is left to the callers
@@ -160,7 +80,7 @@ func rendered(a applied, err error) (Twin, error) {
 	return renderTwin(&a.rec, a.lv), nil
 }
 
-func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatch string, replace bool) (applied, error) {
+func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string, replace bool) (applied, error) {
 	if err := checkCtx(ctx); err != nil {
 		return applied{}, err
 	}
@@ -182,11 +102,11 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 	tagsChanged := false
 	var change map[string]any // what the device is told, iothub.md §3.4
 	if replace {
-		tags := withoutNulls(p.tags)
+		tags := withoutNulls(p.Tags())
 		if !reflect.DeepEqual(tags, old.Tags) && (len(tags) > 0 || old.Tags != nil) {
 			rec.Tags, tagsChanged = tags, true
 		}
-		desired := withoutNulls(p.desired)
+		desired := withoutNulls(p.Desired())
 		if !reflect.DeepEqual(desired, old.Desired) {
 			rec.DesiredVersion++
 			rec.Desired = desired
@@ -194,21 +114,21 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 			change = desired
 		}
 	} else {
-		if p.tags != nil {
-			rec.Tags, tagsChanged = merge(old.Tags, p.tags), true
+		if tags := p.Tags(); tags != nil {
+			rec.Tags, tagsChanged = merge(old.Tags, tags), true
 		}
-		if len(p.desired) > 0 {
+		if desired := p.Desired(); len(desired) > 0 {
 			rec.DesiredVersion++
-			rec.Desired = merge(old.Desired, p.desired)
-			rec.DesiredMeta = mergeMeta(old.DesiredMeta, p.desired, now, rec.DesiredVersion)
-			change = p.desired
+			rec.Desired = merge(old.Desired, desired)
+			rec.DesiredMeta = mergeMeta(old.DesiredMeta, desired, now, rec.DesiredVersion)
+			change = desired
 		}
 	}
 	// iothub.md §3.5: the limits apply to the result of the operation.
-	if err := checkSize("tags", rec.Tags, iothub.MaxTagsBytes); err != nil {
+	if err := checkSize(iothub.TwinTags, rec.Tags); err != nil {
 		return applied{}, err
 	}
-	if err := checkSize("properties.desired", rec.Desired, iothub.MaxDesiredBytes); err != nil {
+	if err := checkSize(iothub.TwinDesired, rec.Desired); err != nil {
 		return applied{}, err
 	}
 	rec.TwinVersion++

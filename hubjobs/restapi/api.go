@@ -28,8 +28,10 @@ type Registry interface {
 	Statistics() registry.Statistics
 	ConnectedCount() int
 	GetTwin(id string) (registry.Twin, error)
-	PatchTwin(ctx context.Context, id string, patch []byte, ifMatch string) (registry.Twin, error)
-	ReplaceTwin(ctx context.Context, id string, twin []byte, ifMatch string) (registry.Twin, error)
+	// PatchTwinWith and ReplaceTwinWith apply a patch the API parsed and
+	// checked against the twin rules (iothub.ParseTwinPatch).
+	PatchTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (registry.Twin, error)
+	ReplaceTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (registry.Twin, error)
 	// InvokeMethod returns the device's answer whatever its status; errors
 	// are for a call that got no answer.
 	InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error)

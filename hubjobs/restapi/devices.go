@@ -88,6 +88,11 @@ func (s *Server) bulkDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The entries' tags and desired properties are twin content: a key or
+	// string that is not UTF-8 is refused, not repaired by the decoder.
+	if err := iothub.CheckJSONText(body); err != nil {
+		return err
+	}
 	var ops []registry.ExportImportDevice
 	if err := decodeJSON(body, &ops, false, "bulk registry request"); err != nil {
 		return err
@@ -141,15 +146,17 @@ func (s *Server) getTwin(w http.ResponseWriter, r *http.Request) error {
 // patchTwin merges a twin patch; If-Match may be quoted or not, "*" or
 // absent for any version (iothub.md §3.6).
 func (s *Server) patchTwin(w http.ResponseWriter, r *http.Request) error {
-	return s.writeTwin(w, r, s.cfg.Registry.PatchTwin)
+	return s.writeTwin(w, r, s.cfg.Registry.PatchTwinWith)
 }
 
 // replaceTwin replaces tags and desired properties.
 func (s *Server) replaceTwin(w http.ResponseWriter, r *http.Request) error {
-	return s.writeTwin(w, r, s.cfg.Registry.ReplaceTwin)
+	return s.writeTwin(w, r, s.cfg.Registry.ReplaceTwinWith)
 }
 
-func (s *Server) writeTwin(w http.ResponseWriter, r *http.Request, apply func(ctx context.Context, id string, body []byte, ifMatch string) (registry.Twin, error)) error {
+// writeTwin parses and checks a twin patch or replacement against IoT
+// Hub's twin rules, once, before the registry applies it.
+func (s *Server) writeTwin(w http.ResponseWriter, r *http.Request, apply func(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (registry.Twin, error)) error {
 	body, err := readBody(r, true)
 	if err != nil {
 		return err
@@ -157,7 +164,11 @@ func (s *Server) writeTwin(w http.ResponseWriter, r *http.Request, apply func(ct
 	if err := requireObject(body, "twin"); err != nil {
 		return err
 	}
-	t, err := apply(r.Context(), r.PathValue("id"), body, r.Header.Get("If-Match"))
+	p, err := iothub.ParseTwinPatch(body)
+	if err != nil {
+		return err
+	}
+	t, err := apply(r.Context(), r.PathValue("id"), p, r.Header.Get("If-Match"))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package iothub holds Azure IoT Hub's wire contract as fleetsim honours it:
 // the device MQTT topic grammar, SAS tokens, the CONNECT username, connection
-// strings, the limits and naming rules, and the table of IoT Hub error codes
+// strings, the limits and naming rules, the twin rules (keys, values, depth,
+// sizes) that every twin write obeys, and the table of IoT Hub error codes
 // with their HTTP statuses.
 //
 // It depends on the standard library only, so that the broker, the hub and the

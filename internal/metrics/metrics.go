@@ -155,7 +155,7 @@ type MethodInvoker interface {
 
 // TwinPatcher is the jobs engine's twin update that Twins measures.
 type TwinPatcher interface {
-	ForceUpdateTwin(ctx context.Context, deviceID string, patch []byte) error
+	ForceUpdateTwin(ctx context.Context, deviceID string, patch iothub.TwinPatch) error
 }
 
 // Methods returns next measured as source ("api" or "job"); calls made for
@@ -199,7 +199,7 @@ type twins struct {
 	next TwinPatcher
 }
 
-func (t *twins) ForceUpdateTwin(ctx context.Context, deviceID string, patch []byte) error {
+func (t *twins) ForceUpdateTwin(ctx context.Context, deviceID string, patch iothub.TwinPatch) error {
 	start := time.Now()
 	err := t.next.ForceUpdateTwin(ctx, deviceID, patch)
 	t.m.jobOp(string(hubjobs.TypeUpdateTwin), time.Since(start).Seconds(), err)

@@ -55,7 +55,7 @@ func (i invoker) InvokeMethod(context.Context, string, iothub.MethodRequest) (io
 
 type patcher struct{ err error }
 
-func (p patcher) ForceUpdateTwin(context.Context, string, []byte) error { return p.err }
+func (p patcher) ForceUpdateTwin(context.Context, string, iothub.TwinPatch) error { return p.err }
 
 type persistence struct{ err error }
 
@@ -182,7 +182,7 @@ func TestDecoratorsCountOutcomes(t *testing.T) {
 		}
 	}
 	for _, err := range []error{nil, nil, notOnline} {
-		if got := m.Twins(patcher{err}).ForceUpdateTwin(ctx, "d", nil); got != err {
+		if got := m.Twins(patcher{err}).ForceUpdateTwin(ctx, "d", iothub.TwinPatch{}); got != err {
 			t.Fatalf("the decorator changed the error: %v", got)
 		}
 	}
