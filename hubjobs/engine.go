@@ -501,7 +501,8 @@ func (p *pending) wait() {
 // results, enforces maximum execution times and prunes history older than
 // Retention. It owns every goroutine it starts and returns once they have all
 // ended, after committing every result it received; calls cut short by the
-// shutdown are not recorded, so those devices run again after a restart. It
+// shutdown are not recorded, so those devices run again after a restart (in
+// a job cancelled before the shutdown they are canceled instead). It
 // returns nil when ctx ends, or the store error that stopped it. Run may be
 // called once.
 func (e *Engine) Run(ctx context.Context) error {

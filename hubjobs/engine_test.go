@@ -611,6 +611,7 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 		if _, err := e.Create(t.Context(), req); err != nil {
 			t.Fatal(err)
 		}
+		watch(t, e, "slow")
 		j := waitStatus(t, e, "slow", hubjobs.StatusFailed)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
 			t.Errorf("statistics %+v", s)
@@ -784,12 +785,16 @@ func TestStoreFailureStopsTheEngine(t *testing.T) {
 		if _, err := e.Create(t.Context(), methodJob("j", "*")); err != nil {
 			t.Fatal(err)
 		}
+		watch(t, e, "j")
 		boom := errors.New("disk full")
 		st.SetWriteError(boom)
 		synctest.Wait()
 		time.Sleep(time.Second)
 		if err := e.stop(); !errors.Is(err, boom) {
 			t.Errorf("Run returned %v, want the store error", err)
+		}
+		if j, _ := e.Get("j"); j.Status.Terminal() {
+			t.Errorf("a job whose results were not stored ended %s", j.Status)
 		}
 		if _, err := e.Create(t.Context(), methodJob("k", "*")); iothub.AsError(err).HTTPStatus() != 500 {
 			t.Errorf("Create with a failing store: %v", err)

@@ -332,7 +332,8 @@ func (e *Engine) finish(j *job) error {
 
 // expire ends a job that reached maxExecutionTimeInSeconds: calls in flight
 // are cancelled (and fail with JobExpired), devices not reached fail with
-// JobExpired, and the job ends failed.
+// JobExpired, and the job ends failed once the cut calls are recorded. A job
+// cancelled before does not expire: it ends as endCancel says.
 func (e *Engine) expire(ctx context.Context, j *job, cancelCalls context.CancelCauseFunc) error {
 	j.mu.Lock()
 	if j.rec.Cancelled {
