@@ -157,7 +157,7 @@ test('jobs: cancel while slow devices answer; their calls are recorded, not left
       const c = await lib.openDevice(d);
       c.onDeviceMethod('slow', (req, res) => {
         called.add(d.deviceId);
-        setTimeout(() => res.send(200, { slow: d.deviceId }, () => {}), 3000);
+        setTimeout(() => res.send(200, { slow: d.deviceId }, () => {}), 5000);
       });
       clients.push(c);
     }
