@@ -200,7 +200,7 @@ func (e *Engine) endCancel(ctx context.Context, j *job) error {
 		}
 	}
 	e.endLocked(j)
-	st := rec.DeviceJobStatistics
+	st := j.rec.DeviceJobStatistics
 	e.log.Info().Str("job", j.id).Int("succeeded", st.SucceededCount).Int("failed", st.FailedCount).Msg("job cancelled")
 	return nil
 }
