@@ -29,7 +29,10 @@
 //	deviceCount = pendingCount + runningCount + succeededCount + failedCount
 //
 // at every read: the counters change under the job's lock together with the
-// device records. A device job that was canceled (the job was cancelled
+// device records. A terminal job has no device pending or running: a job
+// cancelled while calls are in flight stays running until the writer has
+// recorded them, and an expiring job cuts its calls and waits for them
+// before it ends. A device job that was canceled (the job was cancelled
 // before the device was reached) counts under failedCount, since the swagger
 // statistics have no cancelled counter. A method device job whose device
 // answered, whatever its status (even 500), is "completed" and counts as

@@ -149,10 +149,18 @@ func (e *Engine) loadJob(sj StoredJob) error {
 			}
 			j.recs[i] = dr
 		}
+		// A terminal job's devices without a result get its outcome; so do
+		// those of a job cancelled while calls were in flight: their
+		// answers were lost with the process, and no device is called
+		// again after a cancel. The resumed job then ends cancelled.
+		end := unixNanos(j.endTime())
+		if end == 0 {
+			end = e.now().UnixNano()
+		}
 		st := Statistics{DeviceCount: len(j.devices)}
 		for i := range j.recs {
-			if !j.recs[i].status.done() && j.rec.Status.Terminal() {
-				j.fillLocked(i)
+			if !j.recs[i].status.done() && (j.rec.Status.Terminal() || j.rec.Cancelled) {
+				j.fillLocked(i, end)
 			}
 			switch j.recs[i].status {
 			case devPending:
@@ -166,10 +174,11 @@ func (e *Engine) loadJob(sj StoredJob) error {
 		j.rec.DeviceJobStatistics = st
 		e.index.AddKeys(j.rowKeys(), j.indexDoc)
 	}
-	if j.rec.Status.Terminal() {
+	if j.rec.Status.Terminal() || j.rec.Cancelled {
 		j.stopped = true
 		close(j.stop)
-	} else {
+	}
+	if !j.rec.Status.Terminal() {
 		e.active++
 		heap.Push(&e.starts, j)
 	}
@@ -177,10 +186,10 @@ func (e *Engine) loadJob(sj StoredJob) error {
 	return nil
 }
 
-// fillLocked gives device i of a terminal job the outcome of devices that
-// were never done: canceled in a cancelled job, failed in an expired one.
-func (j *job) fillLocked(i int) {
-	end := unixNanos(j.endTime())
+// fillLocked gives device i of a terminal (or cancelled) job the outcome of
+// devices that were never done, ending at end: canceled in a cancelled job,
+// failed in an expired one.
+func (j *job) fillLocked(i int, end int64) {
 	r := &j.recs[i]
 	r.end = end
 	if j.rec.Expired {
@@ -311,12 +320,17 @@ func (e *Engine) Get(id string) (Job, error) {
 	return j.snapshotLocked(), nil
 }
 
-// Cancel cancels a job (POST /jobs/v2/{id}/cancel) and returns it with status
-// "cancelled". No device is started after Cancel; calls already in flight
-// finish (or time out) and their results are recorded, so runningCount may
-// stay above zero for up to their response timeout; devices not reached are
-// "canceled" with error JobCancelled and count as failed. A job already
-// terminal is returned unchanged. Errors: JobNotFound.
+// Cancel cancels a job (POST /jobs/v2/{id}/cancel). No device is started
+// after Cancel, and devices not reached become "canceled" with error
+// JobCancelled (counted as failed). Calls already in flight finish (or time
+// out) and their answers are recorded: until then the job stays "running"
+// with those devices counted as running and statusMessage saying it is
+// being cancelled, and it becomes "cancelled" (with its endTime) once the
+// last of them is recorded. A job without calls in flight is "cancelled"
+// when Cancel returns. So a job never reads terminal while devices are
+// still pending or running. A job already terminal, already cancelled or
+// past its maxExecutionTimeInSeconds is returned unchanged. Errors:
+// JobNotFound, ServerError when the store fails.
 func (e *Engine) Cancel(ctx context.Context, id string) (Job, error) {
 	if err := ctx.Err(); err != nil {
 		return Job{}, err
@@ -328,20 +342,25 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Job, error) {
 		return Job{}, notFound(id)
 	}
 	now := e.now()
+	// j.mu is held across the write: a worker must not start a call between
+	// the look at inflight and the job's stop.
 	j.mu.Lock()
-	if j.rec.Status.Terminal() {
-		defer j.mu.Unlock()
+	defer j.mu.Unlock()
+	if j.rec.Status.Terminal() || j.rec.Cancelled || j.expiredWork {
 		return j.snapshotLocked(), nil
 	}
 	rec := j.rec
-	rec.Status, rec.EndTime, rec.StatusMessage = StatusCancelled, &now, "The job was cancelled"
-	j.mu.Unlock()
+	rec.Cancelled = true
+	final := j.inflight == 0
+	if final {
+		rec.Status, rec.EndTime, rec.StatusMessage = StatusCancelled, &now, msgCancelled
+	} else {
+		rec.StatusMessage = msgCancelling
+	}
 	if err := e.store.Write(Write{Jobs: []JobRecord{rec}}); err != nil {
 		return Job{}, &iothub.Error{Code: iothub.CodeServerError, Message: "could not store the cancellation", Err: fmt.Errorf("store job %s: %w", id, err)}
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.rec.Status, j.rec.EndTime, j.rec.StatusMessage = rec.Status, rec.EndTime, rec.StatusMessage
+	j.rec = rec
 	for i := range j.recs {
 		if j.recs[i].status == devPending {
 			j.recs[i].end = now.UnixNano()
@@ -349,12 +368,22 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Job, error) {
 			j.setStatusLocked(i, devCanceled)
 		}
 	}
-	j.stopped = true
-	close(j.stop)
-	e.active--
-	e.log.Info().Str("job", id).Msg("job cancelled")
+	if final {
+		e.endLocked(j)
+		e.log.Info().Str("job", id).Msg("job cancelled")
+	} else {
+		j.stopped = true
+		close(j.stop)
+		e.log.Info().Str("job", id).Int("inflight", j.inflight).Msg("job cancelling: waiting for the calls in flight")
+	}
 	return j.snapshotLocked(), nil
 }
+
+// Status messages of a cancelled job.
+const (
+	msgCancelling = "The job is being cancelled: the calls in flight finish and are recorded first"
+	msgCancelled  = "The job was cancelled"
+)
 
 // List returns one page of jobs (GET /jobs/v2/query, iothub.md §5.5) in job
 // id order, filtered by type and status when those are not empty. Filters
@@ -472,7 +501,8 @@ func (p *pending) wait() {
 // results, enforces maximum execution times and prunes history older than
 // Retention. It owns every goroutine it starts and returns once they have all
 // ended, after committing every result it received; calls cut short by the
-// shutdown are not recorded, so those devices run again after a restart. It
+// shutdown are not recorded, so those devices run again after a restart (in
+// a job cancelled before the shutdown they are canceled instead). It
 // returns nil when ctx ends, or the store error that stopped it. Run may be
 // called once.
 func (e *Engine) Run(ctx context.Context) error {

@@ -47,11 +47,20 @@ func (f *fleet) InvokeMethod(ctx context.Context, id string, req iothub.MethodRe
 	if answer != nil {
 		return answer(ctx, id)
 	}
+	return answerAfter(ctx, 100*time.Millisecond, iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}, nil)
+}
+
+// answerAfter answers res and err after d, unless ctx ends first: then the
+// call is cut with an error wrapping ctx.Err(), as the registry's method
+// calls are.
+func answerAfter(ctx context.Context, d time.Duration, res iothub.MethodResult, err error) (iothub.MethodResult, error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-time.After(100 * time.Millisecond):
-		return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}, nil
+	case <-t.C:
+		return res, err
 	case <-ctx.Done():
-		return iothub.MethodResult{}, ctx.Err()
+		return iothub.MethodResult{}, fmt.Errorf("invoke: %w", ctx.Err())
 	}
 }
 
@@ -156,11 +165,42 @@ func waitStatus(t testing.TB, e running, id string, s hubjobs.Status) hubjobs.Jo
 	return hubjobs.Job{}
 }
 
+// checkStats checks the statistics invariant of one read of a job: the
+// counters add up to deviceCount, and a terminal job has no device pending
+// or running.
 func checkStats(t testing.TB, j hubjobs.Job) {
 	t.Helper()
 	s := j.DeviceJobStatistics
 	if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount || min(s.PendingCount, s.RunningCount, s.SucceededCount, s.FailedCount) < 0 {
 		t.Fatalf("job %s statistics inconsistent: %+v", j.JobID, s)
+	}
+	if j.Status.Terminal() && s.PendingCount+s.RunningCount != 0 {
+		t.Fatalf("job %s is %s with devices not done: %+v", j.JobID, j.Status, s)
+	}
+}
+
+// checkRows checks that no devices.jobs row of the terminal job id is
+// pending or running, and that its rows add up to its statistics.
+func checkRows(t *testing.T, e running, id string) {
+	t.Helper()
+	j, err := e.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStats(t, j)
+	if !j.Status.Terminal() {
+		t.Fatalf("job %s is %s, not terminal", id, j.Status)
+	}
+	byStatus := map[any]int{}
+	for _, r := range rows(t, e, "SELECT * FROM devices.jobs WHERE jobId = '"+id+"'") {
+		byStatus[r["status"]]++
+		if s := r["status"]; s == "pending" || s == "running" {
+			t.Errorf("job %s is %s and its device job %v is %s", id, j.Status, r["deviceId"], s)
+		}
+	}
+	s := j.DeviceJobStatistics
+	if byStatus["completed"] != s.SucceededCount || byStatus["failed"]+byStatus["canceled"] != s.FailedCount {
+		t.Errorf("job %s: rows by status %v, statistics %+v", id, byStatus, s)
 	}
 }
 
@@ -193,14 +233,13 @@ func TestMethodJobRunsEveryDevice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(200)
 		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
-			time.Sleep(50 * time.Millisecond)
 			switch id {
 			case "dev-0003":
-				return iothub.MethodResult{Status: 500, Payload: json.RawMessage(`{"error":"busy"}`)}, nil
+				return answerAfter(ctx, 50*time.Millisecond, iothub.MethodResult{Status: 500, Payload: json.RawMessage(`{"error":"busy"}`)}, nil)
 			case "dev-0008":
-				return iothub.MethodResult{}, iothub.Errorf(iothub.CodeDeviceNotOnline, "device dev-0008 is not online")
+				return answerAfter(ctx, 50*time.Millisecond, iothub.MethodResult{}, iothub.Errorf(iothub.CodeDeviceNotOnline, "device dev-0008 is not online"))
 			}
-			return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`"done"`)}, nil
+			return answerAfter(ctx, 50*time.Millisecond, iothub.MethodResult{Status: 200, Payload: json.RawMessage(`"done"`)}, nil)
 		}
 		e := start(t, config(f, hubjobs.NewMemStore()))
 		j, err := e.Create(t.Context(), methodJob("reboot-floor-3", "tags.floor = 3"))
@@ -297,37 +336,78 @@ func TestTwinJobPatchesEveryTwin(t *testing.T) {
 	})
 }
 
+// watch reads job id every 10 ms of virtual time until the test ends and
+// reports any read that breaks the statistics invariant.
+func watch(t *testing.T, e running, id string) {
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	t.Cleanup(func() { stop(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if j, err := e.Get(id); err == nil {
+				s := j.DeviceJobStatistics
+				if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount ||
+					(j.Status.Terminal() && s.PendingCount+s.RunningCount != 0) {
+					t.Errorf("job %s read %s with %+v", id, j.Status, s)
+					return
+				}
+			}
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+	}()
+}
+
+// slowFleet is n devices that answer after 5 s (dev-0015 with
+// GatewayTimeout, as the hub reports a device that does not answer in
+// time), or fail with the context's error when the call is cut.
+func slowFleet(n int) *fleet {
+	f := newFleet(n)
+	f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
+		if id == "dev-0015" {
+			return answerAfter(ctx, 5*time.Second, iothub.MethodResult{}, iothub.Errorf(iothub.CodeGatewayTimeout, "Timed out waiting for the response from device."))
+		}
+		return answerAfter(ctx, 5*time.Second, iothub.MethodResult{Status: 200}, nil)
+	}
+	return f
+}
+
 func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFleet(100)
-		f.answer = func(ctx context.Context, id string) (iothub.MethodResult, error) {
-			time.Sleep(5 * time.Second)
-			return iothub.MethodResult{Status: 200}, nil
-		}
+		f := slowFleet(100)
 		cfg := config(f, hubjobs.NewMemStore())
 		cfg.MaxInFlight = 10
 		e := start(t, cfg)
 		if _, err := e.Create(t.Context(), methodJob("c", "*")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(7 * time.Second) // 10 done, 10 in flight
+		watch(t, e, "c")
+		time.Sleep(7 * time.Second) // 10 done, 10 in flight since 5 s
 		synctest.Wait()
 		j, err := e.Cancel(t.Context(), "c")
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkStats(t, j)
-		if j.Status != hubjobs.StatusCancelled || j.EndTime == nil {
-			t.Fatalf("cancelled job %+v", j)
+		// Calls in flight: the job is still running, not yet cancelled.
+		if j.Status != hubjobs.StatusRunning || j.EndTime != nil || j.StatusMessage == "" {
+			t.Fatalf("cancelled job with calls in flight %+v", j)
 		}
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.RunningCount != 10 || s.FailedCount != 80 || s.PendingCount != 0 {
 			t.Errorf("right after cancel: %+v", s)
 		}
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		j, _ = e.Get("c")
-		if s := j.DeviceJobStatistics; s.SucceededCount != 20 || s.RunningCount != 0 || s.FailedCount != 80 {
+		cancelledAt := time.Now()
+		j = waitStatus(t, e, "c", hubjobs.StatusCancelled)
+		// The calls in flight answered 3 s after the cancel, and were
+		// recorded with their answers: dev-0015's GatewayTimeout fails it.
+		if s := j.DeviceJobStatistics; s.SucceededCount != 19 || s.RunningCount != 0 || s.PendingCount != 0 || s.FailedCount != 81 {
 			t.Errorf("after the calls in flight ended: %+v", s)
+		}
+		if j.EndTime == nil || !j.EndTime.Equal(cancelledAt.Add(3*time.Second).UTC()) {
+			t.Errorf("end time %v, want when the last call in flight was recorded (%v)", j.EndTime, cancelledAt.Add(3*time.Second))
 		}
 		called := 0
 		for id := range f.docs {
@@ -336,14 +416,192 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 		if called != 20 {
 			t.Errorf("%d devices called, want 20", called)
 		}
+		checkRows(t, e, "c")
 		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'canceled'")
 		if len(r) != 80 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobCancelled {
 			t.Errorf("%d canceled rows, first %v", len(r), r[0])
 		}
+		r = rows(t, e, "SELECT * FROM devices.jobs WHERE deviceId = 'dev-0015'")
+		if len(r) != 1 || r[0]["status"] != "failed" || r[0]["error"].(map[string]any)["code"] != "GatewayTimeout" {
+			t.Errorf("the call in flight that timed out: %v", r)
+		}
+		r = rows(t, e, "SELECT * FROM devices.jobs WHERE deviceId = 'dev-0012'")
+		if len(r) != 1 || r[0]["status"] != "completed" || r[0]["outcome"].(map[string]any)["deviceMethodResponse"] == nil {
+			t.Errorf("a call in flight that answered: %v", r)
+		}
 		// Cancelling again returns the job unchanged.
-		if j2, err := e.Cancel(t.Context(), "c"); err != nil || !j2.EndTime.Equal(*j.EndTime) {
+		if j2, err := e.Cancel(t.Context(), "c"); err != nil || !j2.EndTime.Equal(*j.EndTime) || j2.Status != hubjobs.StatusCancelled {
 			t.Errorf("second cancel: %+v, %v", j2, err)
 		}
+	})
+}
+
+// TestCancelWithoutCallsInFlightEndsAtOnce: a job cancelled before its start
+// or between calls is cancelled when Cancel returns.
+func TestCancelWithoutCallsInFlightEndsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet(10)
+		f.answer = func(context.Context, string) (iothub.MethodResult, error) {
+			return iothub.MethodResult{Status: 200}, nil
+		}
+		cfg := config(f, hubjobs.NewMemStore())
+		cfg.Pacing, _ = hubjobs.ParseProfile("S1")
+		cfg.Pacing.MaxConcurrentJobs = 0
+		e := start(t, cfg)
+		later := time.Now().Add(time.Hour)
+		req := methodJob("later", "*")
+		req.StartTime = &later
+		for _, r := range []hubjobs.JobRequest{methodJob("now", "*"), req} {
+			if _, err := e.Create(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// S1 starts a device every 100 ms and each answers at once: at
+		// 150 ms two have answered and the third is not yet called.
+		time.Sleep(150 * time.Millisecond)
+		synctest.Wait()
+		for _, id := range []string{"now", "later"} {
+			j, err := e.Cancel(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkStats(t, j)
+			if j.Status != hubjobs.StatusCancelled || j.EndTime == nil {
+				t.Errorf("%s: %+v", id, j)
+			}
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		checkRows(t, e, "now")
+		if j, _ := e.Get("now"); j.DeviceJobStatistics != (hubjobs.Statistics{DeviceCount: 10, SucceededCount: 2, FailedCount: 8}) {
+			t.Errorf("statistics %+v", j.DeviceJobStatistics)
+		}
+		if j, _ := e.Get("later"); j.Status != hubjobs.StatusCancelled || j.DeviceJobStatistics.DeviceCount != 0 {
+			t.Errorf("later: %+v", j)
+		}
+	})
+}
+
+// TestCancelOutlivesMaxExecutionTime: a job cancelled before its maximum
+// execution time lets its calls in flight finish past that time, and ends
+// cancelled, not expired.
+func TestCancelOutlivesMaxExecutionTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := slowFleet(30)
+		cfg := config(f, hubjobs.NewMemStore())
+		cfg.MaxInFlight = 10
+		e := start(t, cfg)
+		req := methodJob("short", "*")
+		maxT := int64(8)
+		req.MaxExecutionTimeInSeconds = &maxT
+		if _, err := e.Create(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		watch(t, e, "short")
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if _, err := e.Cancel(t.Context(), "short"); err != nil {
+			t.Fatal(err)
+		}
+		j := waitStatus(t, e, "short", hubjobs.StatusCancelled)
+		if s := j.DeviceJobStatistics; s.SucceededCount != 19 || s.FailedCount != 11 {
+			t.Errorf("statistics %+v", s)
+		}
+		checkRows(t, e, "short")
+	})
+}
+
+// TestCancelledJobEndsAfterRestart: the hub stops (as a kill would) while a
+// cancelled job waits for its calls in flight. Their answers are lost; after
+// the restart the job ends cancelled at once, those devices canceled, and no
+// device is called again.
+func TestCancelledJobEndsAfterRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := slowFleet(30)
+		st := hubjobs.NewMemStore()
+		cfg := config(f, st)
+		cfg.MaxInFlight = 10
+		e := start(t, cfg)
+		if _, err := e.Create(t.Context(), methodJob("c", "*")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if _, err := e.Cancel(t.Context(), "c"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		j, _ := e.Get("c")
+		checkStats(t, j)
+		if j.Status.Terminal() {
+			t.Errorf("after the stop: %+v", j)
+		}
+
+		e2 := start(t, cfg)
+		watch(t, e2, "c")
+		j = waitStatus(t, e2, "c", hubjobs.StatusCancelled)
+		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
+			t.Errorf("after the restart: %+v", s)
+		}
+		checkRows(t, e2, "c")
+		called := 0
+		for id := range f.docs {
+			called += f.callsOf(id)
+		}
+		if called != 20 {
+			t.Errorf("%d calls, want 20", called)
+		}
+		// The end is stored: a third start reads the same job.
+		if err := e2.stop(); err != nil {
+			t.Fatal(err)
+		}
+		e3 := start(t, cfg)
+		if j3, _ := e3.Get("c"); j3.Status != hubjobs.StatusCancelled || !j3.EndTime.Equal(*j.EndTime) {
+			t.Errorf("third start: %+v", j3)
+		}
+		checkRows(t, e3, "c")
+	})
+}
+
+// TestStoreFailureWhileCancelling: the store fails while a cancelled job
+// waits for its calls in flight. The engine stops; the job never reads
+// terminal with devices not done, and it ends cancelled once the hub runs
+// again on a working store.
+func TestStoreFailureWhileCancelling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := slowFleet(30)
+		st := hubjobs.NewMemStore()
+		cfg := config(f, st)
+		cfg.MaxInFlight = 10
+		e := start(t, cfg)
+		if _, err := e.Create(t.Context(), methodJob("c", "*")); err != nil {
+			t.Fatal(err)
+		}
+		watch(t, e, "c")
+		time.Sleep(7 * time.Second)
+		synctest.Wait()
+		if _, err := e.Cancel(t.Context(), "c"); err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("disk full")
+		st.SetWriteError(boom)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if err := e.stop(); !errors.Is(err, boom) {
+			t.Errorf("Run returned %v, want the store error", err)
+		}
+		j, _ := e.Get("c")
+		checkStats(t, j)
+
+		st.SetWriteError(nil)
+		e2 := start(t, cfg)
+		j = waitStatus(t, e2, "c", hubjobs.StatusCancelled)
+		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
+			t.Errorf("after the restart: %+v", s)
+		}
+		checkRows(t, e2, "c")
 	})
 }
 
@@ -364,6 +622,7 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 		if _, err := e.Create(t.Context(), req); err != nil {
 			t.Fatal(err)
 		}
+		watch(t, e, "slow")
 		j := waitStatus(t, e, "slow", hubjobs.StatusFailed)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
 			t.Errorf("statistics %+v", s)
@@ -374,6 +633,11 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'failed'")
 		if len(r) != 20 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobExpired {
 			t.Errorf("%d failed rows: %v", len(r), r)
+		}
+		checkRows(t, e, "slow")
+		// Cancel after the expiry changes nothing.
+		if j2, err := e.Cancel(t.Context(), "slow"); err != nil || j2.Status != hubjobs.StatusFailed || !j2.EndTime.Equal(*j.EndTime) {
+			t.Errorf("cancel of an expired job: %+v, %v", j2, err)
 		}
 	})
 }
@@ -532,12 +796,16 @@ func TestStoreFailureStopsTheEngine(t *testing.T) {
 		if _, err := e.Create(t.Context(), methodJob("j", "*")); err != nil {
 			t.Fatal(err)
 		}
+		watch(t, e, "j")
 		boom := errors.New("disk full")
 		st.SetWriteError(boom)
 		synctest.Wait()
 		time.Sleep(time.Second)
 		if err := e.stop(); !errors.Is(err, boom) {
 			t.Errorf("Run returned %v, want the store error", err)
+		}
+		if j, _ := e.Get("j"); j.Status.Terminal() {
+			t.Errorf("a job whose results were not stored ended %s", j.Status)
 		}
 		if _, err := e.Create(t.Context(), methodJob("k", "*")); iothub.AsError(err).HTTPStatus() != 500 {
 			t.Errorf("Create with a failing store: %v", err)

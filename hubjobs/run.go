@@ -89,7 +89,7 @@ func (e *Engine) schedule(ctx context.Context, g *errgroup.Group) error {
 func (e *Engine) runJob(ctx context.Context, j *job) error {
 	var indexing sync.WaitGroup
 	defer indexing.Wait()
-	if err := e.beginJob(ctx, j, &indexing); err != nil || j.isStopped() {
+	if err := e.beginJob(ctx, j, &indexing); err != nil || j.isTerminal() {
 		return err
 	}
 	j.mu.Lock()
@@ -124,7 +124,7 @@ dispatch:
 		case <-j.stop:
 			break dispatch
 		case <-expiry.C():
-			return e.expire(j, cancelCalls)
+			return e.expire(ctx, j, cancelCalls)
 		case <-ctx.Done():
 			return nil
 		}
@@ -132,12 +132,10 @@ dispatch:
 	// Wait until every device is done, the job expires or is cancelled.
 	for {
 		j.mu.Lock()
-		left, stopped := j.remainingLocked(), j.stopped
+		left, cancelled := j.remainingLocked(), j.rec.Cancelled
 		j.mu.Unlock()
-		if stopped {
-			// Cancelled: calls in flight finish and are recorded by the
-			// writer; nothing else to do.
-			return nil
+		if cancelled {
+			return e.endCancel(ctx, j)
 		}
 		if left == 0 {
 			return e.finish(j)
@@ -146,17 +144,65 @@ dispatch:
 		case <-j.changed:
 		case <-j.stop:
 		case <-expiry.C():
-			return e.expire(j, cancelCalls)
+			return e.expire(ctx, j, cancelCalls)
 		case <-ctx.Done():
 			return nil
 		}
 	}
 }
 
-func (j *job) isStopped() bool {
+func (j *job) isTerminal() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.stopped
+	return j.rec.Status.Terminal()
+}
+
+// endCancel ends a cancelled job once its calls in flight are recorded: the
+// job stays running (Cancel marked it cancelled and stopped its dispatch)
+// until the writer has applied the last of them, so it never reads terminal
+// with devices running. Its maximum execution time no longer applies: the
+// calls are bounded by their own response timeouts. When ctx ends first (the
+// engine stops), the job stays as it is; after a restart it ends at once.
+func (e *Engine) endCancel(ctx context.Context, j *job) error {
+	for {
+		j.mu.Lock()
+		inflight := j.inflight
+		j.mu.Unlock()
+		if inflight == 0 {
+			break
+		}
+		select {
+		case <-j.changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	e.storeMu.Lock()
+	defer e.storeMu.Unlock()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.rec.Status.Terminal() {
+		return nil // Cancel ended it: nothing was in flight
+	}
+	now := e.now()
+	rec := j.rec
+	rec.Status, rec.EndTime, rec.StatusMessage = StatusCancelled, &now, msgCancelled
+	if err := e.store.Write(Write{Jobs: []JobRecord{rec}}); err != nil {
+		e.fail(fmt.Errorf("store the cancellation of job %s: %w", j.id, err))
+		return err
+	}
+	j.rec = rec
+	// Devices whose result could not be stored (a store failure) are, as
+	// after a restart, canceled.
+	for i := range j.recs {
+		if !j.recs[i].status.done() {
+			j.fillLocked(i, now.UnixNano())
+		}
+	}
+	e.endLocked(j)
+	st := j.rec.DeviceJobStatistics
+	e.log.Info().Str("job", j.id).Int("succeeded", st.SucceededCount).Int("failed", st.FailedCount).Msg("job cancelled")
+	return nil
 }
 
 // beginJob moves a job to running. A job that never ran selects its devices
@@ -286,9 +332,15 @@ func (e *Engine) finish(j *job) error {
 
 // expire ends a job that reached maxExecutionTimeInSeconds: calls in flight
 // are cancelled (and fail with JobExpired), devices not reached fail with
-// JobExpired, and the job ends failed.
-func (e *Engine) expire(j *job, cancelCalls context.CancelCauseFunc) error {
+// JobExpired, and the job ends failed once the cut calls are recorded. A job
+// cancelled before does not expire: it ends as endCancel says.
+func (e *Engine) expire(ctx context.Context, j *job, cancelCalls context.CancelCauseFunc) error {
 	j.mu.Lock()
+	if j.rec.Cancelled {
+		// Cancelled first: the calls in flight finish.
+		j.mu.Unlock()
+		return e.endCancel(ctx, j)
+	}
 	j.expiredWork = true
 	j.mu.Unlock()
 	cancelCalls(errExpired)

@@ -49,9 +49,13 @@ type JobRecord struct {
 	// createdDateTimeUtc of the job's device jobs.
 	Selected time.Time `json:"selected,omitzero"`
 	// Expired says the job reached maxExecutionTimeInSeconds; its devices
-	// without a result failed with ErrorCodeJobExpired. In a cancelled job,
-	// devices without a result were canceled.
+	// without a result failed with ErrorCodeJobExpired.
 	Expired bool `json:"expired,omitempty"`
+	// Cancelled says the job was cancelled. A job cancelled while calls were
+	// in flight stays running until they are recorded, then ends cancelled;
+	// after a restart it ends at once (the calls' answers were lost). Its
+	// devices without a result are canceled.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // Write is one store transaction.

@@ -1,7 +1,7 @@
 'use strict';
 // Issue: JobClient scheduleDeviceMethod, scheduleTwinUpdate, getJob,
-// cancelJob and createQuery, and a devices.jobs query, unchanged, against
-// devices on the official device SDK.
+// cancelJob (also while slow devices answer) and createQuery, and a
+// devices.jobs query, unchanged, against devices on the official device SDK.
 const { test } = require('node:test');
 const lib = require('./lib');
 const { assert } = lib;
@@ -16,10 +16,24 @@ async function fleet(registry, tag, n) {
   return devs;
 }
 
+const terminal = ['completed', 'failed', 'cancelled'];
+
+// checkStats checks one read of a job: its counters add up to deviceCount,
+// and a terminal job has no device pending or running.
+function checkStats(job) {
+  const s = job.deviceJobStatistics;
+  if (!s) return;
+  assert.equal(s.pendingCount + s.runningCount + s.succeededCount + s.failedCount, s.deviceCount, `statistics of ${job.jobId}`);
+  if (terminal.includes(job.status)) {
+    assert.equal(s.pendingCount + s.runningCount, 0, `${job.jobId} is ${job.status} with devices not done`);
+  }
+}
+
 async function untilTerminal(jobs, id) {
   return lib.waitFor(async () => {
     const r = await lib.ok((cb) => jobs.getJob(id, cb), 'getJob');
-    return ['completed', 'failed', 'cancelled'].includes(r.result.status) ? r.result : null;
+    checkStats(r.result);
+    return terminal.includes(r.result.status) ? r.result : null;
   }, `job ${id} to finish`, 60000);
 }
 
@@ -129,4 +143,50 @@ test('jobs: a future job is scheduled, then cancelled; createQuery finds it', as
   assert.equal(bad.err && bad.err.name, 'ArgumentError');
   const dupe = await lib.call((cb) => jobs.scheduleDeviceMethod(jobId, '*', { methodName: 'reboot' }, new Date(), 60, cb));
   assert.equal(dupe.err && dupe.err.name, 'DeviceAlreadyExistsError'); // 409: the SDK names every 409 this way
+});
+
+test('jobs: cancel while slow devices answer; their calls are recorded, not left pending', async () => {
+  const registry = lib.registry();
+  const jobs = lib.jobClient();
+  const tag = lib.unique('jx');
+  const devs = await fleet(registry, tag, 2);
+  const clients = [];
+  const called = new Set();
+  try {
+    for (const d of devs) {
+      const c = await lib.openDevice(d);
+      c.onDeviceMethod('slow', (req, res) => {
+        called.add(d.deviceId);
+        setTimeout(() => res.send(200, { slow: d.deviceId }, () => {}), 5000);
+      });
+      clients.push(c);
+    }
+    await new Promise((r) => setTimeout(r, 300)); // let SUBSCRIBE land
+    const jobId = lib.unique('job-x').replace(/[^A-Za-z0-9-]/g, '-').slice(0, 64);
+    await lib.ok((cb) => jobs.scheduleDeviceMethod(jobId, `tags.building = '${tag}'`,
+      { methodName: 'slow', payload: null, responseTimeoutInSeconds: 30 }, cb), 'scheduleDeviceMethod');
+    await lib.waitFor(() => called.size === 2, 'both devices to be called');
+
+    const cancelled = await lib.ok((cb) => jobs.cancelJob(jobId, cb), 'cancelJob');
+    checkStats(cancelled.result);
+    assert.equal(cancelled.result.jobId, jobId);
+    // The calls are in flight: the job stays running until they are recorded.
+    assert.equal(cancelled.result.status, 'running');
+    assert.equal(cancelled.result.deviceJobStatistics.runningCount, 2);
+
+    const done = await untilTerminal(jobs, jobId);
+    assert.equal(done.status, 'cancelled');
+    assert.deepEqual(done.deviceJobStatistics, { deviceCount: 2, failedCount: 0, succeededCount: 2, runningCount: 0, pendingCount: 0 });
+
+    const q = registry.createQuery(`SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '${jobId}'`);
+    const rows = await lib.ok((cb) => q.next(cb), 'devices.jobs');
+    assert.equal(rows.result.length, 2);
+    for (const r of rows.result) {
+      assert.equal(r.status, 'completed', `device job of ${r.deviceId}`);
+      assert.equal(r.outcome.deviceMethodResponse.status, 200);
+      assert.deepEqual(r.outcome.deviceMethodResponse.payload, { slow: r.deviceId });
+    }
+  } finally {
+    for (const c of clients) await c.close();
+  }
 });

@@ -68,8 +68,9 @@ func clientJSON(t *testing.T, dataDir string, v any, args ...string) {
 }
 
 type jobView struct {
-	Status string `json:"status"`
-	Stats  struct {
+	Status  string `json:"status"`
+	EndTime string `json:"endTime"`
+	Stats   struct {
 		DeviceCount, FailedCount, SucceededCount, RunningCount, PendingCount int
 	} `json:"deviceJobStatistics"`
 }
@@ -151,4 +152,80 @@ func TestBinaryKillDuringJobResumes(t *testing.T) {
 	if err := <-hub.done; err != nil || !strings.Contains(hub.out.String(), "fleetsim hub stopped") {
 		t.Errorf("after SIGTERM: %v\n%s", err, hub.out.String())
 	}
+}
+
+// check fails the test when a read of the job breaks the statistics
+// invariant: the counters add up to deviceCount, and a terminal job has no
+// device pending or running.
+func (j jobView) check(t *testing.T) {
+	t.Helper()
+	s := j.Stats
+	if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount {
+		t.Fatalf("job read %s with %+v", j.Status, s)
+	}
+	switch j.Status {
+	case "completed", "failed", "cancelled":
+		if s.PendingCount+s.RunningCount != 0 {
+			t.Fatalf("job read %s with devices not done: %+v", j.Status, s)
+		}
+	}
+}
+
+// TestBinaryKillWhileCancelling cancels a method job while its calls are in
+// flight (devices that answer after 20 s), kills the hub with SIGKILL before
+// they answer, and serves the same data directory again: the job, which
+// read running while it waited for those calls, ends cancelled at once; the
+// calls' answers were lost, so those devices are canceled like the ones
+// never reached, and none is left pending or running.
+func TestBinaryKillWhileCancelling(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a hub")
+	}
+	dir := t.TempDir()
+	scenario, _ := filepath.Abs("testdata/cancel.yaml")
+	const devices = 20
+	hub := startServe(t, dir, "--scenario", scenario, "--pacing", "S1")
+	testkit.Eventually(t, time.Minute, func() bool {
+		var rows []struct{ N int }
+		clientJSON(t, dir, &rows, "query", "SELECT COUNT() AS n FROM devices WHERE connectionState = 'Connected'")
+		return len(rows) == 1 && rows[0].N == devices
+	}, "the fleet to connect")
+
+	var j jobView
+	clientJSON(t, dir, &j, "jobs", "create", "cancel-1", "--method", "slow", "--connect-timeout", "30s")
+	testkit.Eventually(t, time.Minute, func() bool {
+		clientJSON(t, dir, &j, "jobs", "get", "cancel-1")
+		j.check(t)
+		return j.Stats.RunningCount >= 3
+	}, "calls in flight")
+	clientJSON(t, dir, &j, "jobs", "cancel", "cancel-1")
+	j.check(t)
+	if j.Status != "running" || j.Stats.RunningCount == 0 || j.Stats.PendingCount != 0 {
+		t.Fatalf("cancel answered %s %+v", j.Status, j.Stats)
+	}
+	hub.kill(t)
+
+	hub = startServe(t, dir, "--scenario", scenario, "--pacing", "S1")
+	testkit.Eventually(t, time.Minute, func() bool {
+		clientJSON(t, dir, &j, "jobs", "get", "cancel-1")
+		j.check(t)
+		return j.Status == "cancelled"
+	}, "the job to end cancelled after the restart")
+	if s := j.Stats; s.DeviceCount != devices || s.FailedCount != devices || j.EndTime == "" {
+		t.Errorf("after the restart: %s %+v, endTime %q", j.Status, s, j.EndTime)
+	}
+	var rows []deviceJobRow
+	clientJSON(t, dir, &rows, "query", "SELECT * FROM devices.jobs WHERE jobId = 'cancel-1'")
+	if len(rows) != devices {
+		t.Errorf("%d device jobs, want %d", len(rows), devices)
+	}
+	for _, r := range rows {
+		if r.Status != "canceled" {
+			t.Errorf("device %s: %s", r.DeviceID, r.Status)
+		}
+	}
+	if err := hub.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-hub.done
 }

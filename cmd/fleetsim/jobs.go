@@ -257,7 +257,9 @@ func jobsGet() *command {
 func jobsCancel() *command {
 	return &command{
 		name: "cancel", args: "JOB-ID", summary: "cancel a job",
-		help:     "Cancels a job; its devices that have not run yet are cancelled.",
+		help: `Cancels a job: no device is called any more, and devices not yet reached
+are canceled. Calls already in flight finish and are recorded; until they
+are, the job reads running, then cancelled.`,
 		examples: []string{"fleetsim jobs cancel reboot-1"},
 		setup: oneIDCommand("JOB-ID", func(ctx context.Context, hc hubClient, id string) (json.RawMessage, error) {
 			return hc.CancelJob(ctx, id)
