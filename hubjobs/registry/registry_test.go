@@ -112,11 +112,32 @@ func newReg(t testing.TB, persistent bool) (*registry.Registry, *fakeLink, strin
 	}
 	l := newFakeLink(r)
 	r.SetLink(l)
+	stop := run(t, r)
 	t.Cleanup(func() {
-		r.Close()
+		stop()
 		l.wg.Wait()
 	})
 	return r, l, path
+}
+
+// run runs r until the returned stop is called (or the test ends), which
+// waits for Run and fails the test if Run returned an error.
+func run(t testing.TB, r *registry.Registry) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func code(err error) string {

@@ -164,7 +164,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 	if err := checkCtx(ctx); err != nil {
 		return applied{}, err
 	}
-	e, err := r.lockEntry(id)
+	e, err := r.lockWritable(id)
 	if err != nil {
 		return applied{}, err
 	}
@@ -173,7 +173,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 			e.mu.Unlock()
 		}
 	}()
-	old := e.rec
+	old := e.latest()
 	if !etagMatches(ifMatch, twinEtag(old.TwinEtag)) {
 		return applied{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the twin etag does not match If-Match.")
 	}
@@ -228,10 +228,9 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p twinPatch, ifMatc
 		}
 		wait.done(err)
 	}
-	if err := r.persistLocked(id, &rec, after); err != nil {
+	if err := r.commitLocked(e, &rec, tagsChanged, after); err != nil {
 		return applied{}, err
 	}
-	r.publishLocked(e, &rec, tagsChanged)
 	lv := e.live
 	e.mu.Unlock()
 	e = nil

@@ -252,6 +252,7 @@ func (s *Stack) Endpoints() Endpoints {
 func (s *Stack) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Registry.Run(gctx) })
 	g.Go(func() error { return s.Broker.Run(gctx) })
 	g.Go(func() error { return s.Jobs.Run(gctx) })
 	if s.httpsLn != nil {
