@@ -147,9 +147,9 @@ type entry struct {
 	// deleting: a deletion is queued; writes see the device as gone.
 	deleting bool
 	live     live
-	doc    map[string]any // query document; nil: rebuild on next read
-	online chan struct{}
-	gone   bool // deleted; a new entry replaces it if the id is registered again
+	doc      map[string]any // query document; nil: rebuild on next read
+	online   chan struct{}
+	gone     bool // deleted; a new entry replaces it if the id is registered again
 }
 
 // latest is the record writes build on: the queued one, else the durable one.

@@ -23,8 +23,8 @@ type twinWorkers struct {
 	mu      sync.RWMutex
 	started bool
 	closed  bool
-	queues []chan twinRequest
-	wg     sync.WaitGroup
+	queues  []chan twinRequest
+	wg      sync.WaitGroup
 }
 
 // twinRequest is one device publish on $iothub/twin/GET or
