@@ -435,10 +435,11 @@ func (r *Registry) Credentials(deviceID string) (primary, secondary []byte, enab
 }
 
 // BulkUpdate applies a bulk registry request, POST /devices (iothub.md §4.3).
-// importMode is matched case-insensitively: create, update (creates a
-// missing device), updateIfMatchETag, delete, deleteIfMatchETag, updateTwin,
+// importMode is matched case-insensitively: create, update,
+// updateIfMatchETag, delete, deleteIfMatchETag, updateTwin,
 // updateTwinIfMatchETag; tags and properties.desired of create and update
-// entries are applied to the twin. Entries run concurrently, so they share
+// entries are applied to the twin. As on IoT Hub, update of a device that
+// does not exist is that entry's DeviceNotFound and creates nothing. Entries run concurrently, so they share
 // store commits. The error is for a request that cannot run at all (an id
 // defined twice: DeviceDefinedMultipleTimes); per-entry failures are in
 // the result.
@@ -486,9 +487,6 @@ func (r *Registry) bulkOne(ctx context.Context, op ExportImportDevice) error {
 			etag = op.ETag
 		}
 		_, err = r.UpdateDevice(ctx, d, etag)
-		if mode == "update" && iothub.AsError(err).Code == iothub.CodeDeviceNotFound {
-			_, err = r.CreateDevice(ctx, d)
-		}
 	case "delete", "deleteifmatchetag":
 		etag := "*"
 		if mode == "deleteifmatchetag" {
