@@ -28,6 +28,8 @@ import (
 var (
 	// ErrUnknownDevice is returned (wrapped) by Identities for a device that is not registered.
 	ErrUnknownDevice = errors.New("unknown device")
+	// ErrUnknownPolicy is returned (wrapped) by Policies for a policy name the hub does not have.
+	ErrUnknownPolicy = errors.New("unknown shared access policy")
 	// ErrNotConnected is returned (wrapped) by Deliver when the device has no live connection.
 	ErrNotConnected = errors.New("device not connected")
 	// ErrQueueFull is returned (wrapped) by Deliver when the device already has
@@ -47,6 +49,23 @@ type Identities interface {
 type Credentials struct {
 	PrimaryKey, SecondaryKey []byte
 	Enabled                  bool
+}
+
+// Policies gives the hub's shared access policies, for device tokens signed
+// with a policy key (skn set) rather than the device's own: IoT Hub accepts
+// them for any device when the policy grants DeviceConnect. It is called on
+// the connecting device's goroutine and must not do I/O.
+type Policies interface {
+	// PolicyCredentials returns the named policy's keys and whether it
+	// grants DeviceConnect, or an error wrapping ErrUnknownPolicy.
+	PolicyCredentials(name string) (PolicyCredentials, error)
+}
+
+// PolicyCredentials are a shared access policy's keys (raw, base64-decoded)
+// and whether it grants DeviceConnect.
+type PolicyCredentials struct {
+	PrimaryKey, SecondaryKey []byte
+	DeviceConnect            bool
 }
 
 // Hub receives what devices send to the hub and their connection events. Every
@@ -77,6 +96,9 @@ type Config struct {
 	Hostname string
 	// Identities gives device keys; required.
 	Identities Identities
+	// Policies gives shared access policy keys for device tokens with skn;
+	// nil refuses such tokens.
+	Policies Policies
 	// Hub receives device messages and events; nil drops them.
 	Hub Hub
 	// TLSAddr is MQTT over TLS (IoT Hub's 8883, e.g. ":8883"); "" means off.

@@ -88,9 +88,21 @@ func (m idents) DeviceCredentials(id string) (Credentials, error) {
 	return c, nil
 }
 
+type policies map[string]PolicyCredentials
+
+func (m policies) PolicyCredentials(name string) (PolicyCredentials, error) {
+	p, ok := m[name]
+	if !ok {
+		return PolicyCredentials{}, ErrUnknownPolicy
+	}
+	return p, nil
+}
+
 var (
-	key1 = []byte("key-one-32-bytes-long-0123456789")
-	key2 = []byte("key-two-32-bytes-long-0123456789")
+	policyKey  = []byte("policy-key-32-bytes-long-0123456")
+	policyKey2 = []byte("policy-two-32-bytes-long-0123456")
+	key1       = []byte("key-one-32-bytes-long-0123456789")
+	key2       = []byte("key-two-32-bytes-long-0123456789")
 )
 
 type env struct {
@@ -116,6 +128,10 @@ func start(t *testing.T, opts ...func(*Config)) *env {
 			"d1":       {PrimaryKey: key1, SecondaryKey: key2, Enabled: true},
 			"d2":       {PrimaryKey: key1, Enabled: true},
 			"disabled": {PrimaryKey: key1, Enabled: false},
+		},
+		Policies: policies{
+			"device":  {PrimaryKey: policyKey, DeviceConnect: true},
+			"service": {PrimaryKey: policyKey2},
 		},
 		Hub:       hub,
 		TLSAddr:   "127.0.0.1:0",
@@ -231,6 +247,15 @@ func TestAuthentication(t *testing.T) {
 				{name: "username for another device", id: "d1", password: token("d1", key1, time.Hour), wantErr: "not Authorized", opts: func(o *paho.ClientOptions) {
 					o.SetUsername(iothub.DeviceUsername(host, "d2", "test"))
 				}},
+				// A policy with DeviceConnect signs tokens for any device (iothub.md §1.3).
+				{name: "policy with DeviceConnect", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), policyKey, "device", time.Now().Add(time.Hour))},
+				{name: "policy token for the hub", id: "d2", password: iothub.NewSAS(host, policyKey, "device", time.Now().Add(time.Hour))},
+				{name: "policy without DeviceConnect", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), policyKey2, "service", time.Now().Add(time.Hour)), wantErr: "not Authorized"},
+				{name: "unknown policy", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), policyKey, "nope", time.Now().Add(time.Hour)), wantErr: "not Authorized"},
+				{name: "device key named as a policy", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), key1, "device", time.Now().Add(time.Hour)), wantErr: "not Authorized"},
+				{name: "policy token for another device", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d2"), policyKey, "device", time.Now().Add(time.Hour)), wantErr: "not Authorized"},
+				{name: "expired policy token", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), policyKey, "device", time.Now().Add(-time.Minute)), wantErr: "not Authorized"},
+				{name: "policy token of a disabled device", id: "disabled", password: iothub.NewSAS(iothub.DeviceResource(host, "disabled"), policyKey, "device", time.Now().Add(time.Hour)), wantErr: "unavailable"},
 				{name: "not a SAS token", id: "d1", password: "hello", wantErr: "not Authorized"},
 				{name: "no password", id: "d1", wantErr: "not Authorized"},
 				{name: "unknown device", id: "ghost", password: token("ghost", key1, time.Hour), wantErr: "not Authorized"},

@@ -82,7 +82,16 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 	if !tok.CoversResource(iothub.DeviceResource(h.s.cfg.Hostname, u.DeviceID)) {
 		return bad, fmt.Errorf("%w: sr %q", iothub.ErrSASScope, tok.Resource)
 	}
-	if _, err := tok.Verify(h.s.cfg.Clock.Now(), creds.PrimaryKey, creds.SecondaryKey); err != nil {
+	keys := [][]byte{creds.PrimaryKey, creds.SecondaryKey}
+	if tok.KeyName != "" {
+		// iothub.md §1.3: a token signed with a shared access policy's key
+		// (skn names it) authenticates the device if the policy grants
+		// DeviceConnect.
+		if keys, err = h.policyKeys(tok.KeyName); err != nil {
+			return bad, err
+		}
+	}
+	if _, err := tok.Verify(h.s.cfg.Clock.Now(), keys...); err != nil {
 		return bad, err
 	}
 	if pk.Connect.WillFlag {
@@ -95,6 +104,21 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 		return packets.ErrServerUnavailable, fmt.Errorf("device %s is disabled", u.DeviceID) // v3 return code 3
 	}
 	return packets.CodeSuccess, nil
+}
+
+// policyKeys returns the keys of a policy that grants DeviceConnect.
+func (h *hook) policyKeys(name string) ([][]byte, error) {
+	if h.s.cfg.Policies == nil {
+		return nil, fmt.Errorf("%w %q: this hub takes no policy-signed device tokens", ErrUnknownPolicy, name)
+	}
+	p, err := h.s.cfg.Policies.PolicyCredentials(name)
+	if err != nil {
+		return nil, err
+	}
+	if !p.DeviceConnect {
+		return nil, fmt.Errorf("shared access policy %q does not grant DeviceConnect", name)
+	}
+	return [][]byte{p.PrimaryKey, p.SecondaryKey}, nil
 }
 
 // OnConnectAuthenticate accepts: OnConnect has already refused what it must.

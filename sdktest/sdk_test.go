@@ -2,6 +2,7 @@ package sdktest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
@@ -34,8 +36,9 @@ func TestSDK(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
+	dataDir := t.TempDir()
 	stack, err := runner.NewStack(runner.StackOptions{
-		DataDir:   t.TempDir(),
+		DataDir:   dataDir,
 		Hostname:  "localhost",
 		HTTPSAddr: httpsAddr,
 		MQTTAddr:  "127.0.0.1:0",
@@ -60,6 +63,17 @@ func TestSDK(t *testing.T) {
 		t.Fatal("stack not ready after 30s")
 	}
 	ep := stack.Endpoints()
+	// The device and service policies, for tokens signed with a policy key.
+	var policies []restapi.Policy
+	if b, err := os.ReadFile(filepath.Join(dataDir, "policies.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &policies); err != nil {
+		t.Fatal(err)
+	}
+	policyCS := map[string]string{}
+	for _, p := range policies {
+		policyCS[p.Name] = restapi.ServiceConnectionString(ep.HostName, p)
+	}
 
 	files, _ := filepath.Glob("*.test.js")
 	if len(files) == 0 {
@@ -68,6 +82,8 @@ func TestSDK(t *testing.T) {
 	run := exec.CommandContext(ctx, "node", append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec"}, files...)...)
 	run.Env = append(os.Environ(),
 		"FLEETSIM_SERVICE_CS="+ep.ServiceConnectionString,
+		"FLEETSIM_DEVICE_POLICY_CS="+policyCS["device"],
+		"FLEETSIM_SERVICE_POLICY_CS="+policyCS["service"],
 		"FLEETSIM_HOSTNAME="+ep.HostName,
 		"FLEETSIM_MQTT_ADDR="+strings.Replace(ep.MQTTAddr, "127.0.0.1", "localhost", 1),
 		"NODE_EXTRA_CA_CERTS="+ep.CAFile,

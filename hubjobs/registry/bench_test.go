@@ -42,7 +42,7 @@ func benchRegistry(b *testing.B, persistent bool, n int) *registry.Registry {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { r.Close() })
+	run(b, r)
 	if persistent {
 		// Create in bulk so that setup shares commits.
 		for i := 0; i < n; i += 100 {

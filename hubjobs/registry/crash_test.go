@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,6 +54,7 @@ func crashChild(path string) {
 	if err != nil {
 		panic(err)
 	}
+	go func() { _ = r.Run(context.Background()) }() // the parent kills this process
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {

@@ -108,15 +108,39 @@ func (r *Registry) replyError(id, rid string, err error) {
 
 // twinGet answers $iothub/twin/GET with only the properties, each section
 // with $version and without $metadata, on $iothub/twin/res/200/?$rid=R
-// (iothub.md §3.2).
+// (iothub.md §3.2). While changes of the device are queued for the store,
+// the answer waits for them, so that a device reads its own acknowledged
+// writes in the order it sent them and never a state that is not durable.
 func (r *Registry) twinGet(id, rid string) {
 	e, err := r.lockEntry(id)
 	if err != nil {
 		r.replyError(id, rid, err)
 		return
 	}
-	rec := e.rec
+	rec, queued := e.rec, e.next != nil
 	e.mu.Unlock()
+	if queued && r.com != nil {
+		err := r.com.barrier(func(err error) {
+			if err != nil {
+				r.replyError(id, rid, persistErr(id, err))
+				return
+			}
+			if e, err := r.lockEntry(id); err != nil {
+				r.replyError(id, rid, err)
+			} else {
+				rec := e.rec
+				e.mu.Unlock()
+				r.answerGet(id, rid, rec)
+			}
+		})
+		if err == nil {
+			return
+		}
+	}
+	r.answerGet(id, rid, rec)
+}
+
+func (r *Registry) answerGet(id, rid string, rec *record) {
 	body, err := json.Marshal(twinProperties{
 		Desired:  withVersion(rec.Desired, rec.DesiredVersion),
 		Reported: withVersion(rec.Reported, rec.ReportedVersion),
@@ -152,13 +176,13 @@ func (r *Registry) reported(id, rid string, payload []byte) {
 		r.replyError(id, rid, err)
 		return
 	}
-	e, err := r.lockEntry(id)
+	e, err := r.lockWritable(id)
 	if err != nil {
 		r.replyError(id, rid, err)
 		return
 	}
 	defer e.mu.Unlock()
-	old := e.rec
+	old := e.latest()
 	rec := *old
 	rec.Reported = merge(old.Reported, patch)
 	if err := checkSize(iothub.TwinReported, rec.Reported); err != nil {
@@ -172,14 +196,12 @@ func (r *Registry) reported(id, rid string, payload []byte) {
 	version := rec.ReportedVersion
 	after := func(err error) {
 		if err != nil {
-			r.replyError(id, rid, err)
+			r.replyError(id, rid, persistErr(id, err))
 			return
 		}
 		r.reply(id, iothub.TwinResponseTopic(204, rid, version), nil)
 	}
-	if err := r.persistLocked(id, &rec, after); err != nil {
+	if err := r.commitLocked(e, &rec, false, after); err != nil {
 		r.replyError(id, rid, err)
-		return
 	}
-	r.publishLocked(e, &rec, false)
 }

@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -15,22 +14,6 @@ import (
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
 )
-
-// gatedStore holds every Apply until the gate is opened, to show that
-// nothing is acknowledged before it is durable.
-type gatedStore struct {
-	registry.Persistence
-	gate chan struct{}
-	fail error
-}
-
-func (g *gatedStore) Apply(batch []registry.Write) error {
-	<-g.gate
-	if g.fail != nil {
-		return g.fail
-	}
-	return g.Persistence.Apply(batch)
-}
 
 func publish(r *registry.Registry, id, topic, body string) {
 	t, err := iothub.ParseDeviceTopic(id, topic)
@@ -57,19 +40,19 @@ func TestDeviceSideOfTwins(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	gated := &gatedStore{Persistence: st, gate: make(chan struct{})}
+	gated := &faultyStore{Persistence: st}
 	r, err := registry.New(registry.Options{Store: gated})
 	if err != nil {
 		t.Fatal(err)
 	}
+	run(t, r)
 	l := newFakeLink(r)
 	r.SetLink(l)
-	close(gated.gate)
 	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d1"}))
 	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d2"}))
 	must[registry.Twin](t)(r.PatchTwin(ctx, "d1", []byte(`{"properties":{"desired":{"rate":5}}}`), "*"))
 	l.setOnline("d1", true)
-	gated.gate = make(chan struct{}) // hold the store from here on
+	gated.hold() // hold the store from here on
 
 	publish(r, "d1", iothub.TwinReportedTopic("r1"), `{"fw":{"version":"1.2"},"battery":80}`)
 	publish(r, "d1", iothub.TwinReportedTopic("r2"), `{"$bad":1}`)
@@ -83,7 +66,7 @@ func TestDeviceSideOfTwins(t *testing.T) {
 			t.Fatalf("acknowledged before durable: %s", m)
 		}
 	}
-	close(gated.gate)
+	gated.release()
 	// Close waits for the committer, and so for the answers.
 	r.Close()
 	// d2 is offline: its answer is dropped.
@@ -96,7 +79,7 @@ func TestDeviceSideOfTwins(t *testing.T) {
 		`d1 $iothub/twin/res/400/?$rid=r3 {"errorCode":400004,`,
 		`d1 $iothub/twin/res/400/?$rid=r4 {"errorCode":400004,`,
 		"d1 $iothub/twin/res/204/?$rid=r5&$version=3 ",
-		// The GET sees the state in memory: both patches merged.
+		// The GET waits for the patches the device sent before it: both merged.
 		`d1 $iothub/twin/res/200/?$rid=g1 {"desired":{"$version":2,"rate":5},"reported":{"$version":3,"battery":79,"fw":{}}}`,
 	} {
 		if !strings.Contains(msgs+"\n", want) {
@@ -173,36 +156,6 @@ func TestDeviceSideErrors(t *testing.T) {
 	}
 	// Unmatched and late method answers are dropped quietly.
 	publish(r, "d1", iothub.MethodResponseTopic(200, "999"), `{}`)
-}
-
-func TestStoreFailure(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "r.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	gated := &gatedStore{Persistence: st, gate: make(chan struct{}), fail: errors.New("disk on fire")}
-	close(gated.gate)
-	r, err := registry.New(registry.Options{Store: gated})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	l := newFakeLink(r)
-	r.SetLink(l)
-	_, err = r.CreateDevice(ctx, registry.Device{DeviceID: "d1"})
-	if code(err) != "ServerError" || iothub.AsError(err).HTTPStatus() != 500 {
-		t.Errorf("create with a failing store: %v", err)
-	}
-	l.setOnline("d1", true)
-	publish(r, "d1", iothub.TwinReportedTopic("R"), `{"a":1}`)
-	r.Close()
-	if got := l.last(); !strings.HasPrefix(got, `d1 $iothub/twin/res/500/?$rid=R {"errorCode":500001`) {
-		t.Errorf("reported with a failing store: %s", got)
-	}
-	if _, err := r.CreateDevice(ctx, registry.Device{DeviceID: "d2"}); code(err) != "ServiceUnavailable" {
-		t.Errorf("create after Close: %v", err)
-	}
 }
 
 // TestTwinRequestsDuringClose publishes reported patches from many devices

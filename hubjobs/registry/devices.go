@@ -155,29 +155,69 @@ func (r *Registry) CreateDevice(ctx context.Context, d Device) (Device, error) {
 	if err != nil {
 		return Device{}, err
 	}
-	e := &entry{rec: rec, online: make(chan struct{})}
+	e := &entry{online: make(chan struct{})}
 	wait := newDurable()
 	r.mu.Lock()
 	if _, ok := r.devices[rec.ID]; ok {
 		r.mu.Unlock()
 		return Device{}, iothub.Errorf(iothub.CodeDeviceAlreadyExists, "A device with ID '%s' is already registered.", rec.ID)
 	}
-	if err := r.persistLocked(rec.ID, rec, wait.done); err != nil {
+	if r.com == nil {
+		select {
+		case <-r.closing:
+			r.mu.Unlock()
+			return Device{}, unavailable()
+		default:
+		}
+		r.devices[rec.ID] = e
+		r.showLocked(e, rec)
+		r.mu.Unlock()
+		return renderDevice(rec, live{}), nil
+	}
+	// Until the record is durable the entry only reserves the id: readers
+	// do not see it, and a failed write removes it.
+	err = r.queue(rec.ID, rec, func(err error) {
+		r.mu.Lock()
+		e.mu.Lock()
+		if err == nil {
+			r.showLocked(e, rec)
+		} else {
+			e.gone = true
+			if r.devices[rec.ID] == e {
+				delete(r.devices, rec.ID)
+			}
+		}
+		if e.next == rec {
+			e.next = nil
+		}
+		e.mu.Unlock()
+		r.mu.Unlock()
+		wait.done(err)
+	})
+	if err != nil {
 		r.mu.Unlock()
 		return Device{}, err
 	}
+	e.next = rec
 	r.devices[rec.ID] = e
+	r.mu.Unlock()
+	if err := wait.wait(rec.ID); err != nil {
+		return Device{}, err
+	}
+	return renderDevice(rec, live{}), nil
+}
+
+// showLocked makes a created device visible with rec: the id list, the
+// query index and the counters. The caller holds Registry.mu (and e.mu if
+// others may see e).
+func (r *Registry) showLocked(e *entry, rec *record) {
+	e.rec = rec
 	r.ids.add(rec.ID)
 	r.index.Update(rec.ID, nil, indexDoc(rec))
 	r.total.Add(1)
 	if rec.Status == StatusEnabled {
 		r.enabled.Add(1)
 	}
-	r.mu.Unlock()
-	if err := wait.wait(rec.ID); err != nil {
-		return Device{}, err
-	}
-	return renderDevice(rec, live{}), nil
 }
 
 // UpdateDevice updates a device identity: PUT /devices/{id} with If-Match
@@ -210,11 +250,11 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 			return Device{}, err
 		}
 	}
-	e, err := r.lockEntry(d.DeviceID)
+	e, err := r.lockWritable(d.DeviceID)
 	if err != nil {
 		return Device{}, err
 	}
-	old := e.rec
+	old := e.latest()
 	if !etagMatches(ifMatch, deviceEtag(old.Etag)) {
 		e.mu.Unlock()
 		return Device{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the device etag does not match If-Match.")
@@ -233,11 +273,10 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 		rec.Secondary = s
 	}
 	wait := newDurable()
-	if err := r.persistLocked(rec.ID, &rec, wait.done); err != nil {
+	if err := r.commitLocked(e, &rec, false, wait.done); err != nil {
 		e.mu.Unlock()
 		return Device{}, err
 	}
-	r.publishLocked(e, &rec, false)
 	lv := e.live
 	e.mu.Unlock()
 	if err := wait.wait(rec.ID); err != nil {
@@ -250,25 +289,6 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 		}
 	}
 	return renderDevice(&rec, lv), nil
-}
-
-// publishLocked makes rec the device's current record: the status counters,
-// the query index (when the status or, as tagsChanged says, the tags
-// changed) and the cached document follow. The caller holds e.mu.
-func (r *Registry) publishLocked(e *entry, rec *record, tagsChanged bool) {
-	old := e.rec
-	e.rec = rec
-	e.doc = nil
-	if old.Status != rec.Status {
-		if rec.Status == StatusEnabled {
-			r.enabled.Add(1)
-		} else {
-			r.enabled.Add(-1)
-		}
-	}
-	if old.Status != rec.Status || tagsChanged {
-		r.index.Update(rec.ID, nil, indexDoc(rec))
-	}
 }
 
 // GetDevice returns a device identity, or DeviceNotFound.
@@ -297,37 +317,79 @@ func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		return notFound(id)
 	}
 	e.mu.Lock()
-	if !etagMatches(ifMatch, deviceEtag(e.rec.Etag)) {
+	if e.gone || e.deleting {
+		e.mu.Unlock()
+		r.mu.Unlock()
+		return notFound(id)
+	}
+	if !etagMatches(ifMatch, deviceEtag(e.latest().Etag)) {
 		e.mu.Unlock()
 		r.mu.Unlock()
 		return iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the device etag does not match If-Match.")
 	}
-	if err := r.persistLocked(id, nil, wait.done); err != nil {
+	if r.com == nil {
+		select {
+		case <-r.closing:
+			e.mu.Unlock()
+			r.mu.Unlock()
+			return unavailable()
+		default:
+		}
+		r.hideLocked(e, id)
 		e.mu.Unlock()
 		r.mu.Unlock()
-		return err
-	}
-	e.gone = true
-	if e.live.connected {
-		r.connected.Add(-1)
-	}
-	if e.rec.Status == StatusEnabled {
-		r.enabled.Add(-1)
-	}
-	r.total.Add(-1)
-	e.wakeLocked()
-	e.mu.Unlock()
-	delete(r.devices, id)
-	r.ids.remove()
-	r.index.Remove(id, nil)
-	r.mu.Unlock()
-	if err := wait.wait(id); err != nil {
-		return err
+	} else {
+		// The device stays visible until its deletion is durable.
+		err := r.queue(id, nil, func(err error) {
+			r.mu.Lock()
+			e.mu.Lock()
+			if err == nil {
+				r.hideLocked(e, id)
+			} else {
+				e.deleting = false
+			}
+			e.mu.Unlock()
+			r.mu.Unlock()
+			wait.done(err)
+		})
+		if err != nil {
+			e.mu.Unlock()
+			r.mu.Unlock()
+			return err
+		}
+		e.deleting = true
+		e.mu.Unlock()
+		r.mu.Unlock()
+		if err := wait.wait(id); err != nil {
+			return err
+		}
 	}
 	if l := r.linked(); l != nil {
 		l.Disconnect(id)
 	}
 	return nil
+}
+
+// hideLocked removes a deleted device from the registry, the id list, the
+// query index and the counters, and wakes its waiters. The caller holds
+// Registry.mu and e.mu.
+func (r *Registry) hideLocked(e *entry, id string) {
+	e.gone = true
+	if e.live.connected {
+		r.connected.Add(-1)
+	}
+	if e.rec != nil {
+		if e.rec.Status == StatusEnabled {
+			r.enabled.Add(-1)
+		}
+		r.total.Add(-1)
+	}
+	e.wakeLocked()
+	if r.devices[id] == e {
+		delete(r.devices, id)
+		r.ids.remove()
+		r.index.Remove(id, nil)
+	}
 }
 
 // ListDevices returns up to max device identities (1000 when max <= 0) in id order.
@@ -373,10 +435,11 @@ func (r *Registry) Credentials(deviceID string) (primary, secondary []byte, enab
 }
 
 // BulkUpdate applies a bulk registry request, POST /devices (iothub.md §4.3).
-// importMode is matched case-insensitively: create, update (creates a
-// missing device), updateIfMatchETag, delete, deleteIfMatchETag, updateTwin,
+// importMode is matched case-insensitively: create, update,
+// updateIfMatchETag, delete, deleteIfMatchETag, updateTwin,
 // updateTwinIfMatchETag; tags and properties.desired of create and update
-// entries are applied to the twin. Entries run concurrently, so they share
+// entries are applied to the twin. As on IoT Hub, update of a device that
+// does not exist is that entry's DeviceNotFound and creates nothing. Entries run concurrently, so they share
 // store commits. The error is for a request that cannot run at all (an id
 // defined twice: DeviceDefinedMultipleTimes); per-entry failures are in
 // the result.
@@ -424,9 +487,6 @@ func (r *Registry) bulkOne(ctx context.Context, op ExportImportDevice) error {
 			etag = op.ETag
 		}
 		_, err = r.UpdateDevice(ctx, d, etag)
-		if mode == "update" && iothub.AsError(err).Code == iothub.CodeDeviceNotFound {
-			_, err = r.CreateDevice(ctx, d)
-		}
 	case "delete", "deleteifmatchetag":
 		etag := "*"
 		if mode == "deleteifmatchetag" {

@@ -93,10 +93,11 @@ func (r *Registry) InvokeMethod(ctx context.Context, deviceID string, req iothub
 	if err := req.Validate(); err != nil {
 		return iothub.MethodResult{}, err
 	}
-	e, err := r.lookup(deviceID)
+	e, err := r.lockEntry(deviceID)
 	if err != nil {
 		return iothub.MethodResult{}, err
 	}
+	e.mu.Unlock()
 	connectTimeout := time.Duration(req.ConnectTimeout()) * time.Second
 	l, err := r.waitOnline(ctx, e, deviceID, connectTimeout)
 	if err != nil {

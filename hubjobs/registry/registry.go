@@ -4,11 +4,16 @@
 // bookkeeping, and the twin collection that queries run over.
 //
 // Everything lives in memory for fast reads and queries. Every change is
-// written through to a Persistence before it is acknowledged (an API call
-// returns, a device gets its 204): a committer goroutine owned by the
-// Registry groups the writes that arrive while the previous batch is being
-// made durable into one transaction, so many concurrent writers share one
-// fsync. Without a Persistence the registry is memory only.
+// written through to a Persistence and becomes visible (to reads, queries,
+// job selection, the device's desired pushes and acknowledgements) only once
+// it is durable: a committer goroutine groups the writes that arrive while
+// the previous batch is being made durable into one transaction, so many
+// concurrent writers share one fsync, and applies each change to the
+// in-memory view after its batch commits. Until then readers see the old
+// value, while writers of the same device build on the queued one. A failed
+// write leaves nothing visible; it fails the request with ServerError and
+// stops the registry, and Run returns the store's error. Without a
+// Persistence the registry is memory only and changes are visible at once.
 //
 // Every error returned to API callers is an *iothub.Error carrying IoT Hub's
 // code; DeviceNotFound errors match ErrDeviceNotFound with errors.Is.
@@ -19,10 +24,12 @@
 // plus Credentials, which the wiring adapts to the broker's Identities.
 //
 // Lock order: Registry.mu, then entry.mu, then the committer's, the method
-// shards' and the query index's own locks. No registry lock is held while
-// calling DeviceLink.Disconnect or DeviceLink.Deliver for a method request;
-// Deliver of twin answers and desired patches may run under entry.mu, so
-// Deliver must not call back into the registry (the broker only queues).
+// shards' and the query index's own locks. The committer's callbacks take
+// Registry.mu and entry.mu, so nothing waits for a write to be durable while
+// holding either. No registry lock is held while calling DeviceLink.Disconnect
+// or DeviceLink.Deliver for a method request; Deliver of twin answers and
+// desired patches may run under entry.mu, so Deliver must not call back into
+// the registry (the broker only queues).
 package registry
 
 import (
@@ -115,25 +122,45 @@ type Registry struct {
 	methods methodTable
 	twins   twinWorkers
 
+	started   atomic.Bool
 	closing   chan struct{}
 	closeOnce sync.Once
 }
 
 type linkBox struct{ DeviceLink }
 
-// entry is one device: its current record, its connection state, the cached
-// query document, and a channel closed (and replaced) on every connection
-// or subscription event, which wakes method calls waiting for the device.
+// entry is one device: its durable record and the newest change queued
+// for the store, its connection state, the cached query document, and a
+// channel closed (and replaced) on every connection or subscription event,
+// which wakes method calls waiting for the device.
 type entry struct {
-	mu     sync.Mutex
-	rec    *record
-	live   live
-	doc    map[string]any // query document; nil: rebuild on next read
-	online chan struct{}
-	gone   bool // deleted; a new entry replaces it if the id is registered again
+	mu sync.Mutex
+	// rec is the durable record that reads, queries and the broker see; nil
+	// while the device's creation is not durable yet.
+	rec *record
+	// next is the newest record queued for the store, nil when none is:
+	// writes build on it (latest), so queued changes of a device stack up
+	// in order before any is visible.
+	next *record
+	// deleting: a deletion is queued; writes see the device as gone.
+	deleting bool
+	live     live
+	doc      map[string]any // query document; nil: rebuild on next read
+	online   chan struct{}
+	gone     bool // deleted; a new entry replaces it if the id is registered again
 }
 
-// New builds a registry and loads every record from opts.Store.
+// latest is the record writes build on: the queued one, else the durable one.
+func (e *entry) latest() *record {
+	if e.next != nil {
+		return e.next
+	}
+	return e.rec
+}
+
+// New builds a registry and loads every record from opts.Store. Run starts
+// its goroutines; with a Store, writes become durable (and their callers
+// return) only while Run runs, or at Close.
 func New(opts Options) (*Registry, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real
@@ -163,7 +190,6 @@ func New(opts Options) (*Registry, error) {
 		}
 		r.com = newCommitter(opts.Store, opts.MaxPendingWrites, r.log)
 	}
-	r.twins.start(r.handleTwin)
 	return r, nil
 }
 
@@ -201,11 +227,41 @@ func (r *Registry) linked() DeviceLink {
 	return nil
 }
 
+// Run runs the registry's goroutines, the committer and the twin workers,
+// until ctx ends, Close is called or the store fails; then it closes the
+// registry (see Close) and returns. It returns the store's error if a write
+// failed, which is the hub's cue to stop: nothing after a failed write is
+// acknowledged. Run can be called once.
+func (r *Registry) Run(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("registry: Run called twice")
+	}
+	var failed <-chan struct{}
+	if r.com != nil {
+		r.com.start()
+		failed = r.com.failed
+	}
+	r.twins.start(r.handleTwin)
+	select {
+	case <-ctx.Done():
+	case <-failed:
+	case <-r.closing:
+	}
+	_ = r.Close()
+	if r.com != nil {
+		if err := r.com.failure(); err != nil {
+			return fmt.Errorf("registry store: %w", err)
+		}
+	}
+	return nil
+}
+
 // Close stops the registry: pending method calls fail with
 // ServiceUnavailable, writes already queued are made durable and
-// acknowledged, later writes fail, and the twin workers and the committer
-// goroutine are waited for (twin requests queued by then are handled
-// first). It does not close the Persistence. Close is idempotent.
+// acknowledged (or fail, after a store failure), later writes fail, and the
+// twin workers and the committer goroutine are waited for (twin requests
+// queued by then are handled first). It does not close the Persistence.
+// Close is idempotent.
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
 		r.twins.close()
@@ -225,7 +281,8 @@ func unavailable() error {
 	return &iothub.Error{Code: iothub.CodeServiceUnavailable, Message: "The registry is shutting down.", Err: ErrClosed}
 }
 
-// lookup returns the entry of a registered device.
+// lookup returns the entry of a device id, which may not be visible yet
+// (its creation is not durable) or any more (gone).
 func (r *Registry) lookup(id string) (*entry, error) {
 	r.mu.RLock()
 	e := r.devices[id]
@@ -236,35 +293,48 @@ func (r *Registry) lookup(id string) (*entry, error) {
 	return e, nil
 }
 
-// lockEntry returns the device's entry locked, or DeviceNotFound.
+// lockEntry returns the entry of a device whose record is durable, locked,
+// or DeviceNotFound: what readers see.
 func (r *Registry) lockEntry(id string) (*entry, error) {
 	e, err := r.lookup(id)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
-	if e.gone {
+	if e.gone || e.rec == nil {
 		e.mu.Unlock()
 		return nil, notFound(id)
 	}
 	return e, nil
 }
 
-// persistLocked queues rec (or the deletion of id when rec is nil) for the
-// store and arranges for after to run once it is durable, in the order of
-// the calls; in memory-only mode after runs at once. The caller holds the
-// entry's lock (or Registry.mu for creation), which keeps the writes of one
-// device in order. after must not take registry locks. An error (the queue
-// is full, or the registry is closed) means nothing was queued.
-func (r *Registry) persistLocked(id string, rec *record, after func(error)) error {
+// lockWritable returns the entry of a device that is registered or being
+// registered and not being deleted, locked, or DeviceNotFound: what writers
+// see. They build on e.latest().
+func (r *Registry) lockWritable(id string) (*entry, error) {
+	e, err := r.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.gone || e.deleting {
+		e.mu.Unlock()
+		return nil, notFound(id)
+	}
+	return e, nil
+}
+
+// queue encodes rec (nil: the deletion of id) and queues it for the store;
+// after runs on the committer goroutine, in queue order, once the write is
+// durable or has failed, with no registry lock held. An error (the queue is
+// full, the registry is closed or the store failed) means nothing was
+// queued. The caller holds the entry's lock (or Registry.mu for creation),
+// which keeps the writes of one device in order. Only with a Store.
+func (r *Registry) queue(id string, rec *record, after func(error)) error {
 	select {
 	case <-r.closing:
 		return unavailable()
 	default:
-	}
-	if r.com == nil {
-		after(nil)
-		return nil
 	}
 	w := Write{ID: id}
 	if rec != nil {
@@ -277,7 +347,60 @@ func (r *Registry) persistLocked(id string, rec *record, after func(error)) erro
 	return r.com.add(w, after)
 }
 
-// durable is an after callback for persistLocked whose result a caller waits for.
+// commitLocked writes a change of an existing device: rec becomes its next
+// record at once and, once durable, its visible record (applyLocked), and
+// then done runs, on the committer goroutine without registry locks. In
+// memory-only mode both happen at once, under the caller's lock. An error
+// means nothing was queued and done does not run. The caller holds e.mu.
+func (r *Registry) commitLocked(e *entry, rec *record, tagsChanged bool, done func(error)) error {
+	if r.com == nil {
+		select {
+		case <-r.closing:
+			return unavailable()
+		default:
+		}
+		r.applyLocked(e, rec, tagsChanged)
+		done(nil)
+		return nil
+	}
+	err := r.queue(rec.ID, rec, func(err error) {
+		e.mu.Lock()
+		if err == nil && !e.gone {
+			r.applyLocked(e, rec, tagsChanged)
+		}
+		if e.next == rec {
+			e.next = nil
+		}
+		e.mu.Unlock()
+		done(err)
+	})
+	if err != nil {
+		return err
+	}
+	e.next = rec
+	return nil
+}
+
+// applyLocked makes rec the device's visible record: the status counters,
+// the query index (when the status or, as tagsChanged says, the tags
+// changed) and the cached document follow. The caller holds e.mu.
+func (r *Registry) applyLocked(e *entry, rec *record, tagsChanged bool) {
+	old := e.rec
+	e.rec = rec
+	e.doc = nil
+	if old.Status != rec.Status {
+		if rec.Status == StatusEnabled {
+			r.enabled.Add(1)
+		} else {
+			r.enabled.Add(-1)
+		}
+	}
+	if old.Status != rec.Status || tagsChanged {
+		r.index.Update(rec.ID, nil, indexDoc(rec))
+	}
+}
+
+// durable is a callback for commitLocked and queue whose result a caller waits for.
 type durable chan error
 
 func newDurable() durable { return make(durable, 1) }
@@ -285,11 +408,14 @@ func newDurable() durable { return make(durable, 1) }
 func (d durable) done(err error) { d <- err }
 
 // wait returns nil once the write is durable, or an IoT Hub ServerError.
-func (d durable) wait(id string) error {
-	if err := <-d; err != nil {
-		return &iothub.Error{Code: iothub.CodeServerError, Message: "Could not persist device " + id + ".", Err: err}
+func (d durable) wait(id string) error { return persistErr(id, <-d) }
+
+// persistErr is the IoT Hub error of a write that the store failed: ServerError.
+func persistErr(id string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	return &iothub.Error{Code: iothub.CodeServerError, Message: "Could not persist device " + id + ".", Err: err}
 }
 
 // idList keeps the registered ids in order for Scan: an immutable sorted

@@ -112,11 +112,32 @@ func newReg(t testing.TB, persistent bool) (*registry.Registry, *fakeLink, strin
 	}
 	l := newFakeLink(r)
 	r.SetLink(l)
+	stop := run(t, r)
 	t.Cleanup(func() {
-		r.Close()
+		stop()
 		l.wg.Wait()
 	})
 	return r, l, path
+}
+
+// run runs r until the returned stop is called (or the test ends), which
+// waits for Run and fails the test if Run returned an error.
+func run(t testing.TB, r *registry.Registry) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func code(err error) string {
@@ -321,15 +342,23 @@ func TestBulkUpdate(t *testing.T) {
 	for _, e := range res.Errors {
 		failed = append(failed, e.DeviceID+":"+e.ErrorCode)
 	}
-	if res.IsSuccessful || strings.Join(failed, ",") != "old:DeviceAlreadyExists,b3:DeviceNotFound,b4:ArgumentInvalid" {
+	if res.IsSuccessful || strings.Join(failed, ",") != "old:DeviceAlreadyExists,new:DeviceNotFound,b3:DeviceNotFound,b4:ArgumentInvalid" {
 		t.Errorf("bulk result %+v", res)
 	}
 	tw := must[registry.Twin](t)(r.GetTwin("b2"))
 	if tw.Tags["x"] != 1.0 || tw.Properties.Desired["rate"] != 5.0 {
 		t.Errorf("bulk twin %+v", tw)
 	}
-	if d, err := r.GetDevice("new"); err != nil || d.Status != "disabled" {
+	// IoT Hub: update of a missing device is DeviceNotFound and creates nothing.
+	if d, err := r.GetDevice("new"); code(err) != "DeviceNotFound" {
 		t.Errorf("update created %+v %v", d, err)
+	}
+	res, err = r.BulkUpdate(ctx, []registry.ExportImportDevice{{ID: "old", ImportMode: "update", Status: "disabled", Tags: map[string]any{"k": 1.0}}})
+	if err != nil || !res.IsSuccessful {
+		t.Errorf("update of an existing device: %+v %v", res, err)
+	}
+	if tw := must[registry.Twin](t)(r.GetTwin("old")); tw.Status != "disabled" || tw.Tags["k"] != 1.0 {
+		t.Errorf("updated %+v", tw)
 	}
 	if _, err := r.GetDevice("gone"); code(err) != "DeviceNotFound" {
 		t.Errorf("bulk delete: %v", err)

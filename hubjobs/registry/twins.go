@@ -84,7 +84,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 	if err := checkCtx(ctx); err != nil {
 		return applied{}, err
 	}
-	e, err := r.lockEntry(id)
+	e, err := r.lockWritable(id)
 	if err != nil {
 		return applied{}, err
 	}
@@ -93,7 +93,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 			e.mu.Unlock()
 		}
 	}()
-	old := e.rec
+	old := e.latest()
 	if !etagMatches(ifMatch, twinEtag(old.TwinEtag)) {
 		return applied{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the twin etag does not match If-Match.")
 	}
@@ -148,10 +148,9 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 		}
 		wait.done(err)
 	}
-	if err := r.persistLocked(id, &rec, after); err != nil {
+	if err := r.commitLocked(e, &rec, tagsChanged, after); err != nil {
 		return applied{}, err
 	}
-	r.publishLocked(e, &rec, tagsChanged)
 	lv := e.live
 	e.mu.Unlock()
 	e = nil

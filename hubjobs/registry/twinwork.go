@@ -20,10 +20,11 @@ type twinWorkers struct {
 
 	// mu is held shared while a request is queued, so that close, which
 	// takes it exclusively, never closes a queue under a sender.
-	mu     sync.RWMutex
-	closed bool
-	queues []chan twinRequest
-	wg     sync.WaitGroup
+	mu      sync.RWMutex
+	started bool
+	closed  bool
+	queues  []chan twinRequest
+	wg      sync.WaitGroup
 }
 
 // twinRequest is one device publish on $iothub/twin/GET or
@@ -40,8 +41,14 @@ type twinRequest struct {
 const twinQueueLen = 1024
 
 // start runs one worker per queue; each calls handle for its requests in
-// order until close.
+// order until close. Before start and after close, queue refuses requests.
 func (w *twinWorkers) start(handle func(twinRequest)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started || w.closed {
+		return
+	}
+	w.started = true
 	w.seed = maphash.MakeSeed()
 	w.queues = make([]chan twinRequest, 2*runtime.GOMAXPROCS(0))
 	for i := range w.queues {
@@ -56,11 +63,12 @@ func (w *twinWorkers) start(handle func(twinRequest)) {
 }
 
 // queue hands req to its device's worker. It reports false, without
-// queueing, once close has begun; the caller then handles req itself.
+// queueing, before start and once close has begun; the caller then handles
+// req itself.
 func (w *twinWorkers) queue(req twinRequest) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if w.closed {
+	if !w.started || w.closed {
 		return false
 	}
 	w.queues[maphash.String(w.seed, req.id)%uint64(len(w.queues))] <- req

@@ -283,9 +283,21 @@ func (c *Client) DeleteDevice(ctx context.Context, id, etag string) error {
 }
 
 // BulkUpdate sends a bulk registry request: ops is a JSON array of
-// ExportImportDevice entries ({"id", "importMode", ...}).
+// ExportImportDevice entries ({"id", "importMode", ...}). It returns the
+// BulkRegistryOperationResult, also when IoT Hub sends it with status 400
+// because some entries failed; other failures are errors.
 func (c *Client) BulkUpdate(ctx context.Context, ops any) (json.RawMessage, error) {
-	return c.doJSON(ctx, http.MethodPost, "/devices", ops, nil)
+	b, err := c.doJSON(ctx, http.MethodPost, "/devices", ops, nil)
+	var e *iothub.Error
+	if errors.As(err, &e) && e.HTTPStatus() == http.StatusBadRequest {
+		var res struct {
+			IsSuccessful *bool `json:"isSuccessful"`
+		}
+		if json.Unmarshal([]byte(e.Message), &res) == nil && res.IsSuccessful != nil {
+			return json.RawMessage(e.Message), nil
+		}
+	}
+	return b, err
 }
 
 // DeviceStatistics returns {totalDeviceCount, enabledDeviceCount, disabledDeviceCount}.

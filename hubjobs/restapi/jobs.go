@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
@@ -42,6 +44,49 @@ type jobBody struct {
 	MaxExecutionTimeInSeconds *int64          `json:"maxExecutionTimeInSeconds"`
 }
 
+// legacyJobTypes maps the job type names of older IoT Hub docs (and their
+// typos), which the real hub refuses with 400 GenericBadRequest, to the
+// names to use; keys are lower case.
+var legacyJobTypes = map[string]hubjobs.JobType{
+	"scheduledirectmethod":  hubjobs.TypeDeviceMethod,
+	"scheduledirectrequest": hubjobs.TypeDeviceMethod,
+	"scheduleddevicemethod": hubjobs.TypeDeviceMethod,
+	"scheduletwinupdate":    hubjobs.TypeUpdateTwin,
+	"scheduledupdatetwin":   hubjobs.TypeUpdateTwin,
+}
+
+// legacyType is the GenericBadRequest of a job type from older docs, naming
+// the type to use, or nil.
+func legacyType(t string) error {
+	if use, ok := legacyJobTypes[strings.ToLower(strings.TrimSpace(t))]; ok {
+		return iothub.Errorf(iothub.CodeGenericBadRequest, "BadRequest: job type %q is from older IoT Hub docs and not accepted; use %s", t, use)
+	}
+	return nil
+}
+
+// jobStatusFilters are the jobStatus values GET /jobs/v2/query takes
+// (matched case-insensitively): the job statuses, and the spellings SDKs
+// use for some of them.
+var jobStatusFilters = []string{"queued", "scheduled", "running", "completed", "failed", "cancelled", "enqueued", "finished", "canceled"}
+
+// checkJobFilters refuses a jobType or jobStatus filter that no job can
+// match, which would otherwise answer an empty list as if there were no
+// such jobs: 400 with the values allowed.
+func checkJobFilters(jobType, status string) error {
+	if t := strings.TrimSpace(jobType); t != "" {
+		if err := legacyType(t); err != nil {
+			return err
+		}
+		if !strings.EqualFold(t, string(hubjobs.TypeDeviceMethod)) && !strings.EqualFold(t, string(hubjobs.TypeUpdateTwin)) {
+			return badRequest("jobType %q is not a job type; use %s or %s", jobType, hubjobs.TypeDeviceMethod, hubjobs.TypeUpdateTwin)
+		}
+	}
+	if st := strings.TrimSpace(status); st != "" && !slices.ContainsFunc(jobStatusFilters, func(v string) bool { return strings.EqualFold(v, st) }) {
+		return badRequest("jobStatus %q is not a job status; use one of %s", status, strings.Join(jobStatusFilters[:6], ", "))
+	}
+	return nil
+}
+
 // createJob schedules a job (iothub.md §5.1, §5.2). The body's jobId may be
 // left out; if given it must be the path's, which arrives encoded or raw.
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
@@ -55,6 +100,9 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	var b jobBody
 	if err := decodeJSON(body, &b, true, "job request"); err != nil {
+		return err
+	}
+	if err := legacyType(string(b.Type)); err != nil {
 		return err
 	}
 	if b.JobID == "" {
@@ -128,6 +176,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
+	if err := checkJobFilters(q.Get("jobType"), q.Get("jobStatus")); err != nil {
+		return err
+	}
 	jobs, next, err := s.cfg.Jobs.List(q.Get("jobType"), q.Get("jobStatus"), size, cont)
 	if err != nil {
 		return err

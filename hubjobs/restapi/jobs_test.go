@@ -216,7 +216,12 @@ func TestJobErrorsOverHTTPS(t *testing.T) {
 		{"body id differs from path", "PUT", "/jobs/v2/j1", `{"jobId":"j2","type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, 400, "ArgumentInvalid", "does not match"},
 		{"id with a space", "PUT", "/jobs/v2/a%20b", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, 400, "ArgumentInvalid", ""},
 		{"id too long", "PUT", "/jobs/v2/" + strings.Repeat("x", 65), `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, 400, "ArgumentInvalid", ""},
-		{"legacy type", "PUT", "/jobs/v2/j1", `{"type":"scheduleDirectMethod",` + method + `,"queryCondition":"*"}`, 400, "GenericBadRequest", ""},
+		{"legacy type", "PUT", "/jobs/v2/j1", `{"type":"scheduleDirectMethod",` + method + `,"queryCondition":"*"}`, 400, "GenericBadRequest", "use scheduleDeviceMethod"},
+		{"legacy request type", "PUT", "/jobs/v2/j1", `{"type":"scheduleDirectRequest",` + method + `,"queryCondition":"*"}`, 400, "GenericBadRequest", "use scheduleDeviceMethod"},
+		{"legacy twin type", "PUT", "/jobs/v2/j1", `{"type":"scheduleTwinUpdate","updateTwin":{"etag":"*","tags":{"a":1}},"queryCondition":"*"}`, 400, "GenericBadRequest", "use scheduleUpdateTwin"},
+		{"query unknown type", "GET", "/jobs/v2/query?jobType=export", "", 400, "ArgumentInvalid", "use scheduleDeviceMethod or scheduleUpdateTwin"},
+		{"query legacy type", "GET", "/jobs/v2/query?jobType=scheduleTwinUpdate", "", 400, "GenericBadRequest", "use scheduleUpdateTwin"},
+		{"query unknown status", "GET", "/jobs/v2/query?jobStatus=done", "", 400, "ArgumentInvalid", "use one of queued, scheduled, running, completed, failed, cancelled"},
 		{"no method", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","queryCondition":"*"}`, 400, "ArgumentNull", ""},
 		{"timeout out of range", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","responseTimeoutInSeconds":301},"queryCondition":"*"}`, 400, "ArgumentInvalid", ""},
 		{"full SELECT", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"SELECT * FROM devices"}`, 400, "ArgumentInvalid", ""},
@@ -234,7 +239,11 @@ func TestJobErrorsOverHTTPS(t *testing.T) {
 			if tt.name == "bad continuation" {
 				hdr = map[string]string{"x-ms-continuation": "!!"}
 			}
-			e.do(tt.method, tt.path+v, tt.body, hdr).wantError(t, tt.status, tt.code, tt.msg)
+			path := tt.path + v
+			if p, q, ok := strings.Cut(tt.path, "?"); ok {
+				path = p + v + "&" + q
+			}
+			e.do(tt.method, path, tt.body, hdr).wantError(t, tt.status, tt.code, tt.msg)
 		})
 	}
 	jobs, err := e.client.ListJobs(t.Context(), "", "", 100)

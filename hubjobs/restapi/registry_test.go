@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -380,5 +381,41 @@ func TestExtraHandlers(t *testing.T) {
 		if resp.StatusCode != 200 || sb.String() != want {
 			t.Errorf("GET %s: %d %q", path, resp.StatusCode, sb.String())
 		}
+	}
+}
+
+// TestClientBulkUpdateTakesIoTHubs400 plays IoT Hub, which answers a bulk
+// request with failed entries with 400 and the BulkRegistryOperationResult:
+// the client returns the result, and other 400s stay errors.
+func TestClientBulkUpdateTakesIoTHubs400(t *testing.T) {
+	for _, tt := range []struct {
+		name, body string
+		wantErr    bool
+	}{
+		{"result", `{"isSuccessful":false,"errors":[{"deviceId":"d1","errorCode":"DeviceAlreadyExists","errorStatus":"exists"}],"warnings":[]}`, false},
+		{"error", `{"Message":"ErrorCode:ArgumentInvalid;bad","ExceptionMessage":""}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			c, err := restapi.NewClient("HostName=hub.local;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5", restapi.ClientOptions{BaseURL: srv.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := c.BulkUpdate(context.Background(), []map[string]any{{"id": "d1", "importMode": "create"}})
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("no error for %s", tt.body)
+				}
+				return
+			}
+			if err != nil || string(b) != tt.body {
+				t.Errorf("BulkUpdate = %s, %v", b, err)
+			}
+		})
 	}
 }

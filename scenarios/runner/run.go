@@ -221,38 +221,55 @@ func (p *player) newFleet() *devicesim.Fleet {
 	})
 }
 
-// register creates the shard's devices with their tags and keys. With keep,
-// devices that exist already are left as they are (a served hub restarting
-// on its data directory keeps what jobs changed); without, they are
-// updated to the scenario's tags and the run's keys.
+// register creates the shard's devices with their tags and keys, with
+// calls that work on a real IoT hub as on fleetsim: a bulk create, then, for
+// the devices that exist already (DeviceAlreadyExists), either nothing
+// (keep: a served hub restarting on its data directory keeps what jobs
+// changed) or a bulk update of those devices to the scenario's tags and the
+// run's keys. IoT Hub's update of a missing device is DeviceNotFound, so
+// update alone cannot register a fleet.
 func (p *player) register(ctx context.Context, keep bool) error {
-	mode := "update" // creates missing devices too
-	if keep {
-		mode = "create"
-	}
 	ops := make([]registry.ExportImportDevice, 0, bulkChunk)
 	flush := func() error {
 		if len(ops) == 0 {
 			return nil
 		}
+		defer func() { ops = ops[:0] }()
 		res, err := p.hub.bulk(ctx, ops)
 		if err != nil {
 			return fmt.Errorf("register devices: %w", err)
 		}
+		exists := map[string]bool{}
 		for _, e := range res.Errors {
-			if keep && e.ErrorCode == iothub.CodeDeviceAlreadyExists.Name {
-				continue
+			if e.ErrorCode != iothub.CodeDeviceAlreadyExists.Name {
+				return fmt.Errorf("register devices: %s: %s: %s", e.DeviceID, e.ErrorCode, e.ErrorStatus)
 			}
-			return fmt.Errorf("register devices: %s: %s", e.DeviceID, e.ErrorStatus)
+			exists[e.DeviceID] = true
 		}
-		ops = ops[:0]
+		if keep || len(exists) == 0 {
+			return nil
+		}
+		var updates []registry.ExportImportDevice
+		for _, op := range ops {
+			if exists[op.ID] {
+				op.ImportMode = "update"
+				updates = append(updates, op)
+			}
+		}
+		if res, err = p.hub.bulk(ctx, updates); err != nil {
+			return fmt.Errorf("update registered devices: %w", err)
+		}
+		if len(res.Errors) > 0 {
+			e := res.Errors[0]
+			return fmt.Errorf("update registered devices: %s: %s: %s", e.DeviceID, e.ErrorCode, e.ErrorStatus)
+		}
 		return nil
 	}
 	for d := range p.sc.DeviceSpecs(p.shard, p.shards) {
 		key := base64.StdEncoding.EncodeToString(p.deviceKey(d.ID))
 		ops = append(ops, registry.ExportImportDevice{
 			ID:         d.ID,
-			ImportMode: mode,
+			ImportMode: "create",
 			Authentication: &registry.Authentication{
 				Type:         "sas",
 				SymmetricKey: registry.SymmetricKey{PrimaryKey: key, SecondaryKey: key},

@@ -34,6 +34,7 @@ var (
 	_ hubjobs.DeviceSelector = (*registry.Registry)(nil)
 	_ broker.Hub             = (*registry.Registry)(nil)
 	_ broker.Identities      = identities{}
+	_ broker.Policies        = policyKeys(nil)
 	_ registry.DeviceLink    = (*broker.Server)(nil)
 	_ restapi.Registry       = apiRegistry{}
 	_ restapi.Jobs           = (*hubjobs.Engine)(nil)
@@ -115,6 +116,18 @@ func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
 	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
 }
 
+// policyKeys adapts the shared access policies to the broker's Policies.
+type policyKeys []restapi.Policy
+
+func (ps policyKeys) PolicyCredentials(name string) (broker.PolicyCredentials, error) {
+	for _, p := range ps {
+		if p.Name == name {
+			return broker.PolicyCredentials{PrimaryKey: p.PrimaryKey, SecondaryKey: p.SecondaryKey, DeviceConnect: p.Rights.Has(restapi.DeviceConnect)}, nil
+		}
+	}
+	return broker.PolicyCredentials{}, fmt.Errorf("%w: %s", broker.ErrUnknownPolicy, name)
+}
+
 // NewStack opens the stores and builds every part; Run starts them.
 func NewStack(opts StackOptions) (st *Stack, err error) {
 	if opts.Hostname == "" {
@@ -162,9 +175,13 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	if s.policies, err = loadPolicies(dir, opts.DataDir != ""); err != nil {
+		return nil, err
+	}
 	if s.Broker, err = broker.New(broker.Config{
 		Hostname:   opts.Hostname,
 		Identities: identities{s.Registry},
+		Policies:   policyKeys(s.policies),
 		Hub:        s.Registry,
 		TLSAddr:    opts.MQTTAddr,
 		TLSConfig:  s.tlsConf,
@@ -187,9 +204,6 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 		Logger:      log.With().Str("component", "jobs").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("jobs engine: %w", err)
-	}
-	if s.policies, err = loadPolicies(dir, opts.DataDir != ""); err != nil {
-		return nil, err
 	}
 	if s.REST, err = restapi.New(restapi.Config{
 		Hostname: opts.Hostname,
@@ -252,6 +266,7 @@ func (s *Stack) Endpoints() Endpoints {
 func (s *Stack) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Registry.Run(gctx) })
 	g.Go(func() error { return s.Broker.Run(gctx) })
 	g.Go(func() error { return s.Jobs.Run(gctx) })
 	if s.httpsLn != nil {
