@@ -189,7 +189,11 @@ var writes = []struct {
 		return err
 	}},
 	{"twin job", func(f *faultyReg) error {
-		return f.r.ForceUpdateTwin(ctx, "d1", []byte(`{"tags":{"n":2},"properties":{"desired":{"rate":5}}}`))
+		p, err := iothub.ParseTwinPatch([]byte(`{"tags":{"n":2},"properties":{"desired":{"rate":5}}}`))
+		if err != nil {
+			return err
+		}
+		return f.r.ForceUpdateTwin(ctx, "d1", p)
 	}},
 	{"bulk", func(f *faultyReg) error {
 		res, err := f.r.BulkUpdate(ctx, []registry.ExportImportDevice{

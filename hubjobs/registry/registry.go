@@ -333,7 +333,11 @@ func (r *Registry) lockWritable(id string) (*entry, error) {
 func (r *Registry) queue(id string, rec *record, after func(error)) error {
 	select {
 	case <-r.closing:
-		return unavailable()
+		if r.com.failure() == nil {
+			return unavailable()
+		}
+		// The store failed: add answers ServerError, as it did before the
+		// failure closed the registry.
 	default:
 	}
 	w := Write{ID: id}
