@@ -218,6 +218,7 @@ func TestJobErrorsOverHTTPS(t *testing.T) {
 		{"id too long", "PUT", "/jobs/v2/" + strings.Repeat("x", 65), `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, 400, "ArgumentInvalid", ""},
 		{"legacy type", "PUT", "/jobs/v2/j1", `{"type":"scheduleDirectMethod",` + method + `,"queryCondition":"*"}`, 400, "GenericBadRequest", ""},
 		{"no method", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","queryCondition":"*"}`, 400, "ArgumentNull", ""},
+		{"method name too long", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"` + strings.Repeat("m", 70000) + `"},"queryCondition":"*"}`, 400, "ArgumentInvalid", "method name"},
 		{"timeout out of range", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","responseTimeoutInSeconds":301},"queryCondition":"*"}`, 400, "ArgumentInvalid", ""},
 		{"full SELECT", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"SELECT * FROM devices"}`, 400, "ArgumentInvalid", ""},
 		{"bad condition", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"tags.x ="}`, 400, "ArgumentInvalid", ""},
