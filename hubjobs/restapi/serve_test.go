@@ -141,3 +141,42 @@ func TestSlowBodyIsCut(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestsNetHTTPRefusesGetHubErrors: requests net/http answers on its
+// own, before any handler, get IoT Hub's error body and errorcode header.
+func TestRequestsNetHTTPRefusesGetHubErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name   string
+		req    string
+		status int
+	}{
+		{"malformed URL", "GET /devices/%zz?api-version=2021-04-12 HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+		{"malformed request line", "GET\r\nHost: h\r\n\r\n", 400},
+		{"no Host header", "GET /devices?api-version=2021-04-12 HTTP/1.1\r\n\r\n", 400},
+		{"headers too large", "GET /devices?api-version=2021-04-12 HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", restapi.MaxHeaderBytes+8192) + "\r\n\r\n", 431},
+		{"unknown transfer coding", "POST /devices/query?api-version=2021-04-12 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tls.Dial("tcp", strings.TrimPrefix(e.base, "https://"), clientTLS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // a hang guard
+			go func() { _, _ = io.WriteString(c, tt.req) }()    // the server may answer before reading it all
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("read answer: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("read body: %v", err)
+			}
+			a := answer{status: resp.StatusCode, header: resp.Header, body: body}
+			a.wantError(t, tt.status, "GenericBadRequest", "")
+		})
+	}
+}

@@ -144,6 +144,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 		tc.NextProtos = []string{"http/1.1"}
 		ln = tls.NewListener(ln, tc)
 	}
+	// Above TLS, where net/http's own error answers can still be read.
+	ln = hubErrorListener{Listener: ln, s: s}
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	hs := &http.Server{
@@ -216,10 +218,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug().Str("requestId", rid).Str("method", r.Method).Str("path", r.URL.Path).
 			Int("status", rw.status).Dur("took", time.Since(start)).Msg("REST request")
 	}()
-	// The body gets its own deadline: net/http's ReadTimeout would also
-	// bound the Extra paths, such as MQTT over WebSocket.
-	_ = http.NewResponseController(rw).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
-	r.Body = &trackedBody{ReadCloser: http.MaxBytesReader(rw, r.Body, s.cfg.MaxBodyBytes), none: r.ContentLength == 0}
+	tb := &trackedBody{ReadCloser: http.MaxBytesReader(rw, r.Body, s.cfg.MaxBodyBytes), none: r.ContentLength == 0}
+	if !tb.none {
+		// The body gets its own deadline (net/http's ReadTimeout would also
+		// bound the Extra paths, such as MQTT over WebSocket). net/http
+		// lifts it when the body has been read, as it starts watching the
+		// idle connection; a request without a body is watched from the
+		// start, and a deadline set then would cancel it.
+		_ = http.NewResponseController(rw).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	}
+	r.Body = tb
 	nr, err := normalizePath(r)
 	if err != nil {
 		s.writeError(rw, r, err)
