@@ -131,6 +131,7 @@ type Stats struct {
 	RejectedConnects int64 // refused CONNECTs (bad credentials, disabled, malformed)
 	Disconnects      int64 // ends of live connections
 	Violations       int64 // connections closed for breaking IoT Hub's rules
+	TokensExpired    int64 // connections closed when the SAS token they connected with expired
 	MessagesIn       int64 // device publishes handed to the hub
 	MessagesOut      int64 // hub messages queued for devices' connections, which write them in order
 	DeliverFailures  int64 // Deliver to a device that was not connected
@@ -153,15 +154,16 @@ type Server struct {
 	wsServer  *http.Server
 	listeners []*mqttListener
 
-	devices sync.Map       // device id → *device
-	open    sync.Map       // net.Conn → struct{}: accepted connections not yet ended
-	connWG  sync.WaitGroup // one per accepted connection
-	closing atomic.Bool
+	devices  sync.Map       // device id → *device
+	expiries *expiries      // when each live connection's SAS token expires
+	open     sync.Map       // net.Conn → struct{}: accepted connections not yet ended
+	connWG   sync.WaitGroup // one per accepted connection
+	closing  atomic.Bool
 
 	ready chan struct{}
 	ran   atomic.Bool
 
-	connects, rejected, disconnects, in, out, deliverFail, queueDropped, violations atomic.Int64
+	connects, rejected, disconnects, in, out, deliverFail, queueDropped, violations, expired atomic.Int64
 }
 
 // New builds a Server and binds its listeners, so Addrs is valid at once;
@@ -210,6 +212,8 @@ func New(cfg Config) (*Server, error) {
 		mem:   memnet.Listen("fleetsim-inprocess"),
 		ws:    newChanListener("websocket"),
 		ready: make(chan struct{}),
+
+		expiries: newExpiries(),
 	}
 	s.mochi = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
@@ -310,6 +314,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	dropRetained(s.mochi)
 	var wg sync.WaitGroup
+	wg.Go(func() { s.runExpiries(ctx) })
 	if s.wsServer != nil {
 		wg.Go(func() {
 			if err := s.wsServer.Serve(s.wsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -392,6 +397,7 @@ func (s *Server) Stats() Stats {
 		DeliverFailures:  s.deliverFail.Load(),
 		QueueDropped:     s.queueDropped.Load(),
 		Violations:       s.violations.Load(),
+		TokensExpired:    s.expired.Load(),
 		MessagesDropped:  atomic.LoadInt64(&info.MessagesDropped),
 		InflightDropped:  atomic.LoadInt64(&info.InflightDropped),
 	}

@@ -475,6 +475,12 @@ func TestViolationsCloseTheConnection(t *testing.T) {
 			return c.Publish(iothub.TwinResponseTopic(200, "1", 0), 0, false, "x")
 		}},
 		{"method response without $rid", func(c paho.Client) paho.Token { return c.Publish("$iothub/methods/res/200/", 0, false, "x") }},
+		{"twin GET whose answer's topic would be longer than MQTT allows", func(c paho.Client) paho.Token {
+			return c.Publish(iothub.TwinGetTopic(strings.Repeat("r", iothub.MaxTopicBytes-len(iothub.TwinGetPrefix+"?$rid="))), 0, false, " ")
+		}},
+		{"reported patch with an over-long $rid", func(c paho.Client) paho.Token {
+			return c.Publish(iothub.TwinReportedTopic(strings.Repeat("r", iothub.MaxRequestIDLength+1)), 0, false, "{}")
+		}},
 		{"QoS 2 publish", func(c paho.Client) paho.Token { return c.Publish(iothub.TelemetryTopic("d1"), 2, false, "x") }},
 		{"subscribe to a wildcard", func(c paho.Client) paho.Token { return c.Subscribe("#", 0, nil) }},
 		{"subscribe to a twin subtopic", func(c paho.Client) paho.Token { return c.Subscribe("$iothub/twin/res/200/#", 0, nil) }},
@@ -527,6 +533,23 @@ func TestViolationsCloseTheConnection(t *testing.T) {
 	}
 	if v := e.s.Stats().Violations; v < int64(len(tests)-1) { // the last is refused by mochi's packet size check
 		t.Fatalf("violations counted = %d", v)
+	}
+}
+
+// TestDeliverRefusesOverlongTopic: a topic MQTT cannot carry is refused,
+// never written as a malformed packet.
+func TestDeliverRefusesOverlongTopic(t *testing.T) {
+	e := start(t)
+	if _, err := connect(t, e, memory, "d1", token("d1", key1, time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "connected", func() bool { return e.s.Connected("d1") })
+	topic := iothub.MethodRequestTopic(strings.Repeat("m", 70000), "1")
+	if err := e.s.Deliver("d1", topic, []byte("null")); !errors.Is(err, iothub.ErrTopic) {
+		t.Fatalf("Deliver of a %d-byte topic: %v, want ErrTopic", len(topic), err)
+	}
+	if err := e.s.Deliver("d1", iothub.MethodRequestTopic("reboot", "1"), []byte("null")); err != nil {
+		t.Fatalf("Deliver: %v", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
 // device is the broker's per-device state, kept from the device's first
@@ -58,8 +60,13 @@ func (s *Server) live(deviceID string) *mqtt.Client {
 // connection empties in order. It returns an error wrapping ErrNotConnected
 // when the device has no live connection, and ErrQueueFull when
 // MaxPendingWrites messages are already waiting (a slow consumer loses
-// messages and the loss is counted).
+// messages and the loss is counted), and one wrapping iothub.ErrTopic for a
+// topic longer than MQTT allows.
 func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
+	if len(topic) > iothub.MaxTopicBytes {
+		// Mochi would write the length as 16 bits and send a malformed packet.
+		return fmt.Errorf("%w: a topic of %d bytes is longer than MQTT allows", iothub.ErrTopic, len(topic))
+	}
 	v, ok := s.devices.Load(deviceID)
 	if !ok {
 		s.deliverFail.Add(1)

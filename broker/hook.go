@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -210,9 +211,14 @@ func (h *hook) publish(id string, t iothub.DeviceTopic, pk packets.Packet) {
 	h.s.cfg.Hub.DevicePublished(id, t, pk.Payload)
 }
 
-// OnSessionEstablished records the device's live connection and tells the hub.
-// Mochi calls it after CONNACK, once any older connection has been taken over.
-func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+// OnSessionEstablished records the device's live connection, schedules its
+// end when the SAS token it connected with expires (IoT Hub disconnects the
+// device then), and tells the hub. Mochi calls it with the CONNECT packet
+// after CONNACK, once any older connection has been taken over.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if tok, err := iothub.ParseSAS(string(pk.Connect.Password)); err == nil { // OnConnect has verified it
+		h.s.expiries.add(cl, time.Unix(tok.Expiry, 0))
+	}
 	d := h.s.device(cl.ID)
 	d.events.Lock()
 	defer d.events.Unlock()
@@ -229,6 +235,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // device's session over. Under the device's events lock, so the hub sees one
 // device's events in order.
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.s.expiries.remove(cl)
 	v, ok := h.s.devices.Load(cl.ID)
 	if !ok {
 		return // refused at CONNECT

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -23,13 +24,23 @@ type mqttListener struct {
 	ln     net.Listener
 	s      *Server
 	served chan struct{} // closed when Serve returns
+	stop   chan struct{} // closed by close: ends a back-off wait
 	once   sync.Once
 }
+
+// Accept back-off after an error that is not the listener closing (out of
+// file descriptors, mostly): the first wait, and the longest, as net/http.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+	// acceptLogEvery is the least time between two log lines of a failing accept.
+	acceptLogEvery = 10 * time.Second
+)
 
 var _ listeners.Listener = (*mqttListener)(nil)
 
 func newMQTTListener(s *Server, id string, ln net.Listener) *mqttListener {
-	return &mqttListener{id: id, ln: ln, s: s, served: make(chan struct{})}
+	return &mqttListener{id: id, ln: ln, s: s, served: make(chan struct{}), stop: make(chan struct{})}
 }
 
 // ID implements listeners.Listener.
@@ -45,13 +56,39 @@ func (l *mqttListener) Protocol() string { return l.ln.Addr().Network() }
 func (l *mqttListener) Init(*slog.Logger) error { return nil }
 
 // Serve accepts connections until the listener closes. Mochi runs it on a
-// goroutine of its own; Run waits for served.
+// goroutine of its own; Run waits for served. Any other accept error (the
+// process is out of file descriptors, say) is waited out with a doubling
+// back-off and logged, so the listener serves again once it can.
 func (l *mqttListener) Serve(establish listeners.EstablishFn) {
 	defer close(l.served)
+	var delay time.Duration
+	var lastLog time.Time
+	var failed int
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			failed++
+			if now := time.Now(); now.Sub(lastLog) >= acceptLogEvery {
+				l.s.log.Error().Err(err).Str("listener", l.id).Int("failures", failed).Dur("retryIn", delay).
+					Msg("accepting connections failed; retrying")
+				lastLog, failed = now, 0
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+				continue
+			case <-l.stop:
+				t.Stop()
+				return
+			}
+		}
+		if delay > 0 {
+			l.s.log.Info().Str("listener", l.id).Msg("accepting connections again")
+			delay, lastLog, failed = 0, time.Time{}, 0
 		}
 		if l.s.closing.Load() {
 			c.Close()
@@ -74,7 +111,12 @@ func (l *mqttListener) Serve(establish listeners.EstablishFn) {
 // connections itself.
 func (l *mqttListener) Close(listeners.CloseFn) { l.close() }
 
-func (l *mqttListener) close() { l.once.Do(func() { l.ln.Close() }) }
+func (l *mqttListener) close() {
+	l.once.Do(func() {
+		close(l.stop)
+		l.ln.Close()
+	})
+}
 
 // chanListener is a net.Listener fed by pushed connections (upgraded WebSockets).
 type chanListener struct {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -54,6 +55,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", jsonContentType)
 	h.Set("iothub-errorcode", he.Code.Name)
 	h.Del("x-ms-continuation")
+	if bodyUnread(r) {
+		// Answer without waiting for the body and close the connection:
+		// net/http would otherwise read the body first, before the answer
+		// and again when the request ends.
+		h.Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(he.HTTPBody(trackingID(rid), s.cfg.Clock.Now()))
 }

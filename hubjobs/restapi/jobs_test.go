@@ -223,6 +223,7 @@ func TestJobErrorsOverHTTPS(t *testing.T) {
 		{"query legacy type", "GET", "/jobs/v2/query?jobType=scheduleTwinUpdate", "", 400, "GenericBadRequest", "use scheduleUpdateTwin"},
 		{"query unknown status", "GET", "/jobs/v2/query?jobStatus=done", "", 400, "ArgumentInvalid", "use one of queued, scheduled, running, completed, failed, cancelled"},
 		{"no method", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","queryCondition":"*"}`, 400, "ArgumentNull", ""},
+		{"method name too long", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"` + strings.Repeat("m", 70000) + `"},"queryCondition":"*"}`, 400, "ArgumentInvalid", "method name"},
 		{"timeout out of range", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","responseTimeoutInSeconds":301},"queryCondition":"*"}`, 400, "ArgumentInvalid", ""},
 		{"full SELECT", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"SELECT * FROM devices"}`, 400, "ArgumentInvalid", ""},
 		{"bad condition", "PUT", "/jobs/v2/j1", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"tags.x ="}`, 400, "ArgumentInvalid", ""},

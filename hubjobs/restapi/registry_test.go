@@ -140,6 +140,15 @@ func TestBulkRegistry(t *testing.T) {
 	if !strings.Contains(string(b), `"totalDeviceCount":0`) {
 		t.Errorf("after bulk delete: %s", b)
 	}
+	// "." and ".." are ids no URL can name, so they are never created.
+	b, err = e.client.BulkUpdate(ctx, []map[string]any{{"id": ".", "importMode": "create"}, {"id": "..", "importMode": "create"}})
+	if err != nil || !strings.Contains(string(b), `"isSuccessful":false`) || strings.Count(string(b), `"errorCode":"ArgumentInvalid"`) != 2 {
+		t.Errorf("bulk create of . and ..: %v %s", err, b)
+	}
+	b, _ = e.client.DeviceStatistics(ctx)
+	if !strings.Contains(string(b), `"totalDeviceCount":0`) {
+		t.Errorf("after bulk create of . and ..: %s", b)
+	}
 
 	many := make([]map[string]any, 101)
 	for i := range many {
@@ -240,6 +249,9 @@ func TestInvokeMethod(t *testing.T) {
 	}
 	a = e.do("POST", "/twins/m1/methods"+v, `{"methodName":"echo","timeoutInSeconds":1}`, nil)
 	a.wantError(t, 400, "ArgumentInvalid", "responseTimeoutInSeconds")
+	// A name longer than IoT Hub allows is refused before the device sees it.
+	a = e.do("POST", "/twins/m1/methods"+v, `{"methodName":"`+strings.Repeat("m", 70000)+`"}`, nil)
+	a.wantError(t, 400, "ArgumentInvalid", "method name")
 
 	_, err = e.client.InvokeMethod(ctx, "offline", iothub.MethodRequest{MethodName: "echo"})
 	he := wantCode(t, err, iothub.CodeDeviceNotOnline)

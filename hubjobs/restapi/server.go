@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -27,6 +28,10 @@ const (
 	DefaultMaxBodyBytes      = 1 << 20
 	DefaultShutdownTimeout   = 5 * time.Second
 	DefaultReadHeaderTimeout = 30 * time.Second
+	DefaultBodyReadTimeout   = 30 * time.Second
+	// MaxHeaderBytes caps a request's header block: a SAS token and the
+	// SDKs' headers fit many times over.
+	MaxHeaderBytes = 64 << 10
 )
 
 const jsonContentType = "application/json; charset=utf-8"
@@ -58,6 +63,11 @@ type Config struct {
 	// ReadHeaderTimeout bounds the TLS handshake and the request headers of
 	// a new request (default 30 s).
 	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds reading a service request's body, from the end
+	// of its headers (default 30 s). A request that is refused before its
+	// body is read (bad token, say) is answered at once and its connection
+	// closed, so its body is never waited for.
+	BodyReadTimeout time.Duration
 }
 
 // Server is the service REST API. Its handler is safe for concurrent use and
@@ -92,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, policies: map[string]Policy{}, mux: http.NewServeMux()}
 	for _, p := range cfg.Policies {
@@ -131,11 +144,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 		tc.NextProtos = []string{"http/1.1"}
 		ln = tls.NewListener(ln, tc)
 	}
+	// Above TLS, where net/http's own error answers can still be read.
+	ln = hubErrorListener{Listener: ln, s: s}
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          log.New(debugWriter{s.log}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return base },
@@ -202,7 +218,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug().Str("requestId", rid).Str("method", r.Method).Str("path", r.URL.Path).
 			Int("status", rw.status).Dur("took", time.Since(start)).Msg("REST request")
 	}()
-	r.Body = http.MaxBytesReader(rw, r.Body, s.cfg.MaxBodyBytes)
+	tb := &trackedBody{ReadCloser: http.MaxBytesReader(rw, r.Body, s.cfg.MaxBodyBytes), none: r.ContentLength == 0}
+	if !tb.none {
+		// The body gets its own deadline (net/http's ReadTimeout would also
+		// bound the Extra paths, such as MQTT over WebSocket). net/http
+		// lifts it when the body has been read, as it starts watching the
+		// idle connection; a request without a body is watched from the
+		// start, and a deadline set then would cancel it.
+		_ = http.NewResponseController(rw).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	}
+	r.Body = tb
 	nr, err := normalizePath(r)
 	if err != nil {
 		s.writeError(rw, r, err)
@@ -276,6 +301,30 @@ func requestID(given string) string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// trackedBody remembers whether the request body was read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	none bool // there was no body
+	done bool // read to EOF
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.done = true
+	}
+	return n, err
+}
+
+// bodyUnread reports whether r has a body the handler has not read to its
+// end. net/http reads such a body before it sends the answer, so that the
+// connection can be kept; an answer given without reading the body closes
+// the connection instead, rather than wait for a client that may never send it.
+func bodyUnread(r *http.Request) bool {
+	b, ok := r.Body.(*trackedBody)
+	return ok && !b.none && !b.done
 }
 
 // recorder remembers the status, so a panic after the answer began is not

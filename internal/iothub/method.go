@@ -30,6 +30,9 @@ func (m MethodRequest) ConnectTimeout() int {
 // Validate checks the name, the timeouts and the payload size, returning an
 // *Error with code ArgumentInvalid.
 func (m MethodRequest) Validate() error {
+	if n := len(m.MethodName); n > MaxMethodNameLength {
+		return Errorf(CodeArgumentInvalid, "method name is %d characters long; the limit is %d", n, MaxMethodNameLength)
+	}
 	if err := ValidMethodName(m.MethodName); err != nil {
 		return &Error{Code: CodeArgumentInvalid, Message: err.Error()}
 	}

@@ -23,15 +23,29 @@ const (
 	MaxConnectTimeout      = 300
 	DefaultResponseTimeout = 30
 	MaxQueryLength         = 8192
+	// MaxMethodNameLength is the longest direct-method name, as IoT Edge's
+	// hub checks it (IoT Hub does not document one).
+	MaxMethodNameLength = 100
+	// MaxRequestIDLength is the longest $rid a device may send (fleetsim's
+	// bound: the SDKs send counters and UUIDs). The hub echoes the $rid in
+	// its answer's topic, which MQTT caps at MaxTopicBytes.
+	MaxRequestIDLength = 256
+	// MaxTopicBytes is the longest MQTT topic name: its length travels as
+	// an unsigned 16-bit number.
+	MaxTopicBytes = 65535
 )
 
 const deviceIDSpecials = "-:.+%_#*?!(),=@;$'"
 
 // ValidDeviceID checks a device (or module) id: 1..128 ASCII letters, digits
-// and - : . + % _ # * ? ! ( ) , = @ ; $ ' (§4.3).
+// and - : . + % _ # * ? ! ( ) , = @ ; $ ' (§4.3), and not "." or "..",
+// which no URL of the service API can name.
 func ValidDeviceID(id string) error {
 	if id == "" {
 		return fmt.Errorf("device id is empty")
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("device id %q is not allowed: a URL path cannot name it", id)
 	}
 	if len(id) > MaxDeviceIDLength {
 		return fmt.Errorf("device id is longer than %d characters", MaxDeviceIDLength)

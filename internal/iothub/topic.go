@@ -119,11 +119,20 @@ func ParseDeviceTopic(deviceID, topic string) (DeviceTopic, error) {
 // parseRidQuery reads "?$rid=X[&k=v...]" (the leading '?' is required).
 // The usual "?$rid=X" alone, with nothing to unescape, is read without
 // building url.Values: every method answer and twin request has one.
+// A $rid longer than MaxRequestIDLength is refused: the hub's answer
+// echoes it in a topic.
 func parseRidQuery(topic, q string) (string, url.Values, error) {
 	if rid, ok := strings.CutPrefix(q, "?$rid="); ok && rid != "" && !strings.ContainsAny(rid, "&;%+") {
+		if len(rid) > MaxRequestIDLength {
+			return "", nil, fmt.Errorf("%w: $rid of %d bytes; the limit is %d", ErrTopic, len(rid), MaxRequestIDLength)
+		}
 		return rid, nil, nil
 	}
-	return parseRidQueryValues(topic, q)
+	rid, vals, err := parseRidQueryValues(topic, q)
+	if err == nil && len(rid) > MaxRequestIDLength {
+		return "", nil, fmt.Errorf("%w: $rid of %d bytes; the limit is %d", ErrTopic, len(rid), MaxRequestIDLength)
+	}
+	return rid, vals, err
 }
 
 // parseRidQueryValues is parseRidQuery for any query string.

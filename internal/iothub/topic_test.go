@@ -2,6 +2,7 @@ package iothub
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,10 @@ func TestParseDeviceTopic(t *testing.T) {
 		{"method response no slash", "$iothub/methods/res/200", KindUnknown, "", 0, true},
 		{"twin get", "$iothub/twin/GET/?$rid=5", KindTwinGet, "5", 0, false},
 		{"twin get uuid", "$iothub/twin/GET/?$rid=0b7f3a52-6f0c-4d0f-9ad1-3c1fd1b0b2a1", KindTwinGet, "0b7f3a52-6f0c-4d0f-9ad1-3c1fd1b0b2a1", 0, false},
+		{"twin get longest rid", "$iothub/twin/GET/?$rid=" + strings.Repeat("r", MaxRequestIDLength), KindTwinGet, strings.Repeat("r", MaxRequestIDLength), 0, false},
+		{"twin get rid too long", "$iothub/twin/GET/?$rid=" + strings.Repeat("r", 65000), KindUnknown, "", 0, true},
+		{"reported rid too long", "$iothub/twin/PATCH/properties/reported/?$rid=" + strings.Repeat("r", MaxRequestIDLength+1) + "&x=1", KindUnknown, "", 0, true},
+		{"method response rid too long", "$iothub/methods/res/200/?$rid=" + strings.Repeat("r", MaxRequestIDLength+1), KindUnknown, "", 0, true},
 		{"twin get without ?", "$iothub/twin/GET/$rid=5", KindUnknown, "", 0, true},
 		{"reported", "$iothub/twin/PATCH/properties/reported/?$rid=7", KindTwinReported, "7", 0, false},
 		{"reported with version", "$iothub/twin/PATCH/properties/reported/?$rid=7&$version=3", KindTwinReported, "7", 0, false},

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -8,9 +9,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -149,7 +152,8 @@ type player struct {
 	jobs           []string // created (or, on other shards, expected), in timeline order
 	createErr      map[string]error
 	lastLat        map[string][2]time.Duration
-	waves          sync.WaitGroup
+	waves          sync.WaitGroup // one goroutine per disconnect wave
+	waveCount      int            // disconnect waves played so far
 	wavesCtx       context.Context
 	wavesCancelled context.CancelFunc
 	settle         settleState
@@ -397,6 +401,8 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 // each device is refused (disabled in the registry) for a sampled time, then
 // enabled again; without one it may reconnect at once (a connect storm).
 func (p *player) disconnect(ctx context.Context, sel scenarios.Selection, away devicesim.Distribution) int {
+	wave := p.waveCount
+	p.waveCount++
 	var ids []string
 	for d := range p.sc.DeviceSpecs(p.shard, p.shards) {
 		if sel.Selects(p.sc.Seed, d) {
@@ -417,27 +423,71 @@ func (p *player) disconnect(ctx context.Context, sel scenarios.Selection, away d
 		// moment instead, which drops them.
 		away = devicesim.Constant(time.Second)
 	}
-	rng := mrand.New(mrand.NewPCG(uint64(p.sc.Seed), uint64(time.Since(p.started))))
-	for _, id := range ids {
-		if err := p.hub.setEnabled(ctx, id, false); err != nil {
-			continue
+	plan := rejoinPlan(p.sc.Seed, wave, ids, away)
+	down := plan[:0:0]
+	for _, r := range plan {
+		if err := p.hub.setEnabled(ctx, r.id, false); err == nil {
+			down = append(down, r)
 		}
-		d := away.Sample(rng)
-		p.waves.Add(1)
-		go func() {
-			defer p.waves.Done()
-			t := time.NewTimer(d)
-			defer t.Stop()
+	}
+	if len(down) > 0 {
+		p.waves.Go(func() { p.rejoin(down) })
+	}
+	return len(ids)
+}
+
+// rejoin is one wave's goroutine: it enables its devices again, each after
+// its away time from now, in plan order. Devices are enabled again even
+// when the run ends, at once, so a persistent hub (a data directory) does
+// not keep them disabled.
+func (p *player) rejoin(plan []rejoiner) {
+	start := time.Now()
+	var t *time.Timer
+	for _, r := range plan {
+		if wait := time.Until(start.Add(r.after)); wait > 0 && p.wavesCtx.Err() == nil {
+			if t == nil {
+				t = time.NewTimer(wait)
+			} else {
+				t.Reset(wait)
+			}
 			select {
 			case <-t.C:
 			case <-p.wavesCtx.Done():
 			}
-			// Enable again even when the run ends, so a persistent hub
-			// (a data directory) does not keep the device disabled.
-			_ = p.hub.setEnabled(context.WithoutCancel(p.wavesCtx), id, true)
-		}()
+		}
+		_ = p.hub.setEnabled(context.WithoutCancel(p.wavesCtx), r.id, true)
 	}
-	return len(ids)
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// rejoiner is a dropped device and how long it stays away.
+type rejoiner struct {
+	id    string
+	after time.Duration
+}
+
+// rejoinPlan draws each device's away time from a generator seeded by the
+// scenario's seed, the wave's ordinal in the run and the device id, so the
+// same seed drops the same devices for the same times on every run and in
+// every shard. The plan is sorted by away time, then id.
+func rejoinPlan(seed int64, wave int, ids []string, away devicesim.Distribution) []rejoiner {
+	plan := make([]rejoiner, len(ids))
+	waveSeed := uint64(seed) ^ (uint64(wave)+1)*0x9e3779b97f4a7c15
+	for i, id := range ids {
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		rng := mrand.New(mrand.NewPCG(waveSeed, h.Sum64()))
+		plan[i] = rejoiner{id: id, after: away.Sample(rng)}
+	}
+	slices.SortFunc(plan, func(a, b rejoiner) int {
+		if c := cmp.Compare(a.after, b.after); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	return plan
 }
 
 // leads says this process creates and cancels the timeline's jobs: the only

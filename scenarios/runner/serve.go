@@ -55,6 +55,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	raiseDescriptorLimit(o.Logger, st.Registry.Statistics().TotalDeviceCount)
 	hubCtx, stopHub := context.WithCancel(ctx)
 	defer stopHub()
 	hubDone := make(chan error, 1)
