@@ -51,7 +51,8 @@ func (*waveTarget) job(context.Context, string) (hubjobs.Job, error)    { return
 func (*waveTarget) rows(context.Context, string) ([]deviceOutcome, error) {
 	return nil, nil
 }
-func (*waveTarget) local() bool { return false }
+func (*waveTarget) local() bool                                { return false }
+func (*waveTarget) count(context.Context, string) (int, error) { return 0, nil }
 
 // TestDisconnectWavesFollowTheSeed: two runs with the same seed drop the
 // same devices and bring them back in the same order; another seed picks
