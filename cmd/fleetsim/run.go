@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,7 +44,10 @@ latest notes; otherwise a plain progress line is printed every second. At the
 end the report is printed: per job its statistics, device-ops/s, latency
 percentiles and failures by cause, then each expectation with PASS or FAIL.
 
-The exit code is 0 when every expectation passed and 1 otherwise. With
+Exit codes: 0 every expectation passed, 1 an expectation failed (or the run
+could not happen), 2 the scenario is invalid or the command line wrong, 130
+interrupted (Ctrl-C or SIGTERM: the fleet stops, and the partial report of
+what had happened is printed and written). With
 --report DIR the report is also written to DIR/report.json, DIR/junit.xml (for
 CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 		examples: []string{
@@ -109,7 +113,8 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		view = newLiveView(a.stdout, viewOptions{
 			Terminal: a.stdoutTTY,
 			Color:    a.stdoutTTY && a.getenv("NO_COLOR") == "",
-			Width:    terminalWidth(a.getenv),
+			Width:    terminalWidth(a.getenv, a.stdout),
+			WidthNow: func() int { return ttyWidth(a.stdout) },
 			Title:    sc.Name(),
 		})
 		opts.Progress = view.Update
@@ -155,19 +160,27 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 			fmt.Fprintln(a.stdout)
 		}
 	}
+	interrupted := ctx.Err() != nil && errors.Is(runErr, context.Canceled)
 	if rep != nil {
 		a.stdout.Write(renderText(rep))
 		if o.report != "" {
-			if err := writeReports(o.report, rep); err != nil {
+			files, err := writeReports(o.report, rep)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "Report written to %s\n", filepath.Join(o.report, "report.html"))
+			fmt.Fprintf(a.stdout, "Report written to %s\n", strings.Join(files, ", "))
 		}
 	}
-	if runErr != nil {
-		if ctx.Err() != nil && errors.Is(runErr, context.Canceled) {
-			return errors.New("run: interrupted")
+	if interrupted {
+		msg := "run " + sc.Name() + ": interrupted; the report above judges what had happened by then"
+		if rep == nil {
+			msg = "run " + sc.Name() + ": interrupted before the run began; no report"
+		} else if o.report == "" {
+			msg = "run " + sc.Name() + ": interrupted; the report above judges what had happened by then (--report DIR writes it to files)"
 		}
+		return &silentError{code: exitInterrupted, msg: msg}
+	}
+	if runErr != nil {
 		return fmt.Errorf("run %s: %w", sc.Name(), runErr)
 	}
 	if !rep.Passed {
@@ -199,35 +212,39 @@ func parseShard(s string) (i, n int, err error) {
 	return i, n, nil
 }
 
-// terminalWidth reads $COLUMNS, defaulting to 100.
-func terminalWidth(getenv func(string) string) int {
-	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n >= 40 {
+// terminalWidth is the width of the terminal w is, else $COLUMNS (shells
+// seldom export it), else 100.
+func terminalWidth(getenv func(string) string, w io.Writer) int {
+	if n := ttyWidth(w); n > 0 {
+		return n
+	}
+	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n >= 20 {
 		return n
 	}
 	return 100
 }
 
-// writeReports writes report.json, junit.xml and report.html to dir.
-func writeReports(dir string, rep *runner.Report) error {
+// writeReports writes report.json, junit.xml and report.html to dir, in
+// that order (report.json first: an interrupted run needs it most), and
+// returns the paths written.
+func writeReports(dir string, rep *runner.Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("report directory: %w", err)
+		return nil, fmt.Errorf("report directory: %w", err)
 	}
-	j, err := renderJSON(rep)
-	if err != nil {
-		return err
-	}
-	x, err := renderJUnit(rep)
-	if err != nil {
-		return err
-	}
-	h, err := renderHTML(rep)
-	if err != nil {
-		return err
-	}
-	for name, b := range map[string][]byte{"report.json": j, "junit.xml": x, "report.html": h} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
+	var files []string
+	for _, f := range []struct {
+		name   string
+		render func(*runner.Report) ([]byte, error)
+	}{{"report.json", renderJSON}, {"junit.xml", renderJUnit}, {"report.html", renderHTML}} {
+		b, err := f.render(rep)
+		if err != nil {
+			return files, err
 		}
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return files, fmt.Errorf("write report: %w", err)
+		}
+		files = append(files, path)
 	}
-	return nil
+	return files, nil
 }

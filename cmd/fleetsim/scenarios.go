@@ -81,7 +81,7 @@ func (a *app) loadScenario(cmd, nameOrPath string) (scenario, error) {
 		if n == 1 {
 			s = ""
 		}
-		return nil, &silentError{code: exitFail, msg: fmt.Sprintf("%s: scenario %s is invalid (%d problem%s)", cmd, nameOrPath, n, s)}
+		return nil, &silentError{code: exitUsage, msg: fmt.Sprintf("%s: scenario %s is invalid (%d problem%s)", cmd, nameOrPath, n, s)}
 	}
 	if isUnknownScenario(err) {
 		names := scenarioNames()
