@@ -10,8 +10,8 @@ import (
 
 func versionCommand() *command {
 	return &command{
-		name:     "version",
-		summary:  "print the fleetsim version",
+		name:    "version",
+		summary: "print the fleetsim version",
 		help: `Prints the fleetsim version (the module version, or the one a release build
 set), the VCS revision it was built from (with "modified" when the work tree
 had changes) and its time, the Go version and the platform.`,
