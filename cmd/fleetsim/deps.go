@@ -80,6 +80,13 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	if !ok {
 		return nil, fmt.Errorf("scenario %s: not a loaded scenario", sc.Name())
 	}
+	if o.DataDir != "" {
+		unlock, err := lockDataDir(o.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	ro := runner.Options{
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
 		Logger: o.Logger, Progress: o.Progress,
@@ -99,6 +106,11 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 
 // serveHub runs a hub until ctx ends.
 func serveHub(ctx context.Context, o serveOptions) error {
+	unlock, err := lockDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: o.Pacing, Logger: o.Logger,

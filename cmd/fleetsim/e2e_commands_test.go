@@ -1,12 +1,20 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fleetsim/fleetsim/internal/testkit"
+	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 
 func TestBinaryScenariosValidate(t *testing.T) {
@@ -130,5 +138,89 @@ func TestVersionLine(t *testing.T) {
 	}
 	if got := versionLine("(devel)", nil); !strings.HasPrefix(got, "fleetsim (devel) (go") {
 		t.Errorf("versionLine without build info = %q", got)
+	}
+}
+
+// readmeClientExamples returns the command lines of the README's client
+// example block: the sh block after "these work as written".
+func readmeClientExamples(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "these work as written:\n\n```sh\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README: no client example block after \"these work as written:\"")
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	return lines
+}
+
+// TestBinaryServeREADMEClientExamples runs `fleetsim serve --scenario
+// quickstart` as the README says, then each client example of the README
+// as written, through a shell, in the same directory; checks GET /healthz;
+// and checks that a second serve on the same data directory is refused.
+func TestBinaryServeREADMEClientExamples(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "fleetsim-data")
+	s := startServe(t, data, "--scenario", "quickstart")
+	testkit.Eventually(t, time.Minute, func() bool {
+		var rows []struct{ N int }
+		code, stdout, _ := fleetsim(t, dir, "query", "SELECT COUNT() AS n FROM devices WHERE connectionState = 'Connected'", "-o", "json")
+		return code == 0 && json.Unmarshal([]byte(stdout), &rows) == nil && len(rows) == 1 && rows[0].N == 200
+	}, "the quickstart fleet connected")
+
+	// The examples run as a user types them: fleetsim on the PATH, the
+	// default data directory in the working directory.
+	env := []string{"PATH=" + filepath.Dir(binary) + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + dir}
+	for _, line := range readmeClientExamples(t) {
+		cmd := exec.CommandContext(t.Context(), sh, "-c", line)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("README example %q: %v\n%s", line, err, out)
+		}
+	}
+
+	var conn struct {
+		HTTPSAddr string `json:"httpsAddr"`
+		CAFile    string `json:"caFile"`
+	}
+	b, _ := os.ReadFile(filepath.Join(data, "connection.json"))
+	if err := json.Unmarshal(b, &conn); err != nil || conn.HTTPSAddr == "" {
+		t.Fatalf("connection.json: %v: %s", err, b)
+	}
+	tlsConf, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: conn.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get("https://" + conn.HTTPSAddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "{\"status\":\"ok\"}\n" {
+		t.Errorf("GET /healthz: %d %q", resp.StatusCode, body)
+	}
+
+	code, _, stderr := fleetsim(t, dir, "serve", "--https-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--log-level", "warn")
+	if code != exitFail {
+		t.Errorf("second serve: exit %d, want %d", code, exitFail)
+	}
+	oneLineError(t, stderr, "data directory ./fleetsim-data is in use: another fleetsim (process "+strconv.Itoa(s.cmd.Process.Pid)+") holds it")
+	if s.cmd.ProcessState != nil {
+		t.Errorf("the first serve ended: %s", s.out)
 	}
 }
