@@ -2,10 +2,12 @@ package runner
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"math"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -194,5 +196,45 @@ func TestWarnings(t *testing.T) {
 	})
 	if len(got) != 1 || got[0] != `job none selected no devices: its query condition "tags.x = 1" matched none` {
 		t.Errorf("warnings = %q", got)
+	}
+}
+
+// rowsHub is a target that serves one job's records, which change between
+// reads as a running job's do.
+type rowsHub struct {
+	target
+	rowsNow []deviceOutcome
+}
+
+func (h *rowsHub) local() bool { return true }
+func (h *rowsHub) rows(context.Context, string) ([]deviceOutcome, error) {
+	return slices.Clone(h.rowsNow), nil
+}
+
+// TestLiveRowsReadAfterTheEnd checks that the live figures of a finished
+// job come from records read after it ended, not from the last read while
+// it ran (which left the live view with other numbers than the report).
+func TestLiveRowsReadAfterTheEnd(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	row := func(ms int) deviceOutcome {
+		return deviceOutcome{Status: "completed", Start: start, End: start.Add(time.Duration(ms) * time.Millisecond)}
+	}
+	h := &rowsHub{rowsNow: []deviceOutcome{row(1)}}
+	p := &player{hub: h, finalRows: map[string][]deviceOutcome{}}
+	j := hubjobs.Job{JobID: "j", Status: hubjobs.StatusRunning, StartTime: start}
+	if rows, ok := p.liveRows(t.Context(), j); !ok || len(rows) != 1 {
+		t.Fatalf("running: %d rows, %v", len(rows), ok)
+	}
+	// The job ends between two reads: its last records arrive with it.
+	h.rowsNow = []deviceOutcome{row(1), row(100)}
+	j.Status = hubjobs.StatusCompleted
+	rows, _ := p.liveRows(t.Context(), j)
+	if live := liveJob(j, rows, true, start.Add(time.Second)); live.P99 != 100*time.Millisecond {
+		t.Errorf("finished job's live p99 %v, want 100ms", live.P99)
+	}
+	// Once read after the end, the records are kept.
+	h.rowsNow = nil
+	if rows, _ := p.liveRows(t.Context(), j); len(rows) != 2 {
+		t.Errorf("finished job re-read: %d rows, want the 2 kept", len(rows))
 	}
 }

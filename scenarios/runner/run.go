@@ -152,7 +152,7 @@ type player struct {
 	started        time.Time
 	jobs           []string // created (or, on other shards, expected), in timeline order
 	createErr      map[string]error
-	lastRows       map[string][]deviceOutcome
+	finalRows      map[string][]deviceOutcome
 	waves          sync.WaitGroup
 	wavesCtx       context.Context
 	wavesCancelled context.CancelFunc
@@ -167,7 +167,7 @@ func (p *player) deviceKey(id string) []byte {
 
 func (p *player) play(ctx context.Context) (*Report, error) {
 	p.createErr = map[string]error{}
-	p.lastRows = map[string][]deviceOutcome{}
+	p.finalRows = map[string][]deviceOutcome{}
 	if err := p.register(ctx, false); err != nil {
 		return nil, err
 	}
@@ -447,10 +447,10 @@ func (p *player) progress(ctx context.Context, note string) {
 const liveRowsMax = 20000
 
 // liveRows returns a job's device records for the live figures, read again
-// while the job runs and kept once it is terminal; false when the job is
-// too large to read a few times a second, or the hub is remote.
+// while the job runs and kept once read after it ended; false when the job
+// is too large to read a few times a second, or the hub is remote.
 func (p *player) liveRows(ctx context.Context, j hubjobs.Job) ([]deviceOutcome, bool) {
-	if last, seen := p.lastRows[j.JobID]; seen && j.Status.Terminal() {
+	if last, seen := p.finalRows[j.JobID]; seen {
 		return last, true
 	}
 	if j.DeviceJobStatistics.DeviceCount > liveRowsMax || !p.hub.local() {
@@ -460,7 +460,10 @@ func (p *player) liveRows(ctx context.Context, j hubjobs.Job) ([]deviceOutcome, 
 	if err != nil {
 		return nil, false
 	}
-	p.lastRows[j.JobID] = rows
+	if j.Status.Terminal() {
+		// Read after the job's status said it ended: these are its last.
+		p.finalRows[j.JobID] = rows
+	}
 	return rows, true
 }
 
