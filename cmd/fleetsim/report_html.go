@@ -288,7 +288,13 @@ func completionChart(j runner.JobReport) string {
 	for i := 0; float64(i)*xstep <= xmax+xstep/2; i++ {
 		v := float64(i) * xstep
 		x := padLeft + v/xmax*plotW
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, padTop+plotH+16, fmtTick(v, xstep))
+		label := fmtTick(v, xstep)
+		anchor := "middle"
+		if x+float64(len(label))*7.5/2 > chartW {
+			anchor = "end" // the last label would run off the chart
+			x = chartW - 2
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, x, padTop+plotH+16, anchor, label)
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">time since the job started</text>`, padLeft+plotW/2, chartH-4)
 	xy := func(p runner.CompletionPoint) (float64, float64) {
@@ -383,7 +389,7 @@ func latencyChart(j runner.JobReport) string {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x+slot/2, padTop+plotH+16, html.EscapeString(bound))
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">latency (device job end − start), each bar up to its label</text>`, padLeft+plotW/2, chartH-4)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">device job latency; a bar counts up to its label</text>`, padLeft+plotW/2, chartH-4)
 	b.WriteString(`</svg>`)
 	return b.String()
 }
