@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,12 +50,16 @@ func TestBinaryRunTinyScenario(t *testing.T) {
 	dir := t.TempDir()
 	tiny, _ := filepath.Abs("testdata/tiny.yaml")
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := fleetsim(t, dir, "run", tiny, "--seed", "1", "--report", out, "--log-level", "warn")
+	logFile := filepath.Join(dir, "run.log")
+	code, stdout, stderr := fleetsim(t, dir, "run", tiny, "--seed", "1", "--report", out, "--log-level", "debug", "--log-file", logFile)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	if !strings.Contains(stdout, "PASS: ") || !strings.Contains(stdout, "Expectations") {
 		t.Errorf("no report on stdout:\n%s", stdout)
+	}
+	if lb, err := os.ReadFile(logFile); err != nil || !bytes.Contains(lb, []byte(`"message":"job completed"`)) || strings.Contains(stderr, `"level"`) {
+		t.Errorf("--log-file: the logs are not in the file (%v) or also on stderr %q", err, stderr)
 	}
 	for _, f := range []string{"report.json", "junit.xml", "report.html"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
@@ -225,6 +230,10 @@ func TestBinaryLiveViewInTmux(t *testing.T) {
 		if !strings.Contains(screen, want) {
 			t.Errorf("the pane lacks %q; screen:\n%s", want, screen)
 		}
+	}
+	// The live latency is measured: never the 0s it once showed.
+	if strings.Contains(screen, "p50 0s") || strings.Contains(screen, "p99 0s") || !strings.Contains(screen, "p99 5") {
+		t.Errorf("live latency wrong (the devices answer in 50ms):\n%s", screen)
 	}
 	if !strings.Contains(screen, "["+strings.Repeat(string(barSucceeded), 4)) {
 		t.Errorf("no job progress bar on the screen:\n%s", screen)

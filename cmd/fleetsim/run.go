@@ -19,11 +19,12 @@ import (
 
 // runFlags are the settings of `fleetsim run`.
 type runFlags struct {
-	seed   string
-	shard  string
-	data   string
-	report string
-	noLive bool
+	seed    string
+	shard   string
+	data    string
+	report  string
+	noLive  bool
+	logFile string
 	// a remote hub instead of the embedded one
 	hub, hubURL, mqttURL, ca string
 }
@@ -40,7 +41,9 @@ judges its expectations. SCENARIO is the name of an embedded scenario (see
 
 On a terminal a live view shows devices connected and each job's progress
 (█ succeeded, x failed, ▒ running, · pending), device-ops/s, latency and the
-latest notes; otherwise a plain progress line is printed every second. At the
+latest notes; otherwise a plain progress line is printed every second. Log
+lines that come while the live view is drawn go above it, and the view is
+drawn again below them; --log-file FILE sends them to a file instead. At the
 end the report is printed: per job its statistics, device-ops/s, latency
 percentiles and failures by cause, then each expectation with PASS or FAIL.
 
@@ -63,6 +66,7 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.data, "data", "", "keep the hub's stores in `DIR` (default: in memory, thrown away)")
 			f.fs.StringVar(&o.report, "report", "", "also write report.json, junit.xml and report.html to `DIR`")
 			f.fs.BoolVar(&o.noLive, "no-live", false, "no live progress, only the final report")
+			f.fs.StringVar(&o.logFile, "log-file", "", "write the logs to `FILE` (JSON lines) instead of stderr")
 			f.fs.StringVar(&o.hub, "hub", "", "play against the hub of this service connection `STRING` (a 'fleetsim serve' or an Azure IoT hub) instead of an embedded one")
 			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
 			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
@@ -122,7 +126,16 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 			logDst = view.LogWriter(a.stderr)
 		}
 	}
-	log, err := newLogger(logDst, a.stderrTTY, f.level)
+	logTTY := a.stderrTTY
+	if o.logFile != "" {
+		lf, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer lf.Close()
+		logDst, logTTY = lf, false
+	}
+	log, err := newLogger(logDst, logTTY, f.level)
 	if err != nil {
 		return &usageError{cmd: f.name, msg: err.Error()}
 	}
