@@ -22,6 +22,9 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitInterrupted is a run stopped by SIGINT or SIGTERM, 128 + SIGINT
+	// as shells report it.
+	exitInterrupted = 130
 )
 
 // app is one invocation of the command: its streams and environment.

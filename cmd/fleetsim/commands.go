@@ -39,6 +39,7 @@ func commands() []*command {
 		queryCommand(),
 		scenariosCommand(),
 		versionCommand(),
+		completionCommand(),
 	}
 }
 

@@ -9,9 +9,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
@@ -77,6 +80,13 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	if !ok {
 		return nil, fmt.Errorf("scenario %s: not a loaded scenario", sc.Name())
 	}
+	if o.DataDir != "" {
+		unlock, err := lockDataDir(o.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	ro := runner.Options{
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
 		Logger: o.Logger, Progress: o.Progress,
@@ -96,6 +106,11 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 
 // serveHub runs a hub until ctx ends.
 func serveHub(ctx context.Context, o serveOptions) error {
+	unlock, err := lockDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: o.Pacing, Logger: o.Logger,
@@ -125,3 +140,66 @@ func newHubClient(connStr, baseURL string, tlsConf *tls.Config) (hubClient, erro
 type endpoints struct {
 	HostName, ServiceConnectionString, CAFile, HTTPSAddr, MQTTAddr string
 }
+
+// jobSelection is how many of a scenario's devices a job's condition selects.
+type jobSelection struct {
+	JobID, Condition string
+	At               time.Duration
+	Selected         int
+	// Reported says the condition reads reported properties, which the
+	// devices set only once they run: the count is of the twins as the
+	// scenario registers them.
+	Reported bool
+}
+
+// scenarioSummary describes a loaded scenario for 'scenarios validate'.
+type scenarioSummary struct {
+	Devices, Groups, Expectations int
+	Jobs                          []jobSelection
+}
+
+// summarize evaluates each job's query condition against the scenario's
+// fleet as it is registered: device ids, tags, status enabled, empty
+// desired and reported properties, disconnected.
+func summarize(sc scenario) (scenarioSummary, error) {
+	s, ok := sc.(*scenarios.Scenario)
+	if !ok {
+		return scenarioSummary{}, fmt.Errorf("scenario %s: not a loaded scenario", sc.Name())
+	}
+	sum := scenarioSummary{Devices: s.DeviceCount(), Groups: len(s.Groups), Expectations: len(s.Expectations)}
+	type cond struct {
+		q   *query.Query
+		sel *jobSelection
+	}
+	var conds []cond
+	for _, j := range s.Jobs() {
+		q, err := query.ParseCondition(j.Condition)
+		if err != nil {
+			return sum, fmt.Errorf("job %s: %w", j.JobID, err)
+		}
+		sum.Jobs = append(sum.Jobs, jobSelection{JobID: j.JobID, Condition: j.Condition, At: j.At,
+			Reported: strings.Contains(j.Condition, "properties.reported")})
+		conds = append(conds, cond{q: q})
+	}
+	for i := range conds {
+		conds[i].sel = &sum.Jobs[i]
+	}
+	for d := range s.DeviceSpecs(0, 1) {
+		doc := map[string]any{
+			"deviceId": d.ID, "status": "enabled", "connectionState": "Disconnected",
+			"properties": map[string]any{"desired": map[string]any{}, "reported": map[string]any{}},
+		}
+		if d.Tags != nil {
+			doc["tags"] = d.Tags
+		}
+		for _, c := range conds {
+			if c.q.Match(doc) {
+				c.sel.Selected++
+			}
+		}
+	}
+	return sum, nil
+}
+
+// scenarioSchema is the JSON Schema of scenario files.
+func scenarioSchema() []byte { return scenarios.JSONSchema() }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,8 +27,8 @@ func TestBinaryScenarioErrors(t *testing.T) {
 	t.Run("malformed scenario file", func(t *testing.T) {
 		bad, _ := filepath.Abs("testdata/bad.yaml")
 		code, _, stderr := fleetsim(t, dir, "run", bad)
-		if code != exitFail {
-			t.Errorf("exit %d, want %d", code, exitFail)
+		if code != exitUsage {
+			t.Errorf("exit %d, want %d", code, exitUsage)
 		}
 		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 		last := lines[len(lines)-1]
@@ -47,12 +50,16 @@ func TestBinaryRunTinyScenario(t *testing.T) {
 	dir := t.TempDir()
 	tiny, _ := filepath.Abs("testdata/tiny.yaml")
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := fleetsim(t, dir, "run", tiny, "--seed", "1", "--report", out, "--log-level", "warn")
+	logFile := filepath.Join(dir, "run.log")
+	code, stdout, stderr := fleetsim(t, dir, "run", tiny, "--seed", "1", "--report", out, "--log-level", "debug", "--log-file", logFile)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	if !strings.Contains(stdout, "PASS: ") || !strings.Contains(stdout, "Expectations") {
 		t.Errorf("no report on stdout:\n%s", stdout)
+	}
+	if lb, err := os.ReadFile(logFile); err != nil || !bytes.Contains(lb, []byte(`"message":"job completed"`)) || strings.Contains(stderr, `"level"`) {
+		t.Errorf("--log-file: the logs are not in the file (%v) or also on stderr %q", err, stderr)
 	}
 	for _, f := range []string{"report.json", "junit.xml", "report.html"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
@@ -64,8 +71,91 @@ func TestBinaryRunTinyScenario(t *testing.T) {
 		Jobs   []json.RawMessage
 	}
 	b, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	validateReportJSON(t, b)
 	if err := json.Unmarshal(b, &rep); err != nil || !rep.Passed || len(rep.Jobs) == 0 {
 		t.Errorf("report.json: %v, passed %v, %d jobs", err, rep.Passed, len(rep.Jobs))
+	}
+}
+
+// TestBinaryInterrupt sends SIGINT to a run in progress: the fleet stops,
+// the partial report is printed and written with what was judged, and the
+// exit code is 130.
+func TestBinaryInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	long, _ := filepath.Abs("testdata/long.yaml")
+	out := filepath.Join(dir, "out")
+	cmd := exec.CommandContext(t.Context(), binary, "run", long, "--seed", "1", "--report", out, "--log-level", "warn")
+	cmd.Dir = dir
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	// Wait for the first job's completion in the progress lines, then interrupt.
+	lines := make(chan string)
+	var stdout strings.Builder
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	timeout := time.After(60 * time.Second)
+	sent := false
+	for !sent {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("fleetsim ended before it was interrupted:\n%s\n%s", stdout.String(), stderr.String())
+			}
+			stdout.WriteString(l + "\n")
+			if strings.Contains(l, "ping-now completed") {
+				if err := cmd.Process.Signal(os.Interrupt); err != nil {
+					t.Fatal(err)
+				}
+				sent = true
+			}
+		case <-timeout:
+			cmd.Process.Kill()
+			t.Fatalf("no completed job after 60s:\n%s", stdout.String())
+		}
+	}
+	for l := range lines {
+		stdout.WriteString(l + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit %v, want %d\nstdout:\n%s\nstderr:\n%s", err, exitInterrupted, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "INTERRUPTED") || !strings.Contains(stdout.String(), "PASS  job ping-now ends completed") {
+		t.Errorf("no partial report on stdout:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr %q does not say the run was interrupted", stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateReportJSON(t, b)
+	var rep struct {
+		Interrupted, Passed bool
+		Jobs                []struct{ JobID, Status string }
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || !rep.Interrupted || rep.Passed || len(rep.Jobs) != 1 || rep.Jobs[0].Status != "completed" {
+		t.Errorf("report.json: %v %+v", err, rep)
+	}
+	for _, f := range []string{"report.json", "junit.xml", "report.html"} {
+		if !strings.Contains(stdout.String(), filepath.Join(out, f)) {
+			t.Errorf("the output does not name %s", f)
+		}
 	}
 }
 
@@ -140,6 +230,10 @@ func TestBinaryLiveViewInTmux(t *testing.T) {
 		if !strings.Contains(screen, want) {
 			t.Errorf("the pane lacks %q; screen:\n%s", want, screen)
 		}
+	}
+	// The live latency is measured: never the 0s it once showed.
+	if strings.Contains(screen, "p50 0s") || strings.Contains(screen, "p99 0s") || !strings.Contains(screen, "p99 5") {
+		t.Errorf("live latency wrong (the devices answer in 50ms):\n%s", screen)
 	}
 	if !strings.Contains(screen, "["+strings.Repeat(string(barSucceeded), 4)) {
 		t.Errorf("no job progress bar on the screen:\n%s", screen)

@@ -46,6 +46,9 @@ type viewOptions struct {
 	// Width is the terminal width; lines are cut to fit so they never wrap
 	// (default 100).
 	Width int
+	// WidthNow, when set, reads the terminal's width before each frame, so
+	// a resized terminal gets lines that fit.
+	WidthNow func() int
 	// Title heads the frame, e.g. the scenario name.
 	Title string
 }
@@ -182,6 +185,11 @@ func (v *liveView) drawLocked() {
 	if v.drawn > 0 {
 		fmt.Fprintf(&b, "\r\x1b[%dA", v.drawn)
 	}
+	if v.opts.WidthNow != nil {
+		if w := v.opts.WidthNow(); w > 0 {
+			v.opts.Width = w
+		}
+	}
 	lines := v.frameLocked()
 	for _, l := range lines {
 		b.WriteString("\x1b[2K")
@@ -213,24 +221,51 @@ func (v *liveView) frameLocked() []string {
 	if len(p.Jobs) == 0 {
 		lines = append(lines, c(ansiDim, "no jobs yet"))
 	} else {
-		var ops float64
-		for _, j := range p.Jobs {
-			ops += j.OpsPerSecond
-		}
-		lines = append(lines, fmt.Sprintf("jobs     %d, %.1f device-ops/s in all", len(p.Jobs), ops))
+		lines = append(lines, jobsSummary(p))
 	}
+	width := v.opts.Width - 1 // the last column would wrap on some terminals
 	idw := 0
 	for _, j := range p.Jobs {
 		idw = max(idw, utf8.RuneCountInString(j.JobID))
 	}
-	idw = min(idw, 28)
+	idw = min(idw, 28, max(8, width-12))
 	for _, j := range p.Jobs {
 		done := j.Succeeded + j.Failed
-		lines = append(lines, fmt.Sprintf("  %-*s %-9s %s %d/%d  %.1f ops/s  p50 %s  p99 %s",
-			idw, cutPlain(j.JobID, idw), j.Status, v.bar(j), done, j.DeviceCount, j.OpsPerSecond, fmtDur(j.P50), fmtDur(j.P99)))
-		lines = append(lines, fmt.Sprintf("  %-*s %s %d succeeded  %s %d failed  %s %d running  %s %d pending",
-			idw, "", c(ansiGreen, string(barSucceeded)), j.Succeeded, c(ansiRed, string(barFailed)), j.Failed,
-			c(ansiYellow, string(barRunning)), j.Running, c(ansiDim, string(barPending)), j.Pending))
+		head := fmt.Sprintf("  %-*s %-9s", idw, cutPlain(j.JobID, idw), j.Status)
+		parts := []string{fmt.Sprintf("%d/%d", done, j.DeviceCount), fmtRate(j), "p50 " + fmtLatency(j, j.P50), "p99 " + fmtLatency(j, j.P99)}
+		figs := strings.Join(parts, "  ")
+		indent := strings.Repeat(" ", 3+idw)
+		if hw, fw := visibleLen(head), visibleLen(figs); hw+1+barWidth+2+1+fw <= width {
+			lines = append(lines, head+" "+v.bar(j, barWidth)+" "+figs)
+		} else {
+			// Too narrow for one line: the figures whole, wrapped between
+			// figures, then the bar as wide as fits.
+			indent = "    "
+			line := head
+			for _, f := range parts {
+				if visibleLen(line)+2+len([]rune(f)) > width && strings.TrimSpace(line) != "" {
+					lines = append(lines, line)
+					line = indent + f
+					continue
+				}
+				if strings.TrimSpace(line) == "" {
+					line += f
+				} else {
+					line += "  " + f
+				}
+			}
+			lines = append(lines, line)
+			lines = append(lines, indent+v.bar(j, min(barWidth, max(4, width-len(indent)-2))))
+		}
+		counts := fmt.Sprintf("%s%s %d succeeded  %s %d failed  %s %d running  %s %d pending",
+			indent, c(ansiGreen, string(barSucceeded)), j.Succeeded, c(ansiRed, string(barFailed)), j.Failed,
+			c(ansiYellow, string(barRunning)), j.Running, c(ansiDim, string(barPending)), j.Pending)
+		if visibleLen(counts) > width {
+			counts = fmt.Sprintf("%s%s %d  %s %d  %s %d  %s %d",
+				indent, c(ansiGreen, string(barSucceeded)), j.Succeeded, c(ansiRed, string(barFailed)), j.Failed,
+				c(ansiYellow, string(barRunning)), j.Running, c(ansiDim, string(barPending)), j.Pending)
+		}
+		lines = append(lines, counts)
 	}
 	for _, n := range v.notes {
 		lines = append(lines, c(ansiDim, "› ")+n)
@@ -238,8 +273,70 @@ func (v *liveView) frameLocked() []string {
 	return lines
 }
 
-// bar draws a job's progress bar: succeeded, failed, running, pending.
-func (v *liveView) bar(j runner.JobProgress) string {
+// jobsSummary is the frame's jobs line: how many, how many are running, and
+// the device-ops/s of the running ones together (finished jobs no longer
+// add to what the hub is doing).
+func jobsSummary(p runner.Progress) string {
+	var ops float64
+	running := 0
+	for _, j := range p.Jobs {
+		if j.Status == "running" {
+			running++
+			ops += j.OpsPerSecond
+		}
+	}
+	if running == 0 {
+		return fmt.Sprintf("jobs     %d, none running", len(p.Jobs))
+	}
+	return fmt.Sprintf("jobs     %d, %d running at %.1f device-ops/s", len(p.Jobs), running, ops)
+}
+
+// fmtRate is a job's device-ops/s, or "- ops/s" for a job that has not
+// operated on any device (scheduled, or cancelled before it reached one).
+func fmtRate(j runner.JobProgress) string {
+	if j.OpsPerSecond == 0 {
+		return "- ops/s"
+	}
+	return fmt.Sprintf("%.1f ops/s", j.OpsPerSecond)
+}
+
+// fmtLatency is a live latency, or "-" when it was not measured.
+func fmtLatency(j runner.JobProgress, d time.Duration) string {
+	if !j.LatencyKnown {
+		return "-"
+	}
+	return fmtDur(d)
+}
+
+// visibleLen is the number of characters of s a terminal shows: runes
+// outside ANSI escape sequences.
+func visibleLen(s string) int {
+	return utf8.RuneCountInString(stripEscapes(s))
+}
+
+// stripEscapes removes ANSI CSI sequences from s.
+func stripEscapes(s string) string {
+	if !strings.Contains(s, "\x1b") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '[' {
+			j := i + 2
+			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+				j++
+			}
+			i = j
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// bar draws a job's progress bar, width cells between the brackets:
+// succeeded, failed, running, pending.
+func (v *liveView) bar(j runner.JobProgress, barWidth int) string {
 	total := max(j.DeviceCount, j.Succeeded+j.Failed+j.Running+j.Pending)
 	counts := []int{j.Succeeded, j.Failed, j.Running, j.Pending}
 	chars := []rune{barSucceeded, barFailed, barRunning, barPending}
@@ -285,9 +382,9 @@ func plainLine(p runner.Progress) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  devices %d/%d connected", fmtElapsed(p.Elapsed), p.Connected, p.Devices)
 	for _, j := range p.Jobs {
-		fmt.Fprintf(&b, " | %s %s %d/%d succeeded=%d failed=%d running=%d pending=%d %.1f ops/s p50=%s p99=%s",
+		fmt.Fprintf(&b, " | %s %s %d/%d succeeded=%d failed=%d running=%d pending=%d %s p50=%s p99=%s",
 			j.JobID, j.Status, j.Succeeded+j.Failed, j.DeviceCount, j.Succeeded, j.Failed, j.Running, j.Pending,
-			j.OpsPerSecond, fmtDur(j.P50), fmtDur(j.P99))
+			fmtRate(j), fmtLatency(j, j.P50), fmtLatency(j, j.P99))
 	}
 	return b.String()
 }

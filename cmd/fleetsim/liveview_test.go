@@ -15,7 +15,7 @@ import (
 func progressSequence() []runner.Progress {
 	job := func(status string, ok, failed, running, pending int, ops float64, p50, p99 time.Duration) runner.JobProgress {
 		return runner.JobProgress{JobID: "reboot-all", Status: status, DeviceCount: 100, Succeeded: ok, Failed: failed,
-			Running: running, Pending: pending, OpsPerSecond: ops, P50: p50, P99: p99}
+			Running: running, Pending: pending, OpsPerSecond: ops, P50: p50, P99: p99, LatencyKnown: p99 > 0}
 	}
 	return []runner.Progress{
 		{Elapsed: 0, Devices: 100, Connected: 0, Note: "T+0s: connecting 100 devices"},
@@ -124,7 +124,7 @@ func TestBarAddsUp(t *testing.T) {
 	}
 	v := newLiveView(&bytes.Buffer{}, viewOptions{})
 	for _, j := range tests {
-		bar := v.bar(j)
+		bar := v.bar(j, barWidth)
 		if n := len([]rune(bar)); n != barWidth+2 {
 			t.Errorf("%+v: bar %q is %d wide, want %d", j, bar, n, barWidth+2)
 		}
@@ -164,3 +164,75 @@ func stripANSI(s string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestLiveViewFigures feeds known progress through the terminal frame and
+// the plain line and checks the numbers they show: each job's p50 and p99,
+// the rate of the running jobs only, no rate for a job that never operated
+// on a device, and "-" for a latency not measured.
+func TestLiveViewFigures(t *testing.T) {
+	p := runner.Progress{Elapsed: 5 * time.Second, Devices: 350, Connected: 278, Jobs: []runner.JobProgress{
+		{JobID: "ping", Status: "completed", DeviceCount: 200, Succeeded: 200, OpsPerSecond: 11000, P50: 41 * time.Millisecond, P99: 154 * time.Millisecond, LatencyKnown: true},
+		{JobID: "twin", Status: "running", DeviceCount: 100, Succeeded: 40, Running: 10, Pending: 50, OpsPerSecond: 187.7, P50: 66465200, P99: 1233 * time.Millisecond, LatencyKnown: true},
+		{JobID: "reboot", Status: "cancelled", DeviceCount: 50, Failed: 50},
+		{JobID: "big", Status: "running", DeviceCount: 100000, Succeeded: 30000, Running: 100, Pending: 69900, OpsPerSecond: 12.3},
+	}}
+	var out bytes.Buffer
+	v := newLiveView(&out, viewOptions{Terminal: true, Width: 200})
+	v.Update(p)
+	v.Draw()
+	frame := stripANSI(out.String())
+	for _, want := range []string{
+		"278/350 connected",
+		"jobs     4, 2 running at 200.0 device-ops/s",
+		"200/200  11000.0 ops/s  p50 41ms  p99 154ms",
+		"40/100  187.7 ops/s  p50 66.47ms  p99 1.23s",
+		"50/50  - ops/s  p50 -  p99 -",
+		"30000/100000  12.3 ops/s  p50 -  p99 -",
+	} {
+		if !strings.Contains(frame, want) {
+			t.Errorf("frame lacks %q:\n%s", want, frame)
+		}
+	}
+	line := plainLine(p)
+	for _, want := range []string{
+		"ping completed 200/200 succeeded=200 failed=0 running=0 pending=0 11000.0 ops/s p50=41ms p99=154ms",
+		"twin running 40/100 succeeded=40 failed=0 running=10 pending=50 187.7 ops/s p50=66.47ms p99=1.23s",
+		"reboot cancelled 50/50 succeeded=0 failed=50 running=0 pending=0 - ops/s p50=- p99=-",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("plain line lacks %q:\n%s", want, line)
+		}
+	}
+}
+
+// TestLiveViewFitsNarrowTerminals draws frames at widths from 30 to 120
+// columns: no line reaches the last column, and the figures are never cut.
+func TestLiveViewFitsNarrowTerminals(t *testing.T) {
+	p := runner.Progress{Elapsed: 5 * time.Second, Devices: 100, Connected: 100, Jobs: []runner.JobProgress{
+		{JobID: "firmware-broad-ring", Status: "running", DeviceCount: 100000, Succeeded: 30000, Failed: 12, Running: 100, Pending: 69888,
+			OpsPerSecond: 1234.5, P50: 93 * time.Millisecond, P99: 20*time.Minute + 33600*time.Millisecond, LatencyKnown: true},
+	}}
+	for width := 30; width <= 120; width += 5 {
+		var out bytes.Buffer
+		v := newLiveView(&out, viewOptions{Terminal: true, Width: width})
+		v.Update(p)
+		v.Draw()
+		frame := stripANSI(out.String())
+		for _, l := range strings.Split(strings.TrimSuffix(frame, "\n"), "\n") {
+			if n := len([]rune(l)); n >= width {
+				t.Errorf("width %d: line of %d characters: %q", width, n, l)
+			}
+		}
+		if width >= 50 && !strings.Contains(frame, "p99 20m33.6s") {
+			t.Errorf("width %d: the p99 is cut:\n%s", width, frame)
+		}
+	}
+}
+
+func TestVisibleLen(t *testing.T) {
+	for in, want := range map[string]int{"abc": 3, "\x1b[32m████\x1b[0m·": 5, "p99 20.56ms": 11, "≤20ms": 5} {
+		if got := visibleLen(in); got != want {
+			t.Errorf("visibleLen(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

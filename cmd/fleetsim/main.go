@@ -12,13 +12,15 @@
 //	fleetsim twin ...           get and update device twins
 //	fleetsim invoke DEV METHOD  call a direct method
 //	fleetsim query "SELECT ..." run an IoT Hub query
-//	fleetsim scenarios          list the embedded scenarios
-//	fleetsim version            print the version
+//	fleetsim scenarios          list, show, validate the scenarios; print their schema
+//	fleetsim version            print the version and VCS revision
+//	fleetsim completion SHELL   print a bash, zsh or fish completion script
 //
 // Every command takes --help. Settings come from flags, FLEETSIM_* environment
 // variables and an optional YAML or JSON config file (--config), in that order
 // of precedence. Exit codes: 0 success, 1 failure (including failed scenario
-// expectations), 2 usage error.
+// expectations), 2 usage error or invalid scenario, 130 a run interrupted
+// by SIGINT or SIGTERM (after its partial report).
 package main
 
 import (

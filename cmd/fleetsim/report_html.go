@@ -30,6 +30,7 @@ func renderHTML(r *runner.Report) ([]byte, error) {
 		page.Jobs = append(page.Jobs, htmlJob{
 			JobReport:     j,
 			Kind:          jobKind(j),
+			Answers:       deviceAnswers(j.DeviceStatuses),
 			CompletionSVG: template.HTML(completionChart(j)),
 			LatencySVG:    template.HTML(latencyChart(j)),
 			FailuresSVG:   template.HTML(failureChart(j)),
@@ -52,6 +53,7 @@ type htmlPage struct {
 type htmlJob struct {
 	runner.JobReport
 	Kind                                   string
+	Answers                                string
 	CompletionSVG, LatencySVG, FailuresSVG template.HTML
 	Segments                               []segment
 }
@@ -141,6 +143,7 @@ svg .target { stroke: var(--ok); stroke-dasharray: 4 3; stroke-width: 1; }
 svg .hbar { fill: var(--accent); }
 svg .fbar { fill: var(--fail); }
 svg text.val { fill: var(--ink); }
+.warn { background: #fff8e1; border: 1px solid var(--run); border-radius: 6px; padding: 8px 12px; margin: 12px 0 0; }
 .none { color: var(--muted); font-style: italic; padding: 24px 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 </style>
@@ -149,8 +152,10 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 <main>
 <header>
 <h1>{{.Report.Scenario}}</h1>
-{{if .Report.Passed}}<span class="badge pass">PASS</span>{{else}}<span class="badge fail">FAIL</span>{{end}}
+{{if .Report.Interrupted}}<span class="badge fail">INTERRUPTED</span>{{else if .Report.Passed}}<span class="badge pass">PASS</span>{{else}}<span class="badge fail">FAIL</span>{{end}}
 </header>
+{{if .Report.Interrupted}}<p class="warn">The run was stopped before it finished: this report judges what had happened by then.</p>{{end}}
+{{range .Report.Warnings}}<p class="warn">Warning: {{.}}</p>{{end}}
 {{with .Report.Description}}<p class="desc">{{.}}</p>{{end}}
 <div class="meta">
 <div><b>{{.Report.Devices}}</b><span>devices</span></div>
@@ -185,6 +190,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 {{with .FailureReason}}<p class="desc">Failure reason: {{.}}</p>{{end}}
 <div class="bar">{{range .Segments}}<div class="{{.Class}}" style="width: {{.Pct}}%" title="{{.Count}} {{.Label}}"></div>{{end}}</div>
 <div class="legend"><span><i class="ok"></i>{{.Succeeded}} succeeded</span><span><i class="fail"></i>{{.Failed}} failed</span><span><i class="run"></i>{{.Running}} running</span><span><i class="pend"></i>{{.Pending}} pending</span><span>of {{.DeviceCount}} devices</span></div>
+{{with .Answers}}<p class="desc">Device answers: {{.}}</p>{{end}}
 <table style="margin-top: 12px">
 <thead><tr><th class="num">device-ops/s</th><th class="num">p50</th><th class="num">p95</th><th class="num">p99</th><th class="num">max</th><th>started</th><th>ended</th></tr></thead>
 <tbody><tr><td class="num">{{ops .OpsPerSecond}}</td><td class="num">{{dur .Latency.P50}}</td><td class="num">{{dur .Latency.P95}}</td><td class="num">{{dur .Latency.P99}}</td><td class="num">{{dur .Latency.Max}}</td><td>{{time .Started}}</td><td>{{time .Ended}}</td></tr></tbody>
@@ -225,12 +231,13 @@ func svgOpen(b *strings.Builder, class, label string) {
 // yAxis draws horizontal grid lines with labels for 0..max and returns the
 // axis maximum (max rounded up to a tick).
 func yAxis(b *strings.Builder, max float64, format func(float64) string) float64 {
-	step := niceStep(max, 4)
+	step := math.Max(1, niceStep(max, 4)) // counts: whole ticks
 	top := math.Ceil(max/step) * step
 	if top == 0 {
 		top = 1
 	}
-	for v := 0.0; v <= top+step/2; v += step {
+	for i := 0; float64(i)*step <= top+step/2; i++ {
+		v := float64(i) * step
 		y := padTop + plotH - v/top*plotH
 		fmt.Fprintf(b, `<line class="grid" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`, padLeft, y, padLeft+plotW, y)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`, padLeft-6, y+4, html.EscapeString(format(v)))
@@ -278,11 +285,18 @@ func completionChart(j runner.JobReport) string {
 	top := yAxis(&b, maxY, fmtCount)
 	xstep := niceStep(maxT, 5)
 	xmax := math.Ceil(maxT/xstep) * xstep
-	for v := 0.0; v <= xmax+xstep/2; v += xstep {
+	for i := 0; float64(i)*xstep <= xmax+xstep/2; i++ {
+		v := float64(i) * xstep
 		x := padLeft + v/xmax*plotW
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x, padTop+plotH+16, fmtSeconds(v))
+		label := fmtTick(v, xstep)
+		anchor := "middle"
+		if x+float64(len(label))*7.5/2 > chartW {
+			anchor = "end" // the last label would run off the chart
+			x = chartW - 2
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, x, padTop+plotH+16, anchor, label)
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">seconds since start</text>`, padLeft+plotW/2, chartH-4)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">time since the job started</text>`, padLeft+plotW/2, chartH-4)
 	xy := func(p runner.CompletionPoint) (float64, float64) {
 		return padLeft + time.Duration(p.At).Seconds()/xmax*plotW, padTop + plotH - float64(p.Done)/top*plotH
 	}
@@ -310,7 +324,33 @@ func completionChart(j runner.JobReport) string {
 	return b.String()
 }
 
-func fmtSeconds(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "s" }
+// fmtTick labels a tick at v seconds on an axis with ticks every step
+// seconds: milliseconds below a second, otherwise seconds (minutes from
+// two when the step is whole half minutes), with just the decimals the step needs, so sums of steps never show
+// floating-point noise.
+func fmtTick(v, step float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case step < 1 && v < 1:
+		return fmtFixed(v*1000, step*1000) + "ms"
+	case v >= 120 && step >= 30 && math.Mod(step, 30) == 0:
+		return fmtFixed(v/60, step/60) + "m"
+	}
+	return fmtFixed(v, step) + "s"
+}
+
+// fmtFixed prints v with as many decimals as step has.
+func fmtFixed(v, step float64) string {
+	dec := 0
+	for d := step; d < 1 && dec < 6; d *= 10 {
+		if math.Abs(d-math.Round(d)) < 1e-9 {
+			break
+		}
+		dec++
+	}
+	return strconv.FormatFloat(v, 'f', dec, 64)
+}
 
 // latencyChart draws the latency histogram: one bar per bucket.
 func latencyChart(j runner.JobReport) string {
@@ -326,23 +366,30 @@ func latencyChart(j runner.JobReport) string {
 	svgOpen(&b, "chart latency", fmt.Sprintf("Latency histogram for job %s", j.JobID))
 	top := yAxis(&b, float64(maxC), fmtCount)
 	slot := plotW / float64(len(hs))
-	// Skip labels so that they do not run into each other (about 6 units a character).
+	// Label a bar with its upper bound, skipping bars so that labels keep
+	// a gap between them: a wide character (m, ≤) of the 11px font takes up
+	// to 9 units, a digit about 6.5; 7.5 a character on average plus a gap
+	// of 10 keeps neighbours apart.
 	longest := 0
 	for _, h := range hs {
-		longest = max(longest, len([]rune(fmtDur(time.Duration(h.UpperBound))))+1)
+		longest = max(longest, len([]rune(fmtDur(time.Duration(h.UpperBound)))))
 	}
-	labelEvery := max(1, int(math.Ceil(float64(longest)*6.5/slot)))
+	labelEvery := max(1, int(math.Ceil((float64(longest)*7.5+10)/slot)))
 	for i, h := range hs {
 		hgt := float64(h.Count) / top * plotH
 		x := padLeft + float64(i)*slot
-		label := "≤" + fmtDur(time.Duration(h.UpperBound))
-		fmt.Fprintf(&b, `<rect class="hbar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %d devices</title></rect>`,
-			x+slot*0.1, padTop+plotH-hgt, slot*0.8, hgt, html.EscapeString(label), h.Count)
+		bound := fmtDur(time.Duration(h.UpperBound))
+		lower := "0"
+		if i > 0 {
+			lower = fmtDur(time.Duration(hs[i-1].UpperBound))
+		}
+		fmt.Fprintf(&b, `<rect class="hbar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: over %s, at most %s</title></rect>`,
+			x+slot*0.1, padTop+plotH-hgt, slot*0.8, hgt, html.EscapeString(plural(h.Count, "device")), html.EscapeString(lower), html.EscapeString(bound))
 		if i%labelEvery == 0 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x+slot/2, padTop+plotH+16, html.EscapeString(label))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, x+slot/2, padTop+plotH+16, html.EscapeString(bound))
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">latency (device job end − start)</text>`, padLeft+plotW/2, chartH-4)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">device job latency; a bar counts up to its label</text>`, padLeft+plotW/2, chartH-4)
 	b.WriteString(`</svg>`)
 	return b.String()
 }

@@ -44,6 +44,7 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure"`
+	Error     *junitFailure `xml:"error"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
@@ -85,7 +86,18 @@ func renderJUnit(r *runner.Report) ([]byte, error) {
 		}
 		s.Cases = append(s.Cases, c)
 	}
-	all := junitSuites{Name: "fleetsim", Tests: s.Tests, Failures: s.Failures, Time: secs, Suites: []junitSuite{s}}
+	for _, w := range r.Warnings {
+		s.Properties = append(s.Properties, junitProperty{"warning", w})
+	}
+	if r.Interrupted {
+		// An interrupted run is an error of the suite, not a failed expectation.
+		msg := "the run was interrupted before it finished; the expectations judge what had happened by then"
+		s.Tests++
+		s.Errors++
+		s.Cases = append(s.Cases, junitCase{Name: "the run finishes", Classname: "fleetsim." + r.Scenario, Time: secs,
+			Error: &junitFailure{Message: msg, Type: "Interrupted", Text: msg}})
+	}
+	all := junitSuites{Name: "fleetsim", Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Time: secs, Suites: []junitSuite{s}}
 	b, err := xml.MarshalIndent(all, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode junit report: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
@@ -272,4 +274,106 @@ func findChromium() string {
 		}
 	}
 	return ""
+}
+
+// TestEveryReportWarnsAndSaysInterrupted checks that a job that selected no
+// devices and an interrupted run show in the text, JSON, JUnit and HTML
+// reports alike.
+func TestEveryReportWarnsAndSaysInterrupted(t *testing.T) {
+	r := fixtureReport(t)
+	r.Jobs = append(r.Jobs, runner.JobReport{JobID: "nobody", Type: "scheduleUpdateTwin", Status: "completed", Condition: "tags.ring = 'none'"})
+	r.Warnings = []string{`job nobody selected no devices: its query condition "tags.ring = 'none'" matched none`}
+	r.Interrupted, r.Passed = true, false
+	writers := map[string]func(*runner.Report) ([]byte, error){
+		"text":  func(r *runner.Report) ([]byte, error) { return renderText(r), nil },
+		"json":  renderJSON,
+		"junit": renderJUnit,
+		"html":  renderHTML,
+	}
+	for name, render := range writers {
+		b, err := render(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := strings.ToLower(string(b))
+		if !strings.Contains(page, "job nobody selected no devices") {
+			t.Errorf("%s: no warning for the job that selected no devices", name)
+		}
+		if !strings.Contains(page, "interrupted") {
+			t.Errorf("%s: does not say the run was interrupted", name)
+		}
+	}
+	b, _ := renderJUnit(r)
+	if !strings.Contains(string(b), `errors="1"`) || !strings.Contains(string(b), `<error message="the run was interrupted`) {
+		t.Errorf("junit: the interruption is not an error:\n%s", b)
+	}
+}
+
+func TestDeviceAnswers(t *testing.T) {
+	tests := []struct {
+		in   map[int]int
+		want string
+	}{
+		{map[int]int{200: 197, 500: 3}, "197 answered 200, 3 answered 500"},
+		{map[int]int{404: 5, 200: 1, 500: 5}, "5 answered 404, 5 answered 500, 1 answered 200"},
+		{map[int]int{200: 1}, "1 answered 200"},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := deviceAnswers(tt.in); got != tt.want {
+			t.Errorf("deviceAnswers(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestChartAxisLabels feeds axes whose steps do not add up exactly in
+// floating point, and histograms with many buckets, through the charts.
+func TestChartAxisLabels(t *testing.T) {
+	ticks := []struct {
+		v, step float64
+		want    string
+	}{
+		{0, 0.05, "0"}, {0.15000000000000002, 0.05, "150ms"}, {0.3, 0.1, "300ms"}, {0.0025, 0.0005, "2.5ms"},
+		{1.5, 0.5, "1.5s"}, {2.5, 0.5, "2.5s"}, {20, 5, "20s"}, {120, 60, "2m"}, {150, 30, "2.5m"}, {600, 100, "600s"}, {200, 100, "200s"},
+	}
+	for _, tt := range ticks {
+		if got := fmtTick(tt.v, tt.step); got != tt.want {
+			t.Errorf("fmtTick(%v, %v) = %q, want %q", tt.v, tt.step, got, tt.want)
+		}
+	}
+	// A 150 ms job: the completion axis reads in whole milliseconds.
+	j := runner.JobReport{JobID: "j", DeviceCount: 3, Completion: []runner.CompletionPoint{
+		{At: 0, Done: 0}, {At: runner.Duration(50 * time.Millisecond), Done: 1}, {At: runner.Duration(150 * time.Millisecond), Done: 3}}}
+	svg := completionChart(j)
+	if regexp.MustCompile(`>[0-9.]*0000000[0-9]*m?s<`).MatchString(svg) {
+		t.Errorf("floating-point noise on the axis: %s", svg)
+	}
+	for _, want := range []string{">50ms<", ">150ms<", ">3<"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("completion chart lacks the label %s: %s", want, svg)
+		}
+	}
+	// Histogram labels never overlap: centres at least a label's width apart.
+	var hs []runner.Bucket
+	for _, ms := range []int{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000} {
+		hs = append(hs, runner.Bucket{UpperBound: runner.Duration(time.Duration(ms) * time.Millisecond), Count: ms % 7})
+	}
+	svg = latencyChart(runner.JobReport{JobID: "j", Latency: runner.LatencySummary{Histogram: hs}})
+	labels := regexp.MustCompile(`<text x="([0-9.]+)" y="200.0" text-anchor="middle">([^<]+)</text>`).FindAllStringSubmatch(svg, -1)
+	if len(labels) < 3 {
+		t.Fatalf("only %d histogram labels: %s", len(labels), svg)
+	}
+	for i := 1; i < len(labels); i++ {
+		var x0, x1 float64
+		fmt.Sscan(labels[i-1][1], &x0)
+		fmt.Sscan(labels[i][1], &x1)
+		// 9 units is the widest character of the 11px font.
+		need := 9 * float64(len([]rune(labels[i-1][2]))+len([]rune(labels[i][2]))) / 2
+		if x1-x0 < need {
+			t.Errorf("labels %q and %q are %.1f apart, want at least %.1f", labels[i-1][2], labels[i][2], x1-x0, need)
+		}
+	}
+	if strings.Contains(svg, "≤") {
+		t.Error("histogram labels still carry ≤")
+	}
 }

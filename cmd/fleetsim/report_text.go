@@ -26,6 +26,9 @@ func renderText(r *runner.Report) []byte {
 		fmt.Fprintf(&b, "%s\n", r.Description)
 	}
 	fmt.Fprintf(&b, "Started %s, ran %s, %d devices\n", fmtTime(r.Started), fmtDur(time.Duration(r.Duration)), r.Devices)
+	if r.Interrupted {
+		fmt.Fprintf(&b, "INTERRUPTED after %s: the run was stopped before it finished; what follows is what had happened by then\n", fmtDur(time.Duration(r.Duration)))
+	}
 	writeSettleText(&b, r)
 
 	f := r.Fleet
@@ -71,7 +74,9 @@ func renderText(r *runner.Report) []byte {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
-	if r.Passed {
+	if r.Interrupted {
+		fmt.Fprintf(&b, "INTERRUPTED: %d of %d expectations failed on the partial run\n", failed, len(r.Expectations))
+	} else if r.Passed {
 		fmt.Fprintf(&b, "PASS: %d of %d expectations passed\n", len(r.Expectations)-failed, len(r.Expectations))
 	} else {
 		fmt.Fprintf(&b, "FAIL: %d of %d expectations failed\n", failed, len(r.Expectations))
@@ -94,11 +99,7 @@ func writeJobText(w io.Writer, j runner.JobReport) {
 	fmt.Fprintf(w, "  %.1f device-ops/s; latency p50 %s, p95 %s, p99 %s, max %s\n", j.OpsPerSecond,
 		fmtDur(time.Duration(l.P50)), fmtDur(time.Duration(l.P95)), fmtDur(time.Duration(l.P99)), fmtDur(time.Duration(l.Max)))
 	if len(j.DeviceStatuses) > 0 {
-		var parts []string
-		for _, code := range slices.Sorted(maps.Keys(j.DeviceStatuses)) {
-			parts = append(parts, fmt.Sprintf("%d×%d", code, j.DeviceStatuses[code]))
-		}
-		fmt.Fprintf(w, "  device answers: %s\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  device answers: %s\n", deviceAnswers(j.DeviceStatuses))
 	}
 	writeDeviceSideText(w, "  ", j.DeviceSide)
 	if len(j.Failures) == 0 {
@@ -114,6 +115,26 @@ func writeJobText(w io.Writer, j runner.JobReport) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// deviceAnswers says which method status codes devices answered with, most
+// frequent first: "197 answered 200, 3 answered 500".
+func deviceAnswers(statuses map[int]int) string {
+	codes := slices.Sorted(maps.Keys(statuses))
+	slices.SortStableFunc(codes, func(a, b int) int { return statuses[b] - statuses[a] })
+	var parts []string
+	for _, code := range codes {
+		parts = append(parts, fmt.Sprintf("%d answered %d", statuses[code], code))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plural is "1 device", "2 devices".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // sortedFailures orders failure groups by count, largest first, then by cause.

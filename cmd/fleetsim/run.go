@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,11 +19,12 @@ import (
 
 // runFlags are the settings of `fleetsim run`.
 type runFlags struct {
-	seed   string
-	shard  string
-	data   string
-	report string
-	noLive bool
+	seed    string
+	shard   string
+	data    string
+	report  string
+	noLive  bool
+	logFile string
 	// a remote hub instead of the embedded one
 	hub, hubURL, mqttURL, ca string
 }
@@ -39,11 +41,16 @@ judges its expectations. SCENARIO is the name of an embedded scenario (see
 
 On a terminal a live view shows devices connected and each job's progress
 (█ succeeded, x failed, ▒ running, · pending), device-ops/s, latency and the
-latest notes; otherwise a plain progress line is printed every second. At the
+latest notes; otherwise a plain progress line is printed every second. Log
+lines that come while the live view is drawn go above it, and the view is
+drawn again below them; --log-file FILE sends them to a file instead. At the
 end the report is printed: per job its statistics, device-ops/s, latency
 percentiles and failures by cause, then each expectation with PASS or FAIL.
 
-The exit code is 0 when every expectation passed and 1 otherwise. With
+Exit codes: 0 every expectation passed, 1 an expectation failed (or the run
+could not happen), 2 the scenario is invalid or the command line wrong, 130
+interrupted (Ctrl-C or SIGTERM: the fleet stops, and the partial report of
+what had happened is printed and written). With
 --report DIR the report is also written to DIR/report.json, DIR/junit.xml (for
 CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 		examples: []string{
@@ -59,6 +66,7 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.data, "data", "", "keep the hub's stores in `DIR` (default: in memory, thrown away)")
 			f.fs.StringVar(&o.report, "report", "", "also write report.json, junit.xml and report.html to `DIR`")
 			f.fs.BoolVar(&o.noLive, "no-live", false, "no live progress, only the final report")
+			f.fs.StringVar(&o.logFile, "log-file", "", "write the logs to `FILE` (JSON lines) instead of stderr")
 			f.fs.StringVar(&o.hub, "hub", "", "play against the hub of this service connection `STRING` (a 'fleetsim serve' or an Azure IoT hub) instead of an embedded one")
 			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
 			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
@@ -109,7 +117,8 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		view = newLiveView(a.stdout, viewOptions{
 			Terminal: a.stdoutTTY,
 			Color:    a.stdoutTTY && a.getenv("NO_COLOR") == "",
-			Width:    terminalWidth(a.getenv),
+			Width:    terminalWidth(a.getenv, a.stdout),
+			WidthNow: func() int { return ttyWidth(a.stdout) },
 			Title:    sc.Name(),
 		})
 		opts.Progress = view.Update
@@ -117,7 +126,16 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 			logDst = view.LogWriter(a.stderr)
 		}
 	}
-	log, err := newLogger(logDst, a.stderrTTY, f.level)
+	logTTY := a.stderrTTY
+	if o.logFile != "" {
+		lf, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer lf.Close()
+		logDst, logTTY = lf, false
+	}
+	log, err := newLogger(logDst, logTTY, f.level)
 	if err != nil {
 		return &usageError{cmd: f.name, msg: err.Error()}
 	}
@@ -155,19 +173,27 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 			fmt.Fprintln(a.stdout)
 		}
 	}
+	interrupted := ctx.Err() != nil && errors.Is(runErr, context.Canceled)
 	if rep != nil {
 		a.stdout.Write(renderText(rep))
 		if o.report != "" {
-			if err := writeReports(o.report, rep); err != nil {
+			files, err := writeReports(o.report, rep)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "Report written to %s\n", filepath.Join(o.report, "report.html"))
+			fmt.Fprintf(a.stdout, "Report written to %s\n", strings.Join(files, ", "))
 		}
 	}
-	if runErr != nil {
-		if ctx.Err() != nil && errors.Is(runErr, context.Canceled) {
-			return errors.New("run: interrupted")
+	if interrupted {
+		msg := "run " + sc.Name() + ": interrupted; the report above judges what had happened by then"
+		if rep == nil {
+			msg = "run " + sc.Name() + ": interrupted before the run began; no report"
+		} else if o.report == "" {
+			msg = "run " + sc.Name() + ": interrupted; the report above judges what had happened by then (--report DIR writes it to files)"
 		}
+		return &silentError{code: exitInterrupted, msg: msg}
+	}
+	if runErr != nil {
 		return fmt.Errorf("run %s: %w", sc.Name(), runErr)
 	}
 	if !rep.Passed {
@@ -199,35 +225,39 @@ func parseShard(s string) (i, n int, err error) {
 	return i, n, nil
 }
 
-// terminalWidth reads $COLUMNS, defaulting to 100.
-func terminalWidth(getenv func(string) string) int {
-	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n >= 40 {
+// terminalWidth is the width of the terminal w is, else $COLUMNS (shells
+// seldom export it), else 100.
+func terminalWidth(getenv func(string) string, w io.Writer) int {
+	if n := ttyWidth(w); n > 0 {
+		return n
+	}
+	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n >= 20 {
 		return n
 	}
 	return 100
 }
 
-// writeReports writes report.json, junit.xml and report.html to dir.
-func writeReports(dir string, rep *runner.Report) error {
+// writeReports writes report.json, junit.xml and report.html to dir, in
+// that order (report.json first: an interrupted run needs it most), and
+// returns the paths written.
+func writeReports(dir string, rep *runner.Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("report directory: %w", err)
+		return nil, fmt.Errorf("report directory: %w", err)
 	}
-	j, err := renderJSON(rep)
-	if err != nil {
-		return err
-	}
-	x, err := renderJUnit(rep)
-	if err != nil {
-		return err
-	}
-	h, err := renderHTML(rep)
-	if err != nil {
-		return err
-	}
-	for name, b := range map[string][]byte{"report.json": j, "junit.xml": x, "report.html": h} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
+	var files []string
+	for _, f := range []struct {
+		name   string
+		render func(*runner.Report) ([]byte, error)
+	}{{"report.json", renderJSON}, {"junit.xml", renderJUnit}, {"report.html", renderHTML}} {
+		b, err := f.render(rep)
+		if err != nil {
+			return files, err
 		}
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return files, fmt.Errorf("write report: %w", err)
+		}
+		files = append(files, path)
 	}
-	return nil
+	return files, nil
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs"
 )
 
 // deviceOutcome is what the report needs of one per-device job record.
@@ -22,19 +24,10 @@ type deviceOutcome struct {
 // mix and completion curve from its per-device records. jobStart is when the
 // job started running.
 func jobFigures(jobStart time.Time, rows []deviceOutcome) (lat LatencySummary, fails []FailureGroup, statuses map[int]int, completion []CompletionPoint, opsPerSec float64) {
-	var lats []time.Duration
-	var ends []time.Duration
 	groups := map[string]*FailureGroup{}
 	for _, r := range rows {
-		done := r.Status == "completed" || r.Status == "failed" || r.Status == "canceled"
-		if !done {
+		if !r.done() {
 			continue
-		}
-		if !r.End.IsZero() && !r.Start.IsZero() && r.End.After(r.Start) || r.End.Equal(r.Start) && !r.End.IsZero() {
-			lats = append(lats, r.End.Sub(r.Start))
-		}
-		if !r.End.IsZero() {
-			ends = append(ends, max(0, r.End.Sub(jobStart)))
 		}
 		if r.HasResponse {
 			if statuses == nil {
@@ -58,7 +51,7 @@ func jobFigures(jobStart time.Time, rows []deviceOutcome) (lat LatencySummary, f
 			}
 		}
 	}
-	lat = latencySummary(lats)
+	lat = latencySummary(latencies(rows))
 	for _, g := range groups {
 		slices.Sort(g.Examples)
 		fails = append(fails, *g)
@@ -69,14 +62,103 @@ func jobFigures(jobStart time.Time, rows []deviceOutcome) (lat LatencySummary, f
 		}
 		return fails[i].Cause < fails[j].Cause
 	})
+	ends := endOffsets(jobStart, rows)
 	completion = completionCurve(ends, 60)
-	if n := len(ends); n > 0 {
-		last := slices.Max(ends)
-		if last > 0 {
-			opsPerSec = float64(n) / last.Seconds()
+	opsPerSec = opsRate(jobStart, rows, time.Time{})
+	return lat, fails, statuses, completion, opsPerSec
+}
+
+// done says the device job has ended, one way or another.
+func (r deviceOutcome) done() bool {
+	return r.Status == "completed" || r.Status == "failed" || r.Status == "canceled"
+}
+
+// operated says the hub worked on the device: it completed or failed, as
+// opposed to being cancelled before it was reached or not reached yet.
+func (r deviceOutcome) operated() bool {
+	return (r.Status == "completed" || r.Status == "failed") && !r.End.IsZero()
+}
+
+// latencies returns the end minus start of every ended device job with both
+// times. The report and the live view both take their percentiles from it.
+func latencies(rows []deviceOutcome) []time.Duration {
+	var lats []time.Duration
+	for _, r := range rows {
+		if r.done() && !r.Start.IsZero() && !r.End.IsZero() && !r.End.Before(r.Start) {
+			lats = append(lats, r.End.Sub(r.Start))
 		}
 	}
-	return lat, fails, statuses, completion, opsPerSec
+	return lats
+}
+
+// endOffsets returns when each ended device job ended, since the job started.
+func endOffsets(jobStart time.Time, rows []deviceOutcome) []time.Duration {
+	var ends []time.Duration
+	for _, r := range rows {
+		if r.done() && !r.End.IsZero() {
+			ends = append(ends, max(0, r.End.Sub(jobStart)))
+		}
+	}
+	return ends
+}
+
+// opsRate is the device operations per second the hub did for a job: the
+// devices it operated on (cancelled ones never were) over the time from the
+// job's start to now, or, with now zero, to the last of them.
+func opsRate(jobStart time.Time, rows []deviceOutcome, now time.Time) float64 {
+	n := 0
+	var last time.Duration
+	for _, r := range rows {
+		if r.operated() {
+			n++
+			last = max(last, r.End.Sub(jobStart))
+		}
+	}
+	if !now.IsZero() {
+		last = now.Sub(jobStart)
+	}
+	if n == 0 || last <= 0 {
+		return 0
+	}
+	return float64(n) / last.Seconds()
+}
+
+// liveJob is a job's live figures. With rows (the job's device records, when
+// they can be read), latency and rate come from them exactly as the report
+// computes them; without, the rate comes from the statistics and the latency
+// stays unknown (zero). A job that is over has the rate it ended with, and a
+// job that never operated on a device has none.
+func liveJob(j hubjobs.Job, rows []deviceOutcome, haveRows bool, now time.Time) JobProgress {
+	s := j.DeviceJobStatistics
+	jp := JobProgress{
+		JobID: j.JobID, Status: string(j.Status), DeviceCount: s.DeviceCount,
+		Pending: s.PendingCount, Running: s.RunningCount, Succeeded: s.SucceededCount, Failed: s.FailedCount,
+	}
+	if j.Status == hubjobs.StatusScheduled || j.StartTime.IsZero() {
+		return jp
+	}
+	if haveRows {
+		lats := latencies(rows)
+		slices.Sort(lats)
+		jp.P50, jp.P99 = percentile(lats, 50), percentile(lats, 99)
+		jp.LatencyKnown = len(lats) > 0
+		if j.Status.Terminal() {
+			now = time.Time{}
+		}
+		jp.OpsPerSecond = opsRate(j.StartTime, rows, now)
+		return jp
+	}
+	if j.Status == hubjobs.StatusCancelled {
+		return jp // its failed count holds the devices never reached
+	}
+	since := now.Sub(j.StartTime)
+	if j.EndTime != nil {
+		since = j.EndTime.Sub(j.StartTime)
+	}
+	if since > 0 {
+		jp.OpsPerSecond = float64(s.SucceededCount+s.FailedCount) / since.Seconds()
+	}
+	return jp
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of sorted.

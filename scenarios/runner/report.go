@@ -1,6 +1,11 @@
 package runner
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
 
 // Report is the outcome of a scenario run. Its job figures come from the jobs
 // engine's store (statistics and per-device records), never from the progress
@@ -13,7 +18,7 @@ type Report struct {
 	Pacing       string              `json:"pacing"`
 	Started      time.Time           `json:"started"`
 	Ended        time.Time           `json:"ended"`
-	Duration     Duration            `json:"duration"`
+	Duration     Duration            `json:"durationMs"`
 	Devices      int                 `json:"devices"`
 	Fleet        FleetSummary        `json:"fleet"`
 	Jobs         []JobReport         `json:"jobs"`
@@ -22,11 +27,27 @@ type Report struct {
 	Settle Settle `json:"settle"`
 	// DeviceSide is what the devices did, measured at the devices.
 	DeviceSide DeviceSide `json:"deviceSide"`
-	// Warnings are things the reader should know that no expectation
-	// judged, such as a job that selected no devices.
-	Warnings []string `json:"warnings,omitempty"`
-	// Passed is true when every expectation passed.
+	// Passed is true when every expectation passed and the run was not interrupted.
 	Passed bool `json:"passed"`
+	// Interrupted says the run was stopped (Ctrl-C) before it finished:
+	// the report judges what had happened by then.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Warnings point out what no expectation checks but a reader must
+	// know, such as a job that selected no devices.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// warnings lists what a report must point out although no expectation
+// checks it: jobs that started and selected no device (their query
+// condition matched nothing, so they pass without doing anything).
+func warnings(jobs []JobReport) []string {
+	var out []string
+	for _, j := range jobs {
+		if j.DeviceCount == 0 && j.Status != "scheduled" && j.Status != "queued" && j.Status != "enqueued" {
+			out = append(out, fmt.Sprintf("job %s selected no devices: its query condition %q matched none", j.JobID, j.Condition))
+		}
+	}
+	return out
 }
 
 // FleetSummary counts what the simulated fleet did.
@@ -73,16 +94,16 @@ type JobReport struct {
 
 // LatencySummary describes per-device latency (device job end minus start).
 type LatencySummary struct {
-	P50       Duration `json:"p50"`
-	P95       Duration `json:"p95"`
-	P99       Duration `json:"p99"`
-	Max       Duration `json:"max"`
+	P50       Duration `json:"p50Ms"`
+	P95       Duration `json:"p95Ms"`
+	P99       Duration `json:"p99Ms"`
+	Max       Duration `json:"maxMs"`
 	Histogram []Bucket `json:"histogram,omitempty"`
 }
 
 // Bucket is one histogram bar: Count latencies at most UpperBound (and above the previous bucket's bound).
 type Bucket struct {
-	UpperBound Duration `json:"le"`
+	UpperBound Duration `json:"leMs"`
 	Count      int      `json:"count"`
 }
 
@@ -96,7 +117,7 @@ type FailureGroup struct {
 
 // CompletionPoint says how many devices were done At after the job started.
 type CompletionPoint struct {
-	At   Duration `json:"at"`
+	At   Duration `json:"atMs"`
 	Done int      `json:"done"`
 }
 
@@ -135,17 +156,27 @@ type JobProgress struct {
 	Failed       int
 	OpsPerSecond float64
 	P50, P99     time.Duration
+	// LatencyKnown says P50 and P99 were measured; they are not for jobs
+	// too large to read a few times a second, or on a remote hub.
+	LatencyKnown bool
 }
 
-// Duration is a time.Duration that marshals to JSON as a string such as "1.5s".
+// Duration is a time.Duration that marshals to JSON as a number of
+// milliseconds, such as 66.4652 (fractions down to the nanosecond); the
+// JSON names of Duration fields end in "Ms".
 type Duration time.Duration
 
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(d)/float64(time.Millisecond), 'f', -1, 64), nil
+}
 
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = Duration(v)
-	return err
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	ms, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration: want a number of milliseconds, got %s", b)
+	}
+	*d = Duration(math.Round(ms * float64(time.Millisecond)))
+	return nil
 }

@@ -108,7 +108,8 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 	if err != nil {
 		return nil, err
 	}
-	hubCtx, stopHub := context.WithCancel(ctx)
+	// The hub outlives an interruption until the partial report is read.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- st.Run(hubCtx) }()
 	if err := waitReady(ctx, st, hubDone); err != nil {
@@ -127,16 +128,20 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 	return p.finish(rep, err)
 }
 
-// finish completes the report of a run.
+// finish completes the report of a run. An interrupted run returns its
+// partial report with ctx's error.
 func (p *player) finish(rep *Report, err error) (*Report, error) {
-	if err != nil {
+	if rep == nil {
 		return nil, err
 	}
 	if p.shards > 1 {
 		rep.Shard = fmt.Sprintf("%d/%d", p.shard+1, p.shards)
 	}
-	return rep, nil
+	return rep, err
 }
+
+// reportTimeout bounds reading the partial report of an interrupted run.
+const reportTimeout = 15 * time.Second
 
 // player plays one scenario on a running stack.
 type player struct {
@@ -151,7 +156,7 @@ type player struct {
 	started        time.Time
 	jobs           []string // created (or, on other shards, expected), in timeline order
 	createErr      map[string]error
-	lastLat        map[string][2]time.Duration
+	finalRows      map[string][]deviceOutcome
 	waves          sync.WaitGroup // one goroutine per disconnect wave
 	waveCount      int            // disconnect waves played so far
 	wavesCtx       context.Context
@@ -173,7 +178,7 @@ func (p *player) deviceKey(id string) []byte {
 
 func (p *player) play(ctx context.Context) (*Report, error) {
 	p.createErr = map[string]error{}
-	p.lastLat = map[string][2]time.Duration{}
+	p.finalRows = map[string][]deviceOutcome{}
 	p.jobStarts = map[string]map[string]time.Time{}
 	p.jobLocalOK = map[string]int{}
 	for _, e := range p.sc.Expectations {
@@ -185,7 +190,9 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	p.fleet = p.newFleet()
-	fleetCtx, stopFleet := context.WithCancel(ctx)
+	// The fleet stays up through an interruption until the partial report
+	// has read its state.
+	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
 	fleetDone := make(chan error, 1)
 	p.started = time.Now()
 	go func() { fleetDone <- p.fleet.Run(fleetCtx) }()
@@ -194,8 +201,15 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 	err := p.timeline(ctx)
 	ended := time.Now()
 	var rep *Report
-	if err == nil {
+	switch {
+	case err == nil:
 		rep = p.report(ctx, ended)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// Interrupted: judge what happened so far, with a context of its own.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		rep = p.report(rctx, ended)
+		cancel()
+		rep.Interrupted, rep.Passed = true, false
 	}
 	p.wavesCancelled()
 	p.waves.Wait()
@@ -513,45 +527,35 @@ func (p *player) progress(ctx context.Context, note string) {
 		if err != nil {
 			continue
 		}
-		s := j.DeviceJobStatistics
-		jp := JobProgress{
-			JobID: id, Status: string(j.Status), DeviceCount: s.DeviceCount,
-			Pending: s.PendingCount, Running: s.RunningCount, Succeeded: s.SucceededCount, Failed: s.FailedCount,
-		}
-		if since := time.Since(j.StartTime); j.Status != hubjobs.StatusScheduled && since > 0 {
-			if j.EndTime != nil {
-				since = j.EndTime.Sub(j.StartTime)
-			}
-			jp.OpsPerSecond = float64(s.SucceededCount+s.FailedCount) / since.Seconds()
-		}
-		jp.P50, jp.P99 = p.liveLatency(ctx, j)
-		pr.Jobs = append(pr.Jobs, jp)
+		rows, ok := p.liveRows(ctx, j)
+		pr.Jobs = append(pr.Jobs, liveJob(j, rows, ok, time.Now()))
 	}
 	p.o.Progress(pr)
 }
 
-// liveLatencyMax bounds the jobs whose latency progress reports compute
-// from the device records while they run.
-const liveLatencyMax = 20000
+// liveRowsMax bounds the jobs whose device records progress reads while
+// they run.
+const liveRowsMax = 20000
 
-// liveLatency returns a job's p50 and p99 so far, recomputed for jobs small
-// enough and kept once the job is terminal.
-func (p *player) liveLatency(ctx context.Context, j hubjobs.Job) (time.Duration, time.Duration) {
-	last, seen := p.lastLat[j.JobID]
-	if (seen && j.Status.Terminal()) || j.DeviceJobStatistics.DeviceCount > liveLatencyMax || !p.hub.local() {
-		return last[0], last[1]
+// liveRows returns a job's device records for the live figures, read again
+// while the job runs and kept once read after it ended; false when the job
+// is too large to read a few times a second, or the hub is remote.
+func (p *player) liveRows(ctx context.Context, j hubjobs.Job) ([]deviceOutcome, bool) {
+	if last, seen := p.finalRows[j.JobID]; seen {
+		return last, true
 	}
-	rows, _ := p.hub.rows(ctx, j.JobID)
-	var lats []time.Duration
-	for _, r := range rows {
-		if !r.End.IsZero() && !r.Start.IsZero() {
-			lats = append(lats, r.End.Sub(r.Start))
-		}
+	if j.DeviceJobStatistics.DeviceCount > liveRowsMax || !p.hub.local() {
+		return nil, false
 	}
-	slices.Sort(lats)
-	v := [2]time.Duration{percentile(lats, 0.50), percentile(lats, 0.99)}
-	p.lastLat[j.JobID] = v
-	return v[0], v[1]
+	rows, err := p.hub.rows(ctx, j.JobID)
+	if err != nil {
+		return nil, false
+	}
+	if j.Status.Terminal() {
+		// Read after the job's status said it ended: these are its last.
+		p.finalRows[j.JobID] = rows
+	}
+	return rows, true
 }
 
 // outcomeOf reads one devices.jobs row.
@@ -619,6 +623,7 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	for i := range rep.Jobs {
 		byID[rep.Jobs[i].JobID] = &rep.Jobs[i]
 	}
+	rep.Warnings = append(rep.Warnings, warnings(rep.Jobs)...)
 	p.checkStates(ctx, true)
 	states := p.states
 	for _, e := range p.sc.Expectations {
@@ -630,11 +635,15 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 		switch {
 		case e.Job == "" && e.MinConnected == 0 && e.DeviceState != nil:
 		case e.Job == "":
-			frac := p.connectedFraction()
+			// The same reading as the fleet summary's connectedAtEnd.
+			frac := 1.0
+			if rep.Devices > 0 {
+				frac = float64(fs.Connected) / float64(rep.Devices)
+			}
 			results = append(results, ExpectationResult{
 				Description: fmt.Sprintf("at least %.1f%% of the fleet is connected at the end", e.MinConnected*100),
 				Passed:      frac >= e.MinConnected,
-				Detail:      fmt.Sprintf("%d of %d connected (%.1f%%)", p.fleet.Connected(), p.fleet.Len(), frac*100),
+				Detail:      fmt.Sprintf("%d of %d connected (%.1f%%)", fs.Connected, rep.Devices, frac*100),
 			})
 		default:
 			jr := judgeJob(jobExpectation{

@@ -3,6 +3,8 @@ package runner_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +61,19 @@ func TestQuickstartPasses(t *testing.T) {
 	}
 	if rep.Fleet.MethodCalls < 200 || rep.Fleet.DesiredPatches < 100 {
 		t.Errorf("fleet %+v", rep.Fleet)
+	}
+	// The last live figures of finished jobs are the report's.
+	for i, lj := range last.Jobs {
+		j := rep.Jobs[i]
+		if !lj.LatencyKnown || lj.P50 != time.Duration(j.Latency.P50) || lj.P99 != time.Duration(j.Latency.P99) || lj.OpsPerSecond != j.OpsPerSecond {
+			t.Errorf("job %s: live p50 %v p99 %v %.1f ops/s; report p50 %v p99 %v %.1f ops/s", j.JobID,
+				lj.P50, lj.P99, lj.OpsPerSecond, time.Duration(j.Latency.P50), time.Duration(j.Latency.P99), j.OpsPerSecond)
+		}
+	}
+	// The connected-fleet expectation and the fleet summary read the same count.
+	want := fmt.Sprintf("%d of %d connected", rep.Fleet.ConnectedAtEnd, rep.Devices)
+	if e := rep.Expectations[len(rep.Expectations)-1]; !strings.HasPrefix(e.Detail, want) {
+		t.Errorf("expectation %q says %q, the fleet summary %s", e.Description, e.Detail, want)
 	}
 }
 
@@ -133,5 +148,32 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	_, err := runner.Run(ctx, load(t, "s1-throttled"), runner.Options{})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestInterruptedRunReports cancels a run after its first job was created:
+// Run returns the context's error with a partial report that judged the
+// jobs created so far and says it was interrupted.
+func TestInterruptedRunReports(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rep, err := runner.Run(ctx, load(t, "quickstart"), runner.Options{Progress: func(p runner.Progress) {
+		for _, j := range p.Jobs {
+			if j.JobID == "ping-all" && j.Status == "completed" {
+				cancel()
+			}
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if rep == nil || !rep.Interrupted || rep.Passed {
+		t.Fatalf("report %+v, want an interrupted one that did not pass", rep)
+	}
+	if len(rep.Jobs) != 1 || rep.Jobs[0].JobID != "ping-all" || rep.Jobs[0].Status != "completed" || rep.Jobs[0].Succeeded != 200 {
+		t.Errorf("jobs %+v, want ping-all completed on 200 devices", rep.Jobs)
+	}
+	if len(rep.Expectations) == 0 || !rep.Expectations[0].Passed {
+		t.Errorf("expectations %+v: ping-all's are judged and hold", rep.Expectations)
 	}
 }

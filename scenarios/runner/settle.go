@@ -114,8 +114,5 @@ func (p *player) deviceSide(rep *Report, fs devicesim.FleetStats) {
 			ds.Succeeded = p.jobLocalOK[j.JobID]
 			j.DeviceSide = &ds
 		}
-		if j.DeviceCount == 0 && j.Status != "" {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("job %s selected no devices (condition %s)", j.JobID, j.Condition))
-		}
 	}
 }

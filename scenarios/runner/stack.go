@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -214,6 +215,7 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
 			"/metrics":           s.Metrics.Handler(),
+			"/healthz":           http.HandlerFunc(s.healthz),
 		},
 	}); err != nil {
 		return nil, fmt.Errorf("REST API: %w", err)
@@ -253,6 +255,26 @@ func loadPolicies(dir string, persist bool) ([]restapi.Policy, error) {
 
 // Ready is closed once every listener is up and Endpoints is filled in.
 func (s *Stack) Ready() <-chan struct{} { return s.ready }
+
+// healthz answers GET /healthz without authentication, for load balancers
+// and scripts: 200 {"status":"ok"} once the hub is ready, 503
+// {"status":"starting"} before. It says nothing else about the hub.
+func (s *Stack) healthz(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	select {
+	case <-s.ready:
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	default:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"starting"}`+"\n")
+	}
+}
 
 // Endpoints returns how to reach the hub; valid after Ready.
 func (s *Stack) Endpoints() Endpoints {
