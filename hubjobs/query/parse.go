@@ -241,7 +241,7 @@ func (p *parser) leave() { p.depth-- }
 
 func newParser(src string) (*parser, error) {
 	if n := utf8.RuneCountInString(src); n > iothub.MaxQueryLength {
-		return nil, &Error{Pos: iothub.MaxQueryLength + 1, Msg: fmt.Sprintf("the query is %d characters long; the limit is %d (iothub.md §6)", n, iothub.MaxQueryLength)}
+		return nil, &Error{Pos: iothub.MaxQueryLength + 1, Msg: fmt.Sprintf("the query is %d characters long; the limit is %d", n, iothub.MaxQueryLength)}
 	}
 	if !utf8.ValidString(src) {
 		bad := 0
@@ -705,7 +705,7 @@ func (p *parser) path(at token, segs []string) (expr, error) {
 		}
 		c, ok := jobNames[strings.ToLower(segs[0])]
 		if !ok {
-			return nil, p.errAt(at, "devices.jobs queries can test only job fields (%s), not %s (iothub.md §5.6)", jobNameList, strings.Join(segs, "."))
+			return nil, p.errAt(at, "devices.jobs queries can test only job fields (%s), not %s", jobNameList, strings.Join(segs, "."))
 		}
 		segs[0] = c
 		return &pathExpr{segs: segs}, nil
