@@ -39,7 +39,7 @@ func newCommitter(st Persistence, limit int, log zerolog.Logger) *committer {
 }
 
 // add queues a write. It fails with ThrottlingException when the queue is
-// full (iothub.md §7: over the limit the hub answers 429) and with
+// full (docs/iothub.md §7: over the limit the hub answers 429) and with
 // ServiceUnavailable after close.
 func (c *committer) add(w Write, after func(error)) error {
 	c.mu.Lock()
