@@ -79,7 +79,7 @@ type Hub interface {
 	// DevicePublished is a publish on a hub-terminated topic, already checked
 	// against the device dialect and its size limit. The payload is the hub's
 	// to keep. A retained telemetry message carries mqtt-retain=true in
-	// topic.Properties (iothub.md §1.4); a device's Will arrives as telemetry.
+	// topic.Properties (docs/iothub.md §1.4); a device's Will arrives as telemetry.
 	DevicePublished(deviceID string, topic iothub.DeviceTopic, payload []byte)
 	// DeviceConnected follows an accepted CONNECT (its CONNACK is sent).
 	DeviceConnected(deviceID string)
@@ -111,7 +111,7 @@ type Config struct {
 	// TCPAddr is plain MQTT for debugging; off by default and refused unless on loopback.
 	TCPAddr string
 	// MaxPendingWrites bounds each connection's outbound queue (default 64;
-	// mochi's own default of 8,192 costs 64 KiB a connection, PERFORMANCE.md).
+	// mochi's own default of 8,192 allocates a 64 KiB queue for every connection).
 	MaxPendingWrites int
 	// Logger receives the broker's logs; default zerolog.Nop().
 	Logger zerolog.Logger
@@ -194,14 +194,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
-	caps.MaximumQos = 1      // iothub.md §1.4: QoS 2 subscriptions are granted QoS 1
-	caps.RetainAvailable = 0 // iothub.md §1.4: RETAIN is never stored
+	caps.MaximumQos = 1      // docs/iothub.md §1.4: QoS 2 subscriptions are granted QoS 1
+	caps.RetainAvailable = 0 // docs/iothub.md §1.4: RETAIN is never stored
 	// The largest legal packet is telemetry: 256 KB of payload plus topic and
 	// header. The per-kind limits are checked in the hook.
 	caps.MaximumPacketSize = iothub.MaxTelemetryBytes + 16*1024
 	caps.MaximumInflight = 1024
 	caps.ReceiveMaximum = 256
-	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1 only (iothub.md §1.2)
+	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1 only (docs/iothub.md §1.2)
 	caps.SharedSubAvailable = 0
 	caps.SubIDAvailable = 0
 	caps.TopicAliasMaximum = 0
@@ -218,7 +218,7 @@ func New(cfg Config) (*Server, error) {
 	s.mochi = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// Small per-connection buffers: a device's packets are small and an idle
-		// connection should cost little (PERFORMANCE.md).
+		// connection should cost little, since a fleet is mostly idle connections.
 		ClientNetWriteBufferSize: 1024,
 		ClientNetReadBufferSize:  256,
 		// Hub messages are written to the device's connection directly

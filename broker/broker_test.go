@@ -247,7 +247,7 @@ func TestAuthentication(t *testing.T) {
 				{name: "username for another device", id: "d1", password: token("d1", key1, time.Hour), wantErr: "not Authorized", opts: func(o *paho.ClientOptions) {
 					o.SetUsername(iothub.DeviceUsername(host, "d2", "test"))
 				}},
-				// A policy with DeviceConnect signs tokens for any device (iothub.md §1.3).
+				// A policy with DeviceConnect signs tokens for any device (docs/iothub.md §1.3).
 				{name: "policy with DeviceConnect", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), policyKey, "device", time.Now().Add(time.Hour))},
 				{name: "policy token for the hub", id: "d2", password: iothub.NewSAS(host, policyKey, "device", time.Now().Add(time.Hour))},
 				{name: "policy without DeviceConnect", id: "d1", password: iothub.NewSAS(iothub.DeviceResource(host, "d1"), policyKey2, "service", time.Now().Add(time.Hour)), wantErr: "not Authorized"},
@@ -372,11 +372,11 @@ func TestSubscriptionRules(t *testing.T) {
 	}
 	got := make(chan string, 10)
 	h := func(_ paho.Client, m paho.Message) { got <- m.Topic() }
-	// sdk-wire-notes §2.4: the Node SDK sends identical SUBSCRIBEs; they are one subscription.
+	// docs/sdk-notes.md §2.4: the Node SDK sends identical SUBSCRIBEs; they are one subscription.
 	for range 3 {
 		subscribe(t, c, iothub.FilterMethods, 0, h)
 	}
-	// iothub.md §1.4: a SUBSCRIBE asking QoS 2 is granted QoS 1.
+	// docs/iothub.md §1.4: a SUBSCRIBE asking QoS 2 is granted QoS 1.
 	if q := subscribe(t, c, "devices/d1/messages/devicebound/#", 2, h); q != 1 {
 		t.Fatalf("QoS 2 subscription granted %d, want 1", q)
 	}
@@ -565,7 +565,7 @@ func TestPersistentSessionAndTakeover(t *testing.T) {
 			subscribe(t, c, iothub.FilterDesired, 0, nil)
 			subscribe(t, c, iothub.FilterMethods, 0, nil)
 
-			// sdk-wire-notes §2.6: a refused connection with the same client id
+			// docs/sdk-notes.md §2.6: a refused connection with the same client id
 			// leaves the live one alone.
 			for _, other := range transports {
 				if _, err := connect(t, e, other, "d1", token("d1", []byte("wrong-wrong-wrong-wrong-wrong-32b"), time.Hour), false); err == nil {

@@ -53,7 +53,7 @@ func (s *Server) live(deviceID string) *mqtt.Client {
 }
 
 // Deliver queues a hub message for deviceID's live connection only, at QoS 0
-// (iothub.md §1.4: the hub sends method requests, twin responses and desired
+// (docs/iothub.md §1.4: the hub sends method requests, twin responses and desired
 // patches at QoS 0). It never passes through mochi's topic tree, so no other
 // client can see it, and it never blocks: the message goes into the
 // connection's own write queue, which mochi's write goroutine for that

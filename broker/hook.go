@@ -35,11 +35,11 @@ func (h *hook) Provides(b byte) bool {
 	return false
 }
 
-// errViolation closes a connection that broke IoT Hub's rules (iothub.md §1.4:
+// errViolation closes a connection that broke IoT Hub's rules (docs/iothub.md §1.4:
 // "MQTT terminates the connection").
 var errViolation = errors.New("IoT Hub protocol violation")
 
-// OnConnect authenticates the device (iothub.md §1.2, §1.3). It runs before
+// OnConnect authenticates the device (docs/iothub.md §1.2, §1.3). It runs before
 // mochi takes over any existing session, so a refused CONNECT leaves the live
 // connection of the same client id alone. Bad credentials get CONNACK 5, a
 // disabled device CONNACK 3.
@@ -85,7 +85,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 	}
 	keys := [][]byte{creds.PrimaryKey, creds.SecondaryKey}
 	if tok.KeyName != "" {
-		// iothub.md §1.3: a token signed with a shared access policy's key
+		// docs/iothub.md §1.3: a token signed with a shared access policy's key
 		// (skn names it) authenticates the device if the policy grants
 		// DeviceConnect.
 		if keys, err = h.policyKeys(tok.KeyName); err != nil {
@@ -96,7 +96,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 		return bad, err
 	}
 	if pk.Connect.WillFlag {
-		// iothub.md §1.2: a Will is allowed only on the device's telemetry topic.
+		// docs/iothub.md §1.2: a Will is allowed only on the device's telemetry topic.
 		if t, err := iothub.ParseDeviceTopic(u.DeviceID, pk.Connect.WillTopic); err != nil || t.Kind != iothub.KindTelemetry {
 			return bad, fmt.Errorf("will topic %q is not the device's telemetry topic", pk.Connect.WillTopic)
 		}
@@ -135,7 +135,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 // OnPacketRead enforces IoT Hub's rules before mochi acts on a packet: only
-// documented topics, no QoS 2, size limits (iothub.md §1.4). Returning an
+// documented topics, no QoS 2, size limits (docs/iothub.md §1.4). Returning an
 // error closes the connection.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
@@ -200,7 +200,7 @@ func (h *hook) publish(id string, t iothub.DeviceTopic, pk packets.Packet) {
 		return
 	}
 	if pk.FixedHeader.Retain && t.Kind == iothub.KindTelemetry {
-		// iothub.md §1.4: RETAIN is not stored; the message is passed on
+		// docs/iothub.md §1.4: RETAIN is not stored; the message is passed on
 		// with the application property mqtt-retain.
 		if t.Properties == nil {
 			t.Properties = url.Values{}

@@ -24,7 +24,7 @@ const sweepInterval = time.Minute
 const sysTopicInterval = 1 << 30
 
 // dropRetained removes every retained message, i.e. the $SYS values mochi
-// publishes once when it starts (devices cannot retain: iothub.md §1.4).
+// publishes once when it starts (devices cannot retain: docs/iothub.md §1.4).
 // While any retained message exists, mochi answers every SUBSCRIBE by
 // walking the topic tree for matches, recursively, on the device's
 // connection goroutine: at 10k devices that walk was 14 % of the connect

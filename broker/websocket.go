@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// WebSocketPath is where IoT Hub serves MQTT over WebSocket (iothub.md §1.1).
+// WebSocketPath is where IoT Hub serves MQTT over WebSocket (docs/iothub.md §1.1).
 const WebSocketPath = "/$iothub/websocket"
 
 // WebSocketHandler upgrades a request to MQTT over WebSocket and hands the

@@ -213,7 +213,7 @@ const (
 	SubscribeNoSession SubscribeMode = iota
 	// SubscribeAlways subscribes after every connect.
 	SubscribeAlways
-	// SubscribeNodeSDK copies the Node SDK (sdk-wire-notes §2.6): all three
+	// SubscribeNodeSDK copies the Node SDK (docs/sdk-notes.md §2.6): all three
 	// filters on the first connect, nothing after a token renewal, only the
 	// methods filter after a lost connection. It relies on the broker's
 	// persistent session.

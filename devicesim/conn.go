@@ -155,7 +155,7 @@ func (d *Device) options(c *connection, password string) (*mqtt.ClientOptions, e
 	o.ClientID = d.id
 	o.Username = iothub.DeviceUsername(d.cfg.Identity.Hostname, d.id, ct)
 	o.Password = password
-	o.CleanSession = false // sdk-wire-notes §2.3: the SDKs send clean session 0
+	o.CleanSession = false // docs/sdk-notes.md §2.3: the SDKs send clean session 0
 	o.Order = true         // our handler never blocks; false would spawn a goroutine per message
 	o.SetProtocolVersion(4)
 	o.KeepAlive = int64(max(conn.KeepAlive, 0) / time.Second)

@@ -3,7 +3,7 @@
 // puts on the wire: CONNECT with a SAS password and clean session 0, the three
 // $iothub subscriptions at QoS 0, a twin GET on connect, reported patches
 // matched by $rid, answers to direct methods, and token renewal by reconnect
-// (iothub.md §1–3, sdk-wire-notes.md §2).
+// (docs/iothub.md §1–3, docs/sdk-notes.md §2).
 //
 // What a device does is data: a Behavior holds plain structs (method latency
 // and status mix, reboot, firmware update, desired-property acknowledgement,

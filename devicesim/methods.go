@@ -32,7 +32,7 @@ func (d *Device) onMethod(c *connection, topic string, req []byte) {
 		mb, ok = b.Methods[MethodDefault]
 	}
 	if !ok {
-		// An SDK client without a handler never answers (sdk-wire-notes §2.5).
+		// An SDK client without a handler never answers (docs/sdk-notes.md §2.5).
 		d.unanswered(name, "no handler")
 		return
 	}

@@ -19,7 +19,7 @@ func splitmix(x uint64) uint64 {
 }
 
 // spreadFraction is a deterministic fraction in [0, 1) for id and seed,
-// used to stagger start times (STYLE.md item 9).
+// used to stagger start times: the same seed reproduces the same run.
 func spreadFraction(id string, seed int64) float64 {
 	return float64(splitmix(splitmix(hashID(id)^uint64(seed)))>>11) / (1 << 53)
 }

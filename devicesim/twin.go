@@ -14,7 +14,7 @@ func (d *Device) nextRID() string {
 }
 
 // getTwin publishes a twin GET with the body the Node SDK sends, a single
-// space (iothub.md §3.2), and waits for the answer matched by $rid.
+// space (docs/iothub.md §3.2), and waits for the answer matched by $rid.
 func (d *Device) getTwin(c *connection) {
 	if len(d.pendingTwin) >= maxPendingTwin {
 		return
@@ -133,7 +133,7 @@ func (d *Device) onTwinResponse(topic string, body []byte) {
 }
 
 // onDesired applies a desired-property patch; patches not newer than what
-// the device has are ignored (iothub.md §3.4).
+// the device has are ignored (docs/iothub.md §3.4).
 func (d *Device) onDesired(topic string, body []byte) {
 	var patch map[string]any
 	if err := json.Unmarshal(body, &patch); err != nil {

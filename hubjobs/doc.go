@@ -1,5 +1,5 @@
 // Package hubjobs is the Jobs v2 domain and engine of fleetsim's hub
-// (iothub.md §5): job and device-job types, request validation, statuses and
+// (docs/iothub.md §5): job and device-job types, request validation, statuses and
 // statistics, start-time scheduling, bounded and paced fan-out to devices,
 // cancel, maximum execution times, persistence through a Store, and the
 // devices.jobs rows that queries read.
@@ -16,7 +16,7 @@
 // queryCondition through the DeviceSelector, persists the device set together
 // with the status "running", and hands each device to a fixed pool of workers
 // (Config.MaxInFlight), paced by one token bucket shared by every job of the
-// hub (the Profile, iothub.md §7). Outcomes reach a single writer goroutine
+// hub (the Profile, docs/iothub.md §7). Outcomes reach a single writer goroutine
 // that commits them in batches (group commit): a batch's device results and
 // the job's statistics go to the store in one transaction, and a device counts
 // as done only once its result is durable. A job whose every device is done
@@ -37,8 +37,8 @@
 // statistics have no cancelled counter. A method device job whose device
 // answered, whatever its status (even 500), is "completed" and counts as
 // succeeded: the hub completed the call and the device's status is in
-// outcome.deviceMethodResponse, as the real hub reports it (iothub.md §5.4,
-// open question 6).
+// outcome.deviceMethodResponse, as the real hub reports it (docs/iothub.md §5.4,
+// where fleetsim's choice is written down).
 //
 // # Lock order
 //

@@ -23,7 +23,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultMaxInFlight = 1000
-	DefaultRetention   = 30 * 24 * time.Hour // "Job history is retained up to 30 days" (iothub.md §5.4)
+	DefaultRetention   = 30 * 24 * time.Hour // "Job history is retained up to 30 days" (docs/iothub.md §5.4)
 )
 
 // Config configures an Engine.
@@ -51,7 +51,7 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// Engine runs Jobs v2 (iothub.md §5). Create, Get, Cancel, List and
+// Engine runs Jobs v2 (docs/iothub.md §5). Create, Get, Cancel, List and
 // DeviceJobs are safe for concurrent use and work before Run starts; jobs
 // execute only while Run runs.
 type Engine struct {
@@ -236,7 +236,7 @@ func (e *Engine) insertLocked(j *job) {
 	e.order = slices.Insert(e.order, i, j)
 }
 
-// Create validates req and schedules the job (PUT /jobs/v2/{id}, iothub.md
+// Create validates req and schedules the job (PUT /jobs/v2/{id}, docs/iothub.md
 // §5.1, §5.2). It returns once the job is stored, with status "queued" when
 // its start time is now or past and "scheduled" when it is in the future.
 // Errors are *iothub.Error: 400 for an invalid request (ArgumentInvalid,
@@ -305,7 +305,7 @@ func (e *Engine) lookup(id string) *job {
 }
 
 // Get returns a job with live statistics (GET /jobs/v2/{id}). An unknown id
-// is *iothub.Error JobNotFound (404002). Open question 7 of iothub.md asks
+// is *iothub.Error JobNotFound (404002). IoT Hub's docs do not say
 // whether the real hub answers 200 {"status":"unknown"} instead; fleetsim
 // answers 404 because every SDK turns it into a clear not-found error, while
 // "unknown" is what the CLI reads as "not a v2 job" and falls back to the
@@ -385,7 +385,7 @@ const (
 	msgCancelled  = "The job was cancelled"
 )
 
-// List returns one page of jobs (GET /jobs/v2/query, iothub.md §5.5) in job
+// List returns one page of jobs (GET /jobs/v2/query, docs/iothub.md §5.5) in job
 // id order, filtered by type and status when those are not empty. Filters
 // match case-insensitively (the C# SDK sends enum names: ScheduleDeviceMethod,
 // Completed); "enqueued" means queued, "finished" completed and "canceled"
@@ -443,7 +443,7 @@ func (e *Engine) List(jobType, status string, pageSize int, continuation string)
 	return out, "", nil
 }
 
-// DeviceJobs returns the devices.jobs collection (iothub.md §5.6) for
+// DeviceJobs returns the devices.jobs collection (docs/iothub.md §5.6) for
 // queries: one row per device of every job that started, under the key
 // "jobId/deviceId", with deviceId, jobId, jobType, status, startTimeUtc and
 // endTimeUtc (once set), createdDateTimeUtc, lastUpdatedDateTimeUtc,
@@ -553,7 +553,7 @@ func (e *Engine) fail(err error) {
 }
 
 // startHeap orders jobs by start time (then id): one timer over it starts
-// them (STYLE.md 10). Guarded by Engine.mu.
+// them, rather than a timer per job. Guarded by Engine.mu.
 type startHeap []*job
 
 func (h startHeap) Len() int { return len(h) }

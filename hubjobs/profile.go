@@ -12,7 +12,7 @@ import (
 )
 
 // Profile is a pacing profile: how fast the hub runs device operations of
-// jobs and how many jobs may be active at once (iothub.md §7, "Jobs device
+// jobs and how many jobs may be active at once (docs/iothub.md §7, "Jobs device
 // operations" and "max concurrent jobs").
 type Profile struct {
 	// Name is the profile as written: "unlimited", "S1", "S2x4", ...
@@ -31,7 +31,7 @@ var Unlimited = Profile{Name: "unlimited"}
 
 // ParseProfile reads a profile name: "unlimited", or a tier "S1", "S2", "S3"
 // with an optional unit count "x<n>" ("S1x2", "S3x4"); case does not matter.
-// Per iothub.md §7: S1 runs 10 device operations per second whatever its
+// Per docs/iothub.md §7: S1 runs 10 device operations per second whatever its
 // units and 1 job at a time; S2 the higher of 10/s or 1/s per unit, 5 jobs;
 // S3 50/s per unit, 10 jobs.
 func ParseProfile(s string) (Profile, error) {

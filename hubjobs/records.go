@@ -169,7 +169,7 @@ const rowTime = "2006-01-02T15:04:05.0000000Z"
 
 func fmtNanos(n int64) string { return time.Unix(0, n).UTC().Format(rowTime) }
 
-// docLocked builds the devices.jobs row of device i (iothub.md §5.6) as
+// docLocked builds the devices.jobs row of device i (docs/iothub.md §5.6) as
 // encoding/json would decode it.
 func (j *job) docLocked(i int) map[string]any {
 	r := j.recs[i]

@@ -9,7 +9,7 @@ import (
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
-// JobType is the kind of a job (iothub.md §5.2).
+// JobType is the kind of a job (docs/iothub.md §5.2).
 type JobType string
 
 // The job types the hub accepts. The older names of the docs
@@ -23,10 +23,10 @@ const (
 // Status is the status of a job or of a device job. Jobs use queued,
 // scheduled, running, completed, failed and cancelled (two l); device jobs
 // use pending, scheduled, running, completed, failed and canceled (one l),
-// as the C# SDK's enums spell them (iothub.md §5.2, §5.3, §5.6).
+// as the C# SDK's enums spell them (docs/iothub.md §5.2, §5.3, §5.6).
 type Status string
 
-// Job statuses (iothub.md §5.3).
+// Job statuses (docs/iothub.md §5.3).
 const (
 	StatusQueued    Status = "queued"
 	StatusScheduled Status = "scheduled"
@@ -36,7 +36,7 @@ const (
 	StatusCancelled Status = "cancelled"
 )
 
-// Device-job statuses (iothub.md §5.6). Scheduled, running, completed and
+// Device-job statuses (docs/iothub.md §5.6). Scheduled, running, completed and
 // failed are spelled as for jobs.
 const (
 	DeviceJobPending  Status = "pending"
@@ -53,7 +53,7 @@ func (s Status) Terminal() bool {
 	return false
 }
 
-// JobRequest is the body of PUT /jobs/v2/{id} (iothub.md §5.2, sdk-wire-notes
+// JobRequest is the body of PUT /jobs/v2/{id} (docs/iothub.md §5.2, docs/sdk-notes.md
 // §1.5). The REST layer puts the path's id in JobID after checking that the
 // body's, if any, matches.
 type JobRequest struct {
@@ -72,11 +72,11 @@ type JobRequest struct {
 	// Node SDK's promise form sends it) means now.
 	StartTime *time.Time `json:"startTime"`
 	// MaxExecutionTimeInSeconds bounds the job's run; nil means 3600, the
-	// Node SDK's own default (open question 4 of iothub.md: fleetsim accepts).
+	// Node SDK's own default (IoT Hub requires one; docs/iothub.md §5.2).
 	MaxExecutionTimeInSeconds *int64 `json:"maxExecutionTimeInSeconds,omitempty"`
 }
 
-// Statistics is a job's deviceJobStatistics (iothub.md §5.3). DeviceCount
+// Statistics is a job's deviceJobStatistics (docs/iothub.md §5.3). DeviceCount
 // always equals PendingCount + RunningCount + SucceededCount + FailedCount;
 // canceled device jobs count as failed.
 type Statistics struct {
@@ -88,7 +88,7 @@ type Statistics struct {
 }
 
 // Job is a job as GET /jobs/v2/{id} returns it: the swagger JobResponse
-// (iothub.md §5.3) plus "pacing", fleetsim's extension naming the pacing
+// (docs/iothub.md §5.3) plus "pacing", fleetsim's extension naming the pacing
 // profile the job ran under.
 type Job struct {
 	JobID          string    `json:"jobId"`
@@ -96,7 +96,7 @@ type Job struct {
 	CreatedTime    time.Time `json:"createdTime"`
 	StartTime      time.Time `json:"startTime"`
 	// EndTime is set once the job is terminal. It is left out before, not
-	// the real hub's year-9999 sentinel (open question 17).
+	// the real hub's year-9999 sentinel (docs/iothub.md §5.3).
 	EndTime                   *time.Time            `json:"endTime,omitempty"`
 	MaxExecutionTimeInSeconds int64                 `json:"maxExecutionTimeInSeconds"`
 	Type                      JobType               `json:"type"`
@@ -110,7 +110,7 @@ type Job struct {
 }
 
 // DeviceJobError is the error of a failed (or canceled) device job
-// (iothub.md §5.6).
+// (docs/iothub.md §5.6).
 type DeviceJobError struct {
 	Code        string `json:"code"`
 	Description string `json:"description"`
@@ -143,7 +143,7 @@ type DeviceResult struct {
 }
 
 // MethodInvoker calls a direct method on one device and waits for its
-// answer (iothub.md §2). Any answer of the device, whatever its status, is a
+// answer (docs/iothub.md §2). Any answer of the device, whatever its status, is a
 // MethodResult; errors are *iothub.Error: DeviceNotOnline (404103),
 // GatewayTimeout (504101), DeviceNotFound (404001). It must return soon after
 // ctx ends.

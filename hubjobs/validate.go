@@ -15,7 +15,7 @@ import (
 // Defaults and bounds of a job request.
 const (
 	// DefaultMaxExecutionTime is the maxExecutionTimeInSeconds of a request
-	// without one (the Node SDK's default, iothub.md §5.2).
+	// without one (the Node SDK's default, docs/iothub.md §5.2).
 	DefaultMaxExecutionTime int64 = 3600
 	// MaxMaxExecutionTime bounds maxExecutionTimeInSeconds (100 years; the
 	// real hub documents no bound).
@@ -23,7 +23,7 @@ const (
 )
 
 // legacyTypes are the type names of older docs that the real hub rejects
-// with 400 ErrorCode:GenericBadRequest;BadRequest (iothub.md §5.2).
+// with 400 ErrorCode:GenericBadRequest;BadRequest (docs/iothub.md §5.2).
 var legacyTypes = map[JobType]bool{
 	"scheduleDirectMethod":  true,
 	"scheduleTwinUpdate":    true,
@@ -42,7 +42,7 @@ func badArg(format string, args ...any) error {
 	return iothub.Errorf(iothub.CodeArgumentInvalid, format, args...)
 }
 
-// validate checks req against iothub.md §5.2 and returns the job it describes
+// validate checks req against docs/iothub.md §5.2 and returns the job it describes
 // (status and times not yet set) with its plan. Errors are *iothub.Error with
 // HTTP status 400.
 func validate(req JobRequest, now time.Time) (Job, plan, error) {

@@ -19,7 +19,7 @@ type File struct {
 
 // HubSpec configures the hub's job execution.
 type HubSpec struct {
-	Pacing      string `yaml:"pacing" pattern:"^([Uu][Nn][Ll][Ii][Mm][Ii][Tt][Ee][Dd]|[Ss][123]([Xx][1-9][0-9]{0,3})?)$" doc:"Jobs device-operation throttle: unlimited (default), or an IoT Hub tier S1 (10 operations/s, one job at a time), S2 or S3, optionally with a unit count, e.g. S3x2 (iothub.md §7)."`
+	Pacing      string `yaml:"pacing" pattern:"^([Uu][Nn][Ll][Ii][Mm][Ii][Tt][Ee][Dd]|[Ss][123]([Xx][1-9][0-9]{0,3})?)$" doc:"Jobs device-operation throttle: unlimited (default), or an IoT Hub tier S1 (10 operations/s, one job at a time), S2 or S3, optionally with a unit count, e.g. S3x2."`
 	MaxInFlight int    `yaml:"maxInFlight" bounds:"nonnegative" doc:"Most device operations a job runs at once; 0 (default) lets the jobs engine choose."`
 }
 

@@ -363,7 +363,7 @@ func (t *TagSpec) decodeDollar(dec *decoder, n *yaml.Node, pairs [][2]*yaml.Node
 	}
 }
 
-// checkTagKey applies IoT Hub's twin key rules (iothub.md §3.5).
+// checkTagKey applies IoT Hub's twin key rules (docs/iothub.md §3.5).
 func checkTagKey(k string) string {
 	if k == "" {
 		return "a tag name must not be empty"

@@ -20,17 +20,17 @@ import (
 
 // Bounds of a scenario.
 const (
-	// MaxDevices is IoT Hub's limit of devices per hub (iothub.md §7).
+	// MaxDevices is IoT Hub's limit of devices per hub (docs/iothub.md §7).
 	MaxDevices = 1_000_000
 	// DefaultSeed is the seed of a file without one.
 	DefaultSeed = 1
 	// DefaultResponseTimeout and DefaultMaxExecutionTime are a job's
-	// defaults, as the Node SDK and the CLI send them (iothub.md §5.2).
+	// defaults, as the Node SDK and the CLI send them (docs/iothub.md §5.2).
 	DefaultResponseTimeout  = 30 * time.Second
 	DefaultMaxExecutionTime = time.Hour
 )
 
-// Job statuses an expectation may demand (iothub.md §5.3).
+// Job statuses an expectation may demand (docs/iothub.md §5.3).
 var terminalStatuses = []string{"completed", "failed", "cancelled"}
 
 // validate checks f, fills in its defaults and builds the Scenario. It also

@@ -40,7 +40,7 @@ type hubClient interface {
 	Query(ctx context.Context, q string) (json.RawMessage, error)
 }
 
-// jobRequest is the Jobs v2 create body (iothub.md §5.2).
+// jobRequest is the Jobs v2 create body (docs/iothub.md §5.2).
 type jobRequest struct {
 	JobID                     string          `json:"jobId"`
 	Type                      string          `json:"type"`
@@ -51,7 +51,7 @@ type jobRequest struct {
 	MaxExecutionTimeInSeconds int64           `json:"maxExecutionTimeInSeconds"`
 }
 
-// methodRequest is a direct method call (iothub.md §2.2).
+// methodRequest is a direct method call (docs/iothub.md §2.2).
 type methodRequest struct {
 	MethodName               string          `json:"methodName"`
 	Payload                  json.RawMessage `json:"payload"`

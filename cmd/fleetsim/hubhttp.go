@@ -19,7 +19,7 @@ import (
 // apiVersion is the service API version the client commands send.
 const apiVersion = "2021-04-12"
 
-// httpHub is a hubClient over the service REST API (iothub.md §4), used
+// httpHub is a hubClient over the service REST API (docs/iothub.md §4), used
 // until the restapi package's client is wired in.
 type httpHub struct {
 	base string
@@ -83,7 +83,7 @@ func (h *httpHub) do(ctx context.Context, method, path string, body any, header 
 	return b, resp.Header, nil
 }
 
-// parseHubError reads both IoT Hub error body shapes (iothub.md §2.3):
+// parseHubError reads both IoT Hub error body shapes (docs/iothub.md §2.3):
 // "ErrorCode:Name;message" and the embedded JSON with a numeric errorCode.
 func parseHubError(resp *http.Response, body []byte) *iothub.Error {
 	e := &iothub.Error{Code: iothub.Code{Name: resp.Header.Get("iothub-errorcode"), Number: resp.StatusCode * 1000}}

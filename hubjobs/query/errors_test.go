@@ -106,7 +106,7 @@ var errorTests = []string{
 	"SELECT COUNT() AS n, COUNT() AS n FROM devices",
 	"SELECT COUNT(), COUNT() FROM devices",
 	"SELECT COUNT() + 1 FROM devices",
-	// devices.jobs (iothub.md §5.6).
+	// devices.jobs (docs/iothub.md §5.6).
 	"SELECT deviceId FROM devices.jobs",
 	"SELECT COUNT() AS n FROM devices.jobs",
 	"SELECT * FROM devices.jobs WHERE tags.building = '43'",
@@ -123,7 +123,7 @@ var errorTests = []string{
 	"cond: " + strings.Repeat("LOWER(", 300) + "'a'" + strings.Repeat(")", 300) + " = 'a'",
 	"cond: " + strings.Repeat("(", 256) + "true" + strings.Repeat(")", 256) + " AND " + strings.Repeat("(", 257) + "true" + strings.Repeat(")", 257),
 	"SELECT * FROM devices WHERE " + strings.Repeat("a", 8200),
-	// Job queryConditions (iothub.md §5.2).
+	// Job queryConditions (docs/iothub.md §5.2).
 	"cond: ",
 	"cond: SELECT * FROM devices",
 	"cond: select * from devices where deviceId = 'a'",

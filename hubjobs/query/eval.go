@@ -8,7 +8,7 @@ import (
 )
 
 // undefinedT is the type of undefined: a missing property or a meaningless
-// operation (iothub.md §6). It is never selected and never equal to anything.
+// operation (docs/iothub.md §6). It is never selected and never equal to anything.
 type undefinedT struct{}
 
 var undefined any = undefinedT{}
@@ -230,7 +230,7 @@ func (e *cmpExpr) format(b *strings.Builder, prec int) {
 
 // compare applies op to two values. Only primitives of one type compare
 // (numbers, strings ordinally, booleans false < true, null only with null);
-// anything else is undefined (iothub.md §6).
+// anything else is undefined (docs/iothub.md §6).
 func compare(op cmpOp, a, b any) any {
 	c, ok := order(a, b)
 	if !ok {
@@ -610,7 +610,7 @@ func fold(e expr) expr {
 }
 
 // Match reports whether doc satisfies the WHERE condition: only boolean true
-// selects (iothub.md §6). A query without WHERE matches every document.
+// selects (docs/iothub.md §6). A query without WHERE matches every document.
 func (q *Query) Match(doc map[string]any) bool {
 	if q.where == nil {
 		return true

@@ -22,7 +22,7 @@ type Source interface {
 	Get(key string) (map[string]any, bool)
 }
 
-// Page is one page of results (iothub.md §4.5).
+// Page is one page of results (docs/iothub.md §4.5).
 type Page struct {
 	// Items are the documents (SELECT *), projected objects or aggregate rows.
 	Items []any
@@ -33,7 +33,7 @@ type Page struct {
 	ItemType string
 }
 
-// DefaultPageSize and MaxPageSize bound x-ms-max-item-count (iothub.md §4.5).
+// DefaultPageSize and MaxPageSize bound x-ms-max-item-count (docs/iothub.md §4.5).
 const (
 	DefaultPageSize = 100
 	MaxPageSize     = 1000

@@ -93,7 +93,7 @@ func mathFn(f func(float64) float64) *fnSpec {
 	})
 }
 
-// functions are the built-in functions by upper-case name (iothub.md §6).
+// functions are the built-in functions by upper-case name (docs/iothub.md §6).
 var functions map[string]*fnSpec
 
 func init() {

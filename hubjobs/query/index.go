@@ -90,7 +90,7 @@ func (ix *Index) entriesOf(doc map[string]any) []entry {
 	return slices.Compact(out)
 }
 
-// valueKey encodes a primitive so that values equal under = (iothub.md §6)
+// valueKey encodes a primitive so that values equal under = (docs/iothub.md §6)
 // have the same key.
 func valueKey(v any) (string, bool) {
 	switch x := v.(type) {

@@ -1,4 +1,4 @@
-// Package query is the IoT Hub query language (iothub.md §6) over device
+// Package query is the IoT Hub query language (docs/iothub.md §6) over device
 // twins, module twins and device-job records: a lexer, a parser with
 // positioned errors, an evaluator with IoT Hub's semantics (only boolean true
 // selects, undefined propagates, comparisons only between primitives of one
@@ -19,7 +19,7 @@ import (
 )
 
 // ErrInvalidQuery matches (errors.Is) every error about a query's text or a
-// continuation token: the REST layer maps it to 400 (iothub.md §4.5).
+// continuation token: the REST layer maps it to 400 (docs/iothub.md §4.5).
 var ErrInvalidQuery = errors.New("invalid query")
 
 // Error is a malformed query (or continuation token) with the 1-based

@@ -13,14 +13,14 @@ import (
 // Collection is what a query reads: twins, module twins or device-job records.
 type Collection string
 
-// The collections of iothub.md §6.
+// The collections of docs/iothub.md §6.
 const (
 	Devices Collection = "devices"
 	Modules Collection = "devices.modules"
 	Jobs    Collection = "devices.jobs"
 )
 
-// Item types of Page.ItemType: the x-ms-item-type header values (iothub.md §4.5).
+// Item types of Page.ItemType: the x-ms-item-type header values (docs/iothub.md §4.5).
 const (
 	ItemTwin      = "Twin"
 	ItemDeviceJob = "DeviceJob"
@@ -59,10 +59,10 @@ func (q *Query) From() Collection { return q.from }
 func (q *Query) String() string { return q.canon }
 
 // Text returns the text the query was parsed from, exactly as given (a
-// JobResponse echoes queryCondition as sent, iothub.md §5.3).
+// JobResponse echoes queryCondition as sent, docs/iothub.md §5.3).
 func (q *Query) Text() string { return q.src }
 
-// ItemType is the x-ms-item-type of the results (iothub.md §4.5): "Twin" for
+// ItemType is the x-ms-item-type of the results (docs/iothub.md §4.5): "Twin" for
 // SELECT * over devices or devices.modules, "DeviceJob" for devices.jobs,
 // "Raw" for projections and aggregates.
 func (q *Query) ItemType() string {
@@ -78,7 +78,7 @@ func (q *Query) ItemType() string {
 // HasCondition reports whether the query has a WHERE condition.
 func (q *Query) HasCondition() bool { return q.where != nil }
 
-// Parse parses a full query (iothub.md §6):
+// Parse parses a full query (docs/iothub.md §6):
 //
 //	SELECT [TOP n] * | projection [AS alias], ... FROM devices | devices.modules | devices.jobs [WHERE condition] [GROUP BY path]
 //
@@ -111,7 +111,7 @@ func Parse(src string) (*Query, error) {
 		return nil, err
 	}
 	if q.from == Jobs && !q.star {
-		// iothub.md §5.6: devices.jobs supports only SELECT *.
+		// docs/iothub.md §5.6: devices.jobs supports only SELECT *.
 		return nil, p.errAt(selectTok, "devices.jobs queries support only SELECT *, not projections or aggregates")
 	}
 	if p.isKeyword("WHERE") {
@@ -163,7 +163,7 @@ func Parse(src string) (*Query, error) {
 	return q, nil
 }
 
-// ParseCondition parses a job's queryCondition (iothub.md §5.2): the
+// ParseCondition parses a job's queryCondition (docs/iothub.md §5.2): the
 // condition of a WHERE clause alone ("deviceId IN ['a','b']"), "*" for every
 // device, or "FROM devices WHERE ..." / "FROM devices.modules WHERE ..." as
 // real module jobs send it. A whole SELECT query is an error, as is FROM
@@ -241,7 +241,7 @@ func (p *parser) leave() { p.depth-- }
 
 func newParser(src string) (*parser, error) {
 	if n := utf8.RuneCountInString(src); n > iothub.MaxQueryLength {
-		return nil, &Error{Pos: iothub.MaxQueryLength + 1, Msg: fmt.Sprintf("the query is %d characters long; the limit is %d (iothub.md §6)", n, iothub.MaxQueryLength)}
+		return nil, &Error{Pos: iothub.MaxQueryLength + 1, Msg: fmt.Sprintf("the query is %d characters long; the limit is %d", n, iothub.MaxQueryLength)}
 	}
 	if !utf8.ValidString(src) {
 		bad := 0
@@ -664,7 +664,7 @@ func (p *parser) primary() (expr, error) {
 	return nil, p.errAt(t, "expected a value but found %s", t)
 }
 
-// Top-level names of twins (iothub.md §3.1) and device-job records (§5.6),
+// Top-level names of twins (docs/iothub.md §3.1) and device-job records (§5.6),
 // matched case-insensitively and canonicalised to camelCase.
 var (
 	twinNames = canonMap("deviceId", "moduleId", "etag", "deviceEtag", "version", "status", "statusReason",
@@ -686,7 +686,7 @@ func canonMap(names ...string) map[string]string {
 // path canonicalises a property path for the query's collection: it strips
 // the devices.jobs / devices.modules prefix, canonicalises system names and
 // properties.desired / properties.reported, and checks that devices.jobs
-// queries name job fields only (iothub.md §5.6).
+// queries name job fields only (docs/iothub.md §5.6).
 func (p *parser) path(at token, segs []string) (expr, error) {
 	if len(segs) >= 2 && strings.EqualFold(segs[0], "devices") {
 		jobs, modules := strings.EqualFold(segs[1], "jobs"), strings.EqualFold(segs[1], "modules")
@@ -701,11 +701,11 @@ func (p *parser) path(at token, segs []string) (expr, error) {
 	}
 	if p.from == Jobs {
 		if strings.EqualFold(segs[0], "createdTimeUtc") {
-			segs[0] = "createdDateTimeUtc" // the doc's spelling (iothub.md §5.6, open question 12)
+			segs[0] = "createdDateTimeUtc" // the doc's spelling (docs/iothub.md §5.6)
 		}
 		c, ok := jobNames[strings.ToLower(segs[0])]
 		if !ok {
-			return nil, p.errAt(at, "devices.jobs queries can test only job fields (%s), not %s (iothub.md §5.6)", jobNameList, strings.Join(segs, "."))
+			return nil, p.errAt(at, "devices.jobs queries can test only job fields (%s), not %s", jobNameList, strings.Join(segs, "."))
 		}
 		segs[0] = c
 		return &pathExpr{segs: segs}, nil

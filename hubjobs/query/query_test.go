@@ -142,7 +142,7 @@ const all = "MyDevice1 MyDevice2 MyDevice3 test-device"
 // conditionTests are WHERE conditions over testdata/twins.json and the
 // device ids they select.
 var conditionTests = []struct{ where, want string }{
-	// Examples from iothub.md §5.2 and §6.
+	// Examples from docs/iothub.md §5.2 and §6.
 	{"tags.location.region = 'US'", "MyDevice1 MyDevice2"},
 	{"tags.location.region = 'US' AND properties.reported.telemetryConfig.sendFrequencyInSecs >= 60", "MyDevice1"},
 	{"is_defined(properties.reported.connectivity)", "MyDevice1 MyDevice2"},
@@ -220,7 +220,7 @@ var conditionTests = []struct{ where, want string }{
 	{`'it\'s' = "it's" AND deviceId = 'MyDevice1'`, "MyDevice1"},
 	{`"say \"hi\"" = 'say "hi"' AND deviceId = 'MyDevice1'`, "MyDevice1"},
 	{`'a\\b' = "a\\b" AND LENGTH('a\\b') = 3 AND deviceId = 'MyDevice1'`, "MyDevice1"},
-	// Type rules (iothub.md §6): only boolean true selects; comparisons between
+	// Type rules (docs/iothub.md §6): only boolean true selects; comparisons between
 	// different types, objects or arrays are undefined; undefined propagates.
 	{"tags.building = 43", ""},
 	{"tags.building != 43", ""},
@@ -310,7 +310,7 @@ func TestConditions(t *testing.T) {
 	}
 }
 
-// specTests are the query examples of iothub.md §4.5, §5.2, §5.5, §5.6 and §6.
+// specTests are the query examples of docs/iothub.md §4.5, §5.2, §5.5, §5.6 and §6.
 var specTests = []struct {
 	q        string
 	from     Collection
@@ -435,7 +435,7 @@ func TestModulesAndJobs(t *testing.T) {
 	}
 }
 
-// conditionOnlyTests are job queryConditions (iothub.md §5.2).
+// conditionOnlyTests are job queryConditions (docs/iothub.md §5.2).
 var conditionOnlyTests = []struct {
 	cond string
 	from Collection

@@ -20,7 +20,7 @@ func (r *Registry) DeviceConnected(deviceID string) { r.setConnected(deviceID, t
 func (r *Registry) DeviceDisconnected(deviceID string) { r.setConnected(deviceID, false) }
 
 // DeviceSubscribed wakes method calls waiting for the device to subscribe
-// to $iothub/methods/POST/# (iothub.md §2.2 connectTimeoutInSeconds).
+// to $iothub/methods/POST/# (docs/iothub.md §2.2 connectTimeoutInSeconds).
 func (r *Registry) DeviceSubscribed(deviceID, filter string) {
 	e, err := r.lockEntry(deviceID)
 	if err != nil {
@@ -100,7 +100,7 @@ func (r *Registry) reply(id, topic string, body []byte) {
 
 // replyError answers a twin request with the error's HTTP status in the
 // topic and a JSON body with errorCode, which the Node SDK needs to see a
-// failure (iothub.md §3.3).
+// failure (docs/iothub.md §3.3).
 func (r *Registry) replyError(id, rid string, err error) {
 	e := iothub.AsError(err)
 	r.reply(id, iothub.TwinResponseTopic(e.HTTPStatus(), rid, -1), e.MQTTBody(rid, r.clk.Now()))
@@ -108,7 +108,7 @@ func (r *Registry) replyError(id, rid string, err error) {
 
 // twinGet answers $iothub/twin/GET with only the properties, each section
 // with $version and without $metadata, on $iothub/twin/res/200/?$rid=R
-// (iothub.md §3.2). While changes of the device are queued for the store,
+// (docs/iothub.md §3.2). While changes of the device are queued for the store,
 // the answer waits for them, so that a device reads its own acknowledged
 // writes in the order it sent them and never a state that is not durable.
 func (r *Registry) twinGet(id, rid string) {
@@ -168,7 +168,7 @@ func withVersion(section map[string]any, version int64) map[string]any {
 
 // reported merges a device's reported-properties patch (null deletes) and
 // answers $iothub/twin/res/204/?$rid=R&$version=V with an empty body once
-// the change is durable (iothub.md §3.3); errors answer with their status
+// the change is durable (docs/iothub.md §3.3); errors answer with their status
 // and an errorCode body.
 func (r *Registry) reported(id, rid string, payload []byte) {
 	patch, err := iothub.ParseTwinSection(iothub.TwinReported, payload)

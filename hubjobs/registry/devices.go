@@ -52,7 +52,7 @@ func decodeRecord(data []byte) (*record, error) {
 	return rec, nil
 }
 
-// newKey is a device key: 32 random bytes (iothub.md §4.3).
+// newKey is a device key: 32 random bytes (docs/iothub.md §4.3).
 func newKey() []byte {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
@@ -99,7 +99,7 @@ func checkStatusReason(r *string) error {
 }
 
 // newRecord builds the record of a device being created: a fresh twin with
-// version 2 and desired/reported $version 1 (iothub.md §3.1).
+// version 2 and desired/reported $version 1 (docs/iothub.md §3.1).
 func (r *Registry) newRecord(d Device) (*record, error) {
 	if err := iothub.ValidDeviceID(d.DeviceID); err != nil {
 		return nil, argInvalid("%v", err)
@@ -144,7 +144,7 @@ func (r *Registry) newRecord(d Device) (*record, error) {
 }
 
 // CreateDevice registers a device: PUT /devices/{id} without If-Match
-// (iothub.md §4.3). Empty keys are generated (32 random bytes). Errors:
+// (docs/iothub.md §4.3). Empty keys are generated (32 random bytes). Errors:
 // ArgumentInvalid (id, status, keys, authentication type), DeviceAlreadyExists,
 // ThrottlingException, ServerError (the store failed), ServiceUnavailable.
 func (r *Registry) CreateDevice(ctx context.Context, d Device) (Device, error) {
@@ -282,7 +282,7 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	if err := wait.wait(rec.ID); err != nil {
 		return Device{}, err
 	}
-	// iothub.md §4.3: a disabled device cannot use device endpoints.
+	// docs/iothub.md §4.3: a disabled device cannot use device endpoints.
 	if rec.Status == StatusDisabled {
 		if l := r.linked(); l != nil {
 			l.Disconnect(rec.ID)
@@ -434,7 +434,7 @@ func (r *Registry) Credentials(deviceID string) (primary, secondary []byte, enab
 	return rec.Primary, rec.Secondary, rec.Status == StatusEnabled, nil
 }
 
-// BulkUpdate applies a bulk registry request, POST /devices (iothub.md §4.3).
+// BulkUpdate applies a bulk registry request, POST /devices (docs/iothub.md §4.3).
 // importMode is matched case-insensitively: create, update,
 // updateIfMatchETag, delete, deleteIfMatchETag, updateTwin,
 // updateTwinIfMatchETag; tags and properties.desired of create and update
@@ -514,7 +514,7 @@ func (r *Registry) bulkOne(ctx context.Context, op ExportImportDevice) error {
 	return err
 }
 
-// renderDevice is the REST view of a device identity (iothub.md §4.3).
+// renderDevice is the REST view of a device identity (docs/iothub.md §4.3).
 func renderDevice(rec *record, lv live) Device {
 	state := StateDisconnected
 	if lv.connected {

@@ -60,7 +60,7 @@ func (t *methodTable) register(device string) (rid string, ch chan iothub.Method
 // complete hands a device's answer to its waiter; late or unknown answers
 // are dropped. The device's body becomes the result's payload: empty is
 // null, and a body that is not JSON is returned as a JSON string (the
-// real hub's answer to that case is unverified, iothub.md open question 10).
+// real hub's answer to that case is undocumented, docs/iothub.md §2.2).
 func (t *methodTable) complete(device, rid string, status int, body []byte) {
 	k := waiterKey{device, rid}
 	sh := t.shard(device)
@@ -82,7 +82,7 @@ func (t *methodTable) complete(device, rid string, status int, body []byte) {
 }
 
 // InvokeMethod calls a direct method on a device and waits for its answer
-// (iothub.md §2.2). Errors: ArgumentInvalid/MessageTooLarge (req.Validate),
+// (docs/iothub.md §2.2). Errors: ArgumentInvalid/MessageTooLarge (req.Validate),
 // DeviceNotFound (404001), DeviceNotOnline (404103) when the device is not
 // connected and subscribed to $iothub/methods/POST/# within
 // connectTimeoutInSeconds, GatewayTimeout (504101) when it does not answer
@@ -108,7 +108,7 @@ func (r *Registry) InvokeMethod(ctx context.Context, deviceID string, req iothub
 	// The timer starts before Deliver: a device may answer inside Deliver.
 	timer := r.clk.NewTimer(time.Duration(req.ResponseTimeout()) * time.Second)
 	defer timer.Stop()
-	// iothub.md §2.1: $iothub/methods/POST/{name}/?$rid={rid}, body always JSON.
+	// docs/iothub.md §2.1: $iothub/methods/POST/{name}/?$rid={rid}, body always JSON.
 	if err := l.Deliver(deviceID, iothub.MethodRequestTopic(req.MethodName, rid), req.DevicePayload()); err != nil {
 		return iothub.MethodResult{}, deviceNotOnline(connectTimeout, err)
 	}
@@ -125,7 +125,7 @@ func (r *Registry) InvokeMethod(ctx context.Context, deviceID string, req iothub
 }
 
 // deviceNotOnline is IoT Hub's 404103 with the connect timeout as hh:mm:ss
-// in info (iothub.md §2.2).
+// in info (docs/iothub.md §2.2).
 func deviceNotOnline(connectTimeout time.Duration, cause error) error {
 	return &iothub.Error{
 		Code:    iothub.CodeDeviceNotOnline,

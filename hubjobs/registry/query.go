@@ -9,7 +9,7 @@ import (
 )
 
 // The registry is the query.Source of FROM devices: keys are device ids,
-// documents the twins with canonical names (iothub.md §6), built on first
+// documents the twins with canonical names (docs/iothub.md §6), built on first
 // read after a change and cached per device. Cached documents are never
 // modified (a change builds a new one), so queries may hold them without
 // locks.
@@ -46,7 +46,7 @@ func (r *Registry) Scan(after string, fn func(key string, doc map[string]any) bo
 	}
 }
 
-// Query runs a query over device twins (POST /devices/query, iothub.md
+// Query runs a query over device twins (POST /devices/query, docs/iothub.md
 // §4.5). FROM devices.modules yields no rows (fleetsim has no modules yet);
 // FROM devices.jobs belongs to the jobs engine and is ArgumentInvalid here.
 // Query errors (a bad continuation token) match query.ErrInvalidQuery.

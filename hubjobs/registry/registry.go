@@ -1,6 +1,6 @@
 // Package registry is the hub's domain for devices: identities and keys,
 // device twins (versions, etags, $metadata, the content rules and limits of
-// iothub.md §3.5), the device side of twins over MQTT, direct-method
+// docs/iothub.md §3.5), the device side of twins over MQTT, direct-method
 // bookkeeping, and the twin collection that queries run over.
 //
 // Everything lives in memory for fast reads and queries. Every change is

@@ -21,7 +21,7 @@ func checkSize(s iothub.TwinSection, v map[string]any) error {
 
 // merge applies patch to dst and returns the result without changing dst:
 // null deletes, objects merge recursively, anything else replaces
-// (iothub.md §3.3, §3.5). Only the maps along patched paths are copied; the
+// (docs/iothub.md §3.3, §3.5). Only the maps along patched paths are copied; the
 // rest is shared, which is safe because published sections are never
 // modified; patch must not be modified afterwards either. mergeMeta gives
 // the metadata tree of the result.
@@ -45,7 +45,7 @@ func merge(dst, patch map[string]any) map[string]any {
 // mergeMeta returns the metadata tree after patch: every node on a patched
 // path gets $lastUpdated now (and $lastUpdatedVersion version when version >
 // 0, i.e. for desired properties); deleted members lose their node
-// (iothub.md §3.1). m is not changed.
+// (docs/iothub.md §3.1). m is not changed.
 func mergeMeta(m *meta, patch map[string]any, now time.Time, version int64) *meta {
 	out := &meta{Updated: now, Version: version}
 	if m != nil && version == 0 {
@@ -122,7 +122,7 @@ func metaJSON(m *meta, withVersion bool) map[string]any {
 }
 
 // formatTime writes IoT Hub's ISO-8601 UTC with 7 fractional digits, or the
-// unset time "0001-01-01T00:00:00Z" (iothub.md §3.1).
+// unset time "0001-01-01T00:00:00Z" (docs/iothub.md §3.1).
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return zeroTime
@@ -130,21 +130,21 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
 }
 
-// twinEtag is base64 of an 8-byte big-endian counter: 1 is "AAAAAAAAAAE=" (iothub.md §3.1).
+// twinEtag is base64 of an 8-byte big-endian counter: 1 is "AAAAAAAAAAE=" (docs/iothub.md §3.1).
 func twinEtag(n int64) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(n))
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
-// deviceEtag is base64 of a decimal string: "NTgwMDg5MDAz" is 580089003 (iothub.md §3.1, §4.3).
+// deviceEtag is base64 of a decimal string: "NTgwMDg5MDAz" is 580089003 (docs/iothub.md §3.1, §4.3).
 func deviceEtag(n int64) string {
 	return base64.StdEncoding.EncodeToString(strconv.AppendInt(nil, n, 10))
 }
 
 // etagMatches reports whether an If-Match value allows a write to an entity
 // whose etag is current: empty, * and "*" match anything; other values are
-// compared with their quotes stripped (iothub.md §3.6).
+// compared with their quotes stripped (docs/iothub.md §3.6).
 func etagMatches(ifMatch, current string) bool {
 	v := trimSpace(ifMatch)
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
@@ -164,7 +164,7 @@ func trimSpace(s string) string {
 }
 
 // dotNetEpochTicks is 1970-01-01 in .NET ticks (100 ns since 0001-01-01):
-// generation ids look like ticks (iothub.md §4.3).
+// generation ids look like ticks (docs/iothub.md §4.3).
 const dotNetEpochTicks = 621355968000000000
 
 func ticks(t time.Time) int64 { return t.UnixNano()/100 + dotNetEpochTicks }

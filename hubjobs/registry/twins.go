@@ -21,9 +21,9 @@ func (r *Registry) GetTwin(id string) (Twin, error) {
 }
 
 // PatchTwin merges tags and desired properties into a twin (PATCH
-// /twins/{id}, iothub.md §3.6): objects merge recursively, null deletes. A
+// /twins/{id}, docs/iothub.md §3.6): objects merge recursively, null deletes. A
 // desired change is pushed to the device if it is connected and subscribed
-// (iothub.md §3.4). Errors: DeviceNotFound, PreconditionFailed (If-Match),
+// (docs/iothub.md §3.4). Errors: DeviceNotFound, PreconditionFailed (If-Match),
 // ArgumentInvalid (JSON, names, depth, values, sizes), ThrottlingException,
 // ServerError, ServiceUnavailable.
 func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMatch string) (Twin, error) {
@@ -100,7 +100,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 	rec := *old
 	now := r.clk.Now()
 	tagsChanged := false
-	var change map[string]any // what the device is told, iothub.md §3.4
+	var change map[string]any // what the device is told, docs/iothub.md §3.4
 	if replace {
 		tags := withoutNulls(p.Tags())
 		if !reflect.DeepEqual(tags, old.Tags) && (len(tags) > 0 || old.Tags != nil) {
@@ -124,7 +124,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 			change = desired
 		}
 	}
-	// iothub.md §3.5: the limits apply to the result of the operation.
+	// docs/iothub.md §3.5: the limits apply to the result of the operation.
 	if err := checkSize(iothub.TwinTags, rec.Tags); err != nil {
 		return applied{}, err
 	}
@@ -162,7 +162,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 
 // pushDesired sends a desired-properties patch to the device if it is
 // connected and subscribed; it is not queued for offline devices
-// (iothub.md §3.4).
+// (docs/iothub.md §3.4).
 func (r *Registry) pushDesired(id string, version int64, body []byte) {
 	l := r.linked()
 	if l == nil || !l.Subscribed(id, iothub.FilterDesired) {
@@ -173,7 +173,7 @@ func (r *Registry) pushDesired(id string, version int64, body []byte) {
 	}
 }
 
-// renderTwin is the service view of a twin (iothub.md §3.1).
+// renderTwin is the service view of a twin (docs/iothub.md §3.1).
 func renderTwin(rec *record, lv live) Twin {
 	state := StateDisconnected
 	if lv.connected {

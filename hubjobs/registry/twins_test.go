@@ -162,7 +162,7 @@ func parsePatch(t testing.TB, patch string) iothub.TwinPatch {
 	return p
 }
 
-// TestTwinRules checks every rule of iothub.md §3.5 and the preconditions
+// TestTwinRules checks every rule of docs/iothub.md §3.5 and the preconditions
 // of §3.6. Big fixtures live in testdata/.
 func TestTwinRules(t *testing.T) {
 	r, _, _ := newReg(t, false)

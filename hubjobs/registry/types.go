@@ -4,10 +4,10 @@ import (
 	"time"
 )
 
-// zeroTime is how IoT Hub writes an unset time (iothub.md §3.1).
+// zeroTime is how IoT Hub writes an unset time (docs/iothub.md §3.1).
 const zeroTime = "0001-01-01T00:00:00Z"
 
-// Device statuses and connection states as IoT Hub spells them in JSON (iothub.md §4.3).
+// Device statuses and connection states as IoT Hub spells them in JSON (docs/iothub.md §4.3).
 const (
 	StatusEnabled       = "enabled"
 	StatusDisabled      = "disabled"
@@ -17,7 +17,7 @@ const (
 	defaultListMaxItems = 1000
 )
 
-// Device is a device identity as the registry REST API shows it (iothub.md
+// Device is a device identity as the registry REST API shows it (docs/iothub.md
 // §4.3). As input (CreateDevice, UpdateDevice) only deviceId, status,
 // statusReason, authentication.symmetricKey and capabilities are read; the
 // rest is computed.
@@ -47,7 +47,7 @@ type Authentication struct {
 }
 
 // SymmetricKey is a device's primary and secondary key, base64. Empty keys
-// in a create request mean "generate" (sdk-wire-notes.md §1.4).
+// in a create request mean "generate" (docs/sdk-notes.md §1.4).
 type SymmetricKey struct {
 	PrimaryKey   string `json:"primaryKey"`
 	SecondaryKey string `json:"secondaryKey"`
@@ -64,7 +64,7 @@ type Capabilities struct {
 	IotEdge bool `json:"iotEdge"`
 }
 
-// Twin is a device twin as the service API shows it (iothub.md §3.1),
+// Twin is a device twin as the service API shows it (docs/iothub.md §3.1),
 // including $metadata and $version inside properties.desired and
 // properties.reported. Its maps share structure with the registry's state:
 // treat them as read-only.
@@ -94,7 +94,7 @@ type TwinProperties struct {
 	Reported map[string]any `json:"reported"`
 }
 
-// ExportImportDevice is one entry of a bulk registry request (iothub.md §4.3):
+// ExportImportDevice is one entry of a bulk registry request (docs/iothub.md §4.3):
 // note "id", not "deviceId".
 type ExportImportDevice struct {
 	ID             string          `json:"id"`
@@ -138,7 +138,7 @@ type BulkWarning struct {
 	WarningStatus string `json:"warningStatus"`
 }
 
-// Statistics answers GET /statistics/devices (iothub.md §4.4).
+// Statistics answers GET /statistics/devices (docs/iothub.md §4.4).
 type Statistics struct {
 	TotalDeviceCount    int `json:"totalDeviceCount"`
 	EnabledDeviceCount  int `json:"enabledDeviceCount"`

@@ -39,7 +39,7 @@ type Registry interface {
 	Query(q *query.Query, pageSize int, continuation string) (query.Page, error)
 }
 
-// Limits of the paging headers (iothub.md §4.5).
+// Limits of the paging headers (docs/iothub.md §4.5).
 const (
 	DefaultPageSize = query.DefaultPageSize
 	MaxPageSize     = query.MaxPageSize
@@ -56,7 +56,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // routes registers the service API. Patterns are matched on the escaped
 // path, so an id with %2F stays one segment; wildcards come back decoded.
 func (s *Server) routes() {
-	// iothub.md §4.3: device registry.
+	// docs/iothub.md §4.3: device registry.
 	s.route("PUT /devices/{id}", RegistryWrite, s.putDevice)
 	s.route("GET /devices/{id}", RegistryRead, s.getDevice)
 	s.route("DELETE /devices/{id}", RegistryWrite, s.deleteDevice)
@@ -106,7 +106,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 var apiVersionRE = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2})(-preview)?$`)
 
 // checkQuery parses the query string and requires a well-formed api-version
-// (iothub.md §4.1: any date; the real service requires one).
+// (docs/iothub.md §4.1: any date; the real service requires one).
 func checkQuery(r *http.Request) error {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -151,7 +151,7 @@ func pageParams(r *http.Request) (size int, cont string, err error) {
 
 // writePage answers a query page: a bare JSON array, x-ms-item-type, and
 // x-ms-continuation only when there is a next page — an empty header would
-// make the Node SDK ask again forever (iothub.md §4.5).
+// make the Node SDK ask again forever (docs/iothub.md §4.5).
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, items any, itemType, cont string) {
 	if cont != "" {
 		w.Header().Set("x-ms-continuation", cont)

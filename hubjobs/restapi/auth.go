@@ -12,7 +12,7 @@ import (
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
-// Rights is a set of shared access policy permissions (iothub.md §4.2).
+// Rights is a set of shared access policy permissions (docs/iothub.md §4.2).
 type Rights uint8
 
 // The permissions of IoT Hub's shared access policies.
@@ -90,7 +90,7 @@ type Policy struct {
 	Rights       Rights `json:"rights"`
 }
 
-// DefaultPolicies returns IoT Hub's five built-in policies (iothub.md §4.2)
+// DefaultPolicies returns IoT Hub's five built-in policies (docs/iothub.md §4.2)
 // with fresh random 32-byte keys.
 func DefaultPolicies() ([]Policy, error) {
 	ps := []Policy{
@@ -114,7 +114,7 @@ func DefaultPolicies() ([]Policy, error) {
 }
 
 // ServiceConnectionString returns the connection string an SDK uses with the
-// policy's primary key (iothub.md §1.3).
+// policy's primary key (docs/iothub.md §1.3).
 func ServiceConnectionString(host string, p Policy) string {
 	return iothub.ConnectionString{
 		HostName:            host,
@@ -128,7 +128,7 @@ var errUnauthorized = errors.New("unauthorized")
 
 // unauthorized is the one 401 answer: IoT Hub says no more than
 // "ErrorCode:IotHubUnauthorizedAccess;Unauthorized" whatever went wrong
-// (iothub.md §4.2); why is kept in Err for the log.
+// (docs/iothub.md §4.2); why is kept in Err for the log.
 func unauthorized(format string, args ...any) *iothub.Error {
 	return &iothub.Error{
 		Code:    iothub.CodeIotHubUnauthorizedAccess,
@@ -137,7 +137,7 @@ func unauthorized(format string, args ...any) *iothub.Error {
 	}
 }
 
-// authorize checks the request's service SAS token (iothub.md §1.3, §4.2):
+// authorize checks the request's service SAS token (docs/iothub.md §1.3, §4.2):
 // any field order, sr raw or URL-encoded, signed by the named policy's primary
 // or secondary key, covering the hub host name, not expired, and the policy
 // holding the rights the endpoint needs.

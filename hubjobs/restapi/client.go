@@ -131,7 +131,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, header h
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s request: %w", method, path, err)
 	}
-	// sdk-wire-notes §1.3: the Node SDK's headers.
+	// docs/sdk-notes.md §1.3: the Node SDK's headers.
 	req.Header.Set("Authorization", iothub.NewSAS(c.cs.HostName, c.key, c.cs.SharedAccessKeyName, c.now().Add(time.Hour)))
 	req.Header.Set("Request-Id", requestID(""))
 	req.Header.Set("User-Agent", "fleetsim-restapi")
@@ -159,7 +159,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, header h
 }
 
 // ParseError reads an IoT Hub error answer back into an *iothub.Error
-// (iothub.md §2.3): the code name from the iothub-errorcode header or the
+// (docs/iothub.md §2.3): the code name from the iothub-errorcode header or the
 // legacy "ErrorCode:Name;message" text, the number and message from the
 // embedded JSON form when present, else status*1000.
 func ParseError(status int, header http.Header, body []byte) *iothub.Error {
@@ -238,7 +238,7 @@ func ifMatch(etag string) http.Header {
 	if etag == "" {
 		return nil
 	}
-	// The Node SDK always quotes (sdk-wire-notes §1.3).
+	// The Node SDK always quotes (docs/sdk-notes.md §1.3).
 	if !strings.HasPrefix(etag, `"`) {
 		etag = strconv.Quote(etag)
 	}
@@ -433,7 +433,7 @@ func (c *Client) all(next func(cont string) (Page, error)) ([]json.RawMessage, e
 }
 
 // CreateJob schedules a Jobs v2 job (PUT /jobs/v2/{id}); request is the
-// JobRequest body (iothub.md §5.2), marshalled as JSON.
+// JobRequest body (docs/iothub.md §5.2), marshalled as JSON.
 func (c *Client) CreateJob(ctx context.Context, jobID string, request any) (json.RawMessage, error) {
 	return c.doJSON(ctx, http.MethodPut, "/jobs/v2/"+esc(jobID), request, nil)
 }

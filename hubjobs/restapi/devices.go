@@ -13,7 +13,7 @@ import (
 )
 
 // putDevice creates a device (no If-Match) or updates it (If-Match "*" or an
-// etag), iothub.md §4.3. The body's deviceId may be left out; if given it
+// etag), docs/iothub.md §4.3. The body's deviceId may be left out; if given it
 // must be the path's.
 func (s *Server) putDevice(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
@@ -53,7 +53,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deleteDevice answers 204 (iothub.md §4.3).
+// deleteDevice answers 204 (docs/iothub.md §4.3).
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Registry.DeleteDevice(r.Context(), r.PathValue("id"), r.Header.Get("If-Match")); err != nil {
 		return err
@@ -81,7 +81,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 }
 
 // bulkDevices applies a bulk registry request of 1..100 ExportImportDevice
-// entries (iothub.md §4.3). The result comes back with 200 whether or not
+// entries (docs/iothub.md §4.3). The result comes back with 200 whether or not
 // every entry succeeded; isSuccessful and errors tell.
 func (s *Server) bulkDevices(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(r, true)
@@ -126,7 +126,7 @@ func (s *Server) deviceStatistics(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// serviceStatistics answers {"connectedDeviceCount": n} (iothub.md §4.4).
+// serviceStatistics answers {"connectedDeviceCount": n} (docs/iothub.md §4.4).
 func (s *Server) serviceStatistics(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusOK, struct {
 		ConnectedDeviceCount int `json:"connectedDeviceCount"`
@@ -144,7 +144,7 @@ func (s *Server) getTwin(w http.ResponseWriter, r *http.Request) error {
 }
 
 // patchTwin merges a twin patch; If-Match may be quoted or not, "*" or
-// absent for any version (iothub.md §3.6).
+// absent for any version (docs/iothub.md §3.6).
 func (s *Server) patchTwin(w http.ResponseWriter, r *http.Request) error {
 	return s.writeTwin(w, r, s.cfg.Registry.PatchTwinWith)
 }
@@ -176,7 +176,7 @@ func (s *Server) writeTwin(w http.ResponseWriter, r *http.Request, apply func(ct
 	return nil
 }
 
-// methodBody is CloudToDeviceMethod as SDKs send it (iothub.md §2.2), with
+// methodBody is CloudToDeviceMethod as SDKs send it (docs/iothub.md §2.2), with
 // the old timeoutInSeconds as an alias of responseTimeoutInSeconds.
 type methodBody struct {
 	MethodName               string          `json:"methodName"`
@@ -188,7 +188,7 @@ type methodBody struct {
 
 // invokeMethod calls a direct method and answers 200 {status, payload}
 // whatever status the device chose: a device's 500 must not become an HTTP
-// 500, which the Node SDK would retry for 240 s (sdk-wire-notes §1.6).
+// 500, which the Node SDK would retry for 240 s (docs/sdk-notes.md §1.6).
 func (s *Server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(r, true)
 	if err != nil {
@@ -226,7 +226,7 @@ type queryBody struct {
 	Query *string `json:"query"`
 }
 
-// query runs a query (iothub.md §4.5): FROM devices.jobs goes to the jobs
+// query runs a query (docs/iothub.md §4.5): FROM devices.jobs goes to the jobs
 // engine, everything else to the registry. The answer is a bare array with
 // x-ms-item-type and, unless this is the last page, x-ms-continuation.
 func (s *Server) query(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,6 @@
 // Package restapi is the hub's HTTPS service API: the registry, twin,
 // direct-method, query and Jobs v2 endpoints that the official Azure IoT
-// service SDKs call unchanged (iothub.md §4, §5), service SAS authentication
+// service SDKs call unchanged (docs/iothub.md §4, §5), service SAS authentication
 // against shared access policies (§4.2), and the one place where errors are
 // written as IoT Hub error bodies (§2.3).
 //

@@ -33,7 +33,7 @@ func toHubError(err error) *iothub.Error {
 	return &iothub.Error{Code: iothub.CodeServerError, Message: "Internal server error", Err: err}
 }
 
-// writeError is the one place errors are written (iothub.md §2.3): the
+// writeError is the one place errors are written (docs/iothub.md §2.3): the
 // status and body come from the *iothub.Error (its HTTPStatus and
 // HTTPBody), with the iothub-errorcode header beside them. Server errors are
 // logged here, once; a request whose client has gone is not answered.

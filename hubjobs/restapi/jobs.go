@@ -31,8 +31,8 @@ type Jobs interface {
 // errNoJobs answers the job endpoints of a server built without an engine.
 var errNoJobs = iothub.Errorf(iothub.CodeServiceUnavailable, "this hub has no jobs engine")
 
-// jobBody is JobRequest as the SDKs send it (iothub.md §5.2,
-// sdk-wire-notes §1.5), decoded strictly; cloudToDeviceMethod takes the old
+// jobBody is JobRequest as the SDKs send it (docs/iothub.md §5.2,
+// docs/sdk-notes.md §1.5), decoded strictly; cloudToDeviceMethod takes the old
 // timeoutInSeconds like the method endpoint does.
 type jobBody struct {
 	JobID                     string          `json:"jobId"`
@@ -87,7 +87,7 @@ func checkJobFilters(jobType, status string) error {
 	return nil
 }
 
-// createJob schedules a job (iothub.md §5.1, §5.2). The body's jobId may be
+// createJob schedules a job (docs/iothub.md §5.1, §5.2). The body's jobId may be
 // left out; if given it must be the path's, which arrives encoded or raw.
 func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Jobs == nil {
@@ -163,7 +163,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listJobs answers GET /jobs/v2/query (iothub.md §5.5): a bare array of
+// listJobs answers GET /jobs/v2/query (docs/iothub.md §5.5): a bare array of
 // JobResponse with x-ms-item-type JobResponse and x-ms-continuation while
 // more pages remain. Paging comes in headers (SDKs) or in the pageSize and
 // continuationToken parameters (docs).

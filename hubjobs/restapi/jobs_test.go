@@ -74,7 +74,7 @@ func (e *env) tagDevices(tags string, ids ...string) {
 }
 
 // TestJobsFromTheNodeSDKBodies sends the Node JobClient's request bodies
-// byte for byte (sdk-wire-notes §1.5) and checks the JobResponse, the
+// byte for byte (docs/sdk-notes.md §1.5) and checks the JobResponse, the
 // statistics, the per-device records in devices.jobs, and the twins a twin
 // job changed.
 func TestJobsFromTheNodeSDKBodies(t *testing.T) {

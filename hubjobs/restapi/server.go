@@ -197,7 +197,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rid := requestID(r.Header.Get("Request-Id"))
-	// iothub.md §2.3, §4.1: JSON content type on every answer (the Node SDK
+	// docs/iothub.md §2.3, §4.1: JSON content type on every answer (the Node SDK
 	// parses bodies only then) and the request id.
 	w.Header().Set("Content-Type", jsonContentType)
 	w.Header().Set("x-ms-request-id", rid)
@@ -253,7 +253,7 @@ func (s *Server) extra(p string) http.Handler {
 }
 
 // normalizePath drops trailing slashes (C# and Node send "/devices/",
-// iothub.md §4.1) and rejects paths that are not canonical, so the router
+// docs/iothub.md §4.1) and rejects paths that are not canonical, so the router
 // never answers with a redirect.
 func normalizePath(r *http.Request) (*http.Request, error) {
 	esc := r.URL.EscapedPath()

@@ -6,5 +6,6 @@
 //
 // It depends on the standard library only, so that the broker, the hub and the
 // simulated devices can all share it without depending on one another.
-// Section references such as "iothub.md §1.5" point at shared/spec/iothub.md.
+// Section references such as "docs/iothub.md §1.5" point at the repository's
+// reference docs; a bare "§4.3" in this package means docs/iothub.md.
 package iothub

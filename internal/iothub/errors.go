@@ -9,7 +9,7 @@ import (
 )
 
 // Code is one IoT Hub error code: its name (the iothub-errorcode header), its
-// number, and the HTTP status it travels with (iothub.md §2.3).
+// number, and the HTTP status it travels with (docs/iothub.md §2.3).
 type Code struct {
 	Name   string
 	Number int
@@ -104,7 +104,7 @@ func AsError(err error) *Error {
 // HTTPBody returns the REST error body. DeviceNotFound and the throttling and
 // auth errors use the legacy "ErrorCode:Name;message" text, which the Node SDK
 // parses into a typed error; everything else embeds the newer JSON form with
-// the numeric code, which the C# SDK reads (iothub.md §2.3). Both are shapes
+// the numeric code, which the C# SDK reads (docs/iothub.md §2.3). Both are shapes
 // the real service sends.
 func (e *Error) HTTPBody(trackingID string, now time.Time) []byte {
 	var msg string

@@ -3,7 +3,7 @@ package iothub
 import "encoding/json"
 
 // MethodRequest is a direct-method call as the service REST API and Jobs v2
-// carry it (iothub.md §2.2, §5.2). Pointers tell "absent" from zero.
+// carry it (docs/iothub.md §2.2, §5.2). Pointers tell "absent" from zero.
 type MethodRequest struct {
 	MethodName               string          `json:"methodName"`
 	Payload                  json.RawMessage `json:"payload,omitempty"`

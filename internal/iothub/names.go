@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits from iothub.md §1.4, §2.2, §3.5 and §4.3.
+// Limits from docs/iothub.md §1.4, §2.2, §3.5 and §4.3.
 const (
 	MaxDeviceIDLength      = 128
 	MaxJobIDLength         = 64

@@ -26,7 +26,7 @@ var (
 
 // SASToken is a parsed "SharedAccessSignature sr=..&sig=..&se=..[&skn=..]" token.
 // The raw fields are kept exactly as sent because the signature is computed over
-// sr as it appears in the token (iothub.md §1.3, sdk-wire-notes §2.3).
+// sr as it appears in the token (docs/iothub.md §1.3, docs/sdk-notes.md §2.3).
 type SASToken struct {
 	RawResource string // sr exactly as sent
 	Resource    string // sr percent-decoded
@@ -134,7 +134,7 @@ func (t SASToken) Verify(now time.Time, keys ...[]byte) (int, error) {
 // CoversResource reports whether the token's resource URI covers target
 // ("{host}/devices/{id}", or just "{host}"), with the host compared
 // case-insensitively, the rest case-sensitively, and segment-prefix semantics
-// (iothub.md §1.3): "h/devices" covers "h/devices/d1", "h/devices/d" does not.
+// (docs/iothub.md §1.3): "h/devices" covers "h/devices/d1", "h/devices/d" does not.
 func (t SASToken) CoversResource(target string) bool {
 	res := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(t.Resource, "https://"), "http://"), "/")
 	rh, rp, _ := strings.Cut(res, "/")

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Topic prefixes and subscription filters of the device dialect (iothub.md §1.5).
+// Topic prefixes and subscription filters of the device dialect (docs/iothub.md §1.5).
 const (
 	MethodsPrefix        = "$iothub/methods/"
 	MethodRequestPrefix  = "$iothub/methods/POST/"
@@ -153,7 +153,7 @@ func parseRidQueryValues(topic, q string) (string, url.Values, error) {
 }
 
 // SubscriptionAllowed reports whether a device may subscribe to filter
-// (iothub.md §1.4, §1.5). Only the documented filters are allowed.
+// (docs/iothub.md §1.4, §1.5). Only the documented filters are allowed.
 func SubscriptionAllowed(deviceID, filter string) bool {
 	switch filter {
 	case FilterMethods, FilterTwinResponses, FilterDesired:

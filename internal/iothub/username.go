@@ -19,7 +19,7 @@ type Username struct {
 	Params   map[string]string
 }
 
-// ParseUsername accepts every form in iothub.md §1.2: with or without '?',
+// ParseUsername accepts every form in docs/iothub.md §1.2: with or without '?',
 // parameters in any order, values percent-decoded with '+' kept as '+', very
 // old clients that send only parameters after the device id, and no parameters
 // at all. clientID tells a module id apart from the parameter block: the

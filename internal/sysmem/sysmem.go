@@ -43,8 +43,8 @@ func kBField(path, name string) int64 {
 	return 0
 }
 
-// TuneGC sets the runtime up for a large fleet: PERFORMANCE.md measured that
-// mochi's small per-connection queues halve throughput unless the GC runs
+// TuneGC sets the runtime up for a large fleet (see the README's Performance section):
+// mochi's small per-connection queues cost throughput unless the GC runs
 // less often, so GOGC goes to 400 and a memory limit at 75 % of the machine
 // keeps the heap bounded instead. It leaves the runtime alone when GOGC or
 // GOMEMLIMIT is set in the environment or the machine's memory is unknown.
