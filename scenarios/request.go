@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
 )
 
 // Request returns the Jobs v2 request that creates the job when the action

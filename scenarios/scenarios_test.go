@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden and scenario.schema.json")

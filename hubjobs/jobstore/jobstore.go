@@ -22,7 +22,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
 )
 
 var (

@@ -29,14 +29,14 @@ var rules = []rule{
 	{pkg: "internal/archtest", stdlib: true},
 	{pkg: "hubjobs/query", stdlib: true, allow: []string{"internal/iothub"}},
 	{pkg: "broker", deny: []string{"hubjobs", "devicesim", "scenarios", "cmd", "github.com/eclipse/paho.mqtt.golang"}},
-	{pkg: "hubjobs", exact: true, deny: []string{"hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
-	{pkg: "hubjobs/registry", deny: []string{"hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
-	{pkg: "hubjobs/store", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
+	{pkg: "hubjobs/jobs", deny: []string{"hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/registry", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/regstore", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/jobstore", deny: []string{"hubjobs/restapi", "hubjobs/registry", "broker", "devicesim", "scenarios"}},
-	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/store", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
-	{pkg: "internal/metrics", deny: []string{"hubjobs/restapi", "hubjobs/store", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
+	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
+	{pkg: "internal/metrics", deny: []string{"hubjobs/restapi", "hubjobs/regstore", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
 	{pkg: "devicesim", deny: []string{"broker", "hubjobs", "scenarios", "github.com/mochi-mqtt"}},
-	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
+	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
 }
 
 type pkgInfo struct {

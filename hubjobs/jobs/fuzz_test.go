@@ -1,10 +1,10 @@
-package hubjobs_test
+package jobs_test
 
 import (
 	"encoding/json"
 	"testing"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
