@@ -479,7 +479,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.started {
 		e.mu.Unlock()
-		return errors.New("hubjobs: Run called twice")
+		return errors.New("jobs: Run called twice")
 	}
 	e.started = true
 	runCtx, cancel := context.WithCancelCause(ctx)

@@ -12,7 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -85,13 +85,13 @@ func (f *fleet) callsOf(id string) int {
 
 // running is an engine running in the current bubble.
 type running struct {
-	*hubjobs.Engine
+	*jobs.Engine
 	stop func() error
 }
 
-func start(t testing.TB, cfg hubjobs.Config) running {
+func start(t testing.TB, cfg jobs.Config) running {
 	t.Helper()
-	e, err := hubjobs.NewEngine(cfg)
+	e, err := jobs.NewEngine(cfg)
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
@@ -111,21 +111,21 @@ func start(t testing.TB, cfg hubjobs.Config) running {
 	return running{e, stop}
 }
 
-func config(f *fleet, st hubjobs.Store) hubjobs.Config {
-	return hubjobs.Config{Store: st, Methods: f, Twins: f, Devices: f}
+func config(f *fleet, st jobs.Store) jobs.Config {
+	return jobs.Config{Store: st, Methods: f, Twins: f, Devices: f}
 }
 
-func methodJob(id, cond string) hubjobs.JobRequest {
+func methodJob(id, cond string) jobs.JobRequest {
 	rt := 30
-	return hubjobs.JobRequest{
-		JobID: id, Type: hubjobs.TypeDeviceMethod, QueryCondition: cond,
+	return jobs.JobRequest{
+		JobID: id, Type: jobs.TypeDeviceMethod, QueryCondition: cond,
 		CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "reboot", Payload: json.RawMessage(`{"delay":1}`), ResponseTimeoutInSeconds: &rt},
 	}
 }
 
 // waitStatus sleeps in virtual time until the job has status s, checking the
 // statistics invariant at every look.
-func waitStatus(t testing.TB, e running, id string, s hubjobs.Status) hubjobs.Job {
+func waitStatus(t testing.TB, e running, id string, s jobs.Status) jobs.Job {
 	t.Helper()
 	for range 100000 {
 		j, err := e.Get(id)
@@ -142,10 +142,10 @@ func waitStatus(t testing.TB, e running, id string, s hubjobs.Status) hubjobs.Jo
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("job %s never reached %s", id, s)
-	return hubjobs.Job{}
+	return jobs.Job{}
 }
 
-func checkStats(t testing.TB, j hubjobs.Job) {
+func checkStats(t testing.TB, j jobs.Job) {
 	t.Helper()
 	s := j.DeviceJobStatistics
 	if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount || min(s.PendingCount, s.RunningCount, s.SucceededCount, s.FailedCount) < 0 {
@@ -191,16 +191,16 @@ func TestMethodJobRunsEveryDevice(t *testing.T) {
 			}
 			return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`"done"`)}, nil
 		}
-		e := start(t, config(f, hubjobs.NewMemStore()))
+		e := start(t, config(f, jobs.NewMemStore()))
 		j, err := e.Create(t.Context(), methodJob("reboot-floor-3", "tags.floor = 3"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status != hubjobs.StatusQueued || j.Pacing != "unlimited" || j.MaxExecutionTimeInSeconds != 3600 {
+		if j.Status != jobs.StatusQueued || j.Pacing != "unlimited" || j.MaxExecutionTimeInSeconds != 3600 {
 			t.Errorf("created %+v", j)
 		}
-		j = waitStatus(t, e, j.JobID, hubjobs.StatusCompleted)
-		want := hubjobs.Statistics{DeviceCount: 40, SucceededCount: 39, FailedCount: 1}
+		j = waitStatus(t, e, j.JobID, jobs.StatusCompleted)
+		want := jobs.Statistics{DeviceCount: 40, SucceededCount: 39, FailedCount: 1}
 		if j.DeviceJobStatistics != want {
 			t.Errorf("statistics %+v, want %+v", j.DeviceJobStatistics, want)
 		}
@@ -237,7 +237,7 @@ func TestMethodJobRunsEveryDevice(t *testing.T) {
 func TestScheduledJobStartsAtItsTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(10)
-		e := start(t, config(f, hubjobs.NewMemStore()))
+		e := start(t, config(f, jobs.NewMemStore()))
 		req := methodJob("later", "*")
 		at := time.Now().Add(time.Hour)
 		req.StartTime = &at
@@ -245,16 +245,16 @@ func TestScheduledJobStartsAtItsTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status != hubjobs.StatusScheduled || !j.StartTime.Equal(at) {
+		if j.Status != jobs.StatusScheduled || !j.StartTime.Equal(at) {
 			t.Fatalf("created %+v", j)
 		}
 		time.Sleep(59 * time.Minute)
 		synctest.Wait()
-		if j, _ := e.Get("later"); j.Status != hubjobs.StatusScheduled || f.callsOf("dev-0000") != 0 {
+		if j, _ := e.Get("later"); j.Status != jobs.StatusScheduled || f.callsOf("dev-0000") != 0 {
 			t.Fatalf("before its start time: %+v", j)
 		}
 		time.Sleep(time.Minute)
-		j = waitStatus(t, e, "later", hubjobs.StatusCompleted)
+		j = waitStatus(t, e, "later", jobs.StatusCompleted)
 		if j.DeviceJobStatistics.SucceededCount != 10 {
 			t.Errorf("statistics %+v", j.DeviceJobStatistics)
 		}
@@ -265,14 +265,14 @@ func TestTwinJobPatchesEveryTwin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(20)
 		e := start(t, config(f, nil))
-		_, err := e.Create(t.Context(), hubjobs.JobRequest{
-			JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "tags.floor IN [1, 2]",
+		_, err := e.Create(t.Context(), jobs.JobRequest{
+			JobID: "twin", Type: jobs.TypeUpdateTwin, QueryCondition: "tags.floor IN [1, 2]",
 			UpdateTwin: json.RawMessage(`{"etag":"*","tags":{"ring":"canary"},"properties":{"desired":{"interval":30}}}`),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j := waitStatus(t, e, "twin", hubjobs.StatusCompleted)
+		j := waitStatus(t, e, "twin", jobs.StatusCompleted)
 		if j.DeviceJobStatistics.SucceededCount != 8 {
 			t.Errorf("statistics %+v", j.DeviceJobStatistics)
 		}
@@ -293,7 +293,7 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 			time.Sleep(5 * time.Second)
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		cfg := config(f, hubjobs.NewMemStore())
+		cfg := config(f, jobs.NewMemStore())
 		cfg.MaxInFlight = 10
 		e := start(t, cfg)
 		if _, err := e.Create(t.Context(), methodJob("c", "*")); err != nil {
@@ -306,7 +306,7 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkStats(t, j)
-		if j.Status != hubjobs.StatusCancelled || j.EndTime == nil {
+		if j.Status != jobs.StatusCancelled || j.EndTime == nil {
 			t.Fatalf("cancelled job %+v", j)
 		}
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.RunningCount != 10 || s.FailedCount != 80 || s.PendingCount != 0 {
@@ -326,7 +326,7 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 			t.Errorf("%d devices called, want 20", called)
 		}
 		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'canceled'")
-		if len(r) != 80 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobCancelled {
+		if len(r) != 80 || r[0]["error"].(map[string]any)["code"] != jobs.ErrorCodeJobCancelled {
 			t.Errorf("%d canceled rows, first %v", len(r), r[0])
 		}
 		// Cancelling again returns the job unchanged.
@@ -346,14 +346,14 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 			}
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		e := start(t, config(f, hubjobs.NewMemStore()))
+		e := start(t, config(f, jobs.NewMemStore()))
 		req := methodJob("slow", "*")
 		maxT := int64(20)
 		req.MaxExecutionTimeInSeconds = &maxT
 		if _, err := e.Create(t.Context(), req); err != nil {
 			t.Fatal(err)
 		}
-		j := waitStatus(t, e, "slow", hubjobs.StatusFailed)
+		j := waitStatus(t, e, "slow", jobs.StatusFailed)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
 			t.Errorf("statistics %+v", s)
 		}
@@ -361,7 +361,7 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 			t.Errorf("ran %v of virtual time, want 20s", d)
 		}
 		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'failed'")
-		if len(r) != 20 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobExpired {
+		if len(r) != 20 || r[0]["error"].(map[string]any)["code"] != jobs.ErrorCodeJobExpired {
 			t.Errorf("%d failed rows: %v", len(r), r)
 		}
 	})
@@ -373,9 +373,9 @@ func TestPacingProfile(t *testing.T) {
 		f.answer = func(context.Context, string) (iothub.MethodResult, error) {
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		cfg := config(f, hubjobs.NewMemStore())
+		cfg := config(f, jobs.NewMemStore())
 		var err error
-		if cfg.Pacing, err = hubjobs.ParseProfile("S1"); err != nil {
+		if cfg.Pacing, err = jobs.ParseProfile("S1"); err != nil {
 			t.Fatal(err)
 		}
 		e := start(t, cfg)
@@ -388,7 +388,7 @@ func TestPacingProfile(t *testing.T) {
 		if ie := iothub.AsError(err); ie.Code != iothub.CodeThrottlingMaxActiveJobCountExceeded || ie.HTTPStatus() != 429 {
 			t.Fatalf("second job: %v", err)
 		}
-		j := waitStatus(t, e, "paced", hubjobs.StatusCompleted)
+		j := waitStatus(t, e, "paced", jobs.StatusCompleted)
 		// 50 operations at 10/s take 4.9 s of virtual time (the first is free).
 		if d := time.Since(t0); d < 4900*time.Millisecond || d > 5100*time.Millisecond {
 			t.Errorf("50 operations at S1 took %v of virtual time, want about 4.9s", d)
@@ -428,14 +428,14 @@ func TestResumeAfterRestart(t *testing.T) {
 			}
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		cfg := config(f, st)
 		cfg.MaxInFlight = 20
 		e := start(t, cfg)
 		later := time.Now().Add(time.Hour)
 		sched := methodJob("scheduled", "*")
 		sched.StartTime = &later
-		for _, r := range []hubjobs.JobRequest{methodJob("resume", "*"), sched} {
+		for _, r := range []jobs.JobRequest{methodJob("resume", "*"), sched} {
 			if _, err := e.Create(t.Context(), r); err != nil {
 				t.Fatal(err)
 			}
@@ -459,11 +459,11 @@ func TestResumeAfterRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.FailedCount != 0 || s.PendingCount+s.RunningCount != 60 || j.Status != hubjobs.StatusRunning {
+		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.FailedCount != 0 || s.PendingCount+s.RunningCount != 60 || j.Status != jobs.StatusRunning {
 			t.Errorf("loaded %s %+v", j.Status, s)
 		}
 		close(release)
-		waitStatus(t, e2, "resume", hubjobs.StatusCompleted)
+		waitStatus(t, e2, "resume", jobs.StatusCompleted)
 		for id := range f.docs {
 			want := 1
 			if id >= "dev-0040" && id < "dev-0060" {
@@ -473,25 +473,25 @@ func TestResumeAfterRestart(t *testing.T) {
 				t.Errorf("%s called %d times, want %d", id, got, want)
 			}
 		}
-		if j, _ := e2.Get("scheduled"); j.Status != hubjobs.StatusScheduled {
+		if j, _ := e2.Get("scheduled"); j.Status != jobs.StatusScheduled {
 			t.Errorf("scheduled job after restart: %s", j.Status)
 		}
 		time.Sleep(time.Hour)
-		waitStatus(t, e2, "scheduled", hubjobs.StatusCompleted)
+		waitStatus(t, e2, "scheduled", jobs.StatusCompleted)
 	})
 }
 
 func TestRetentionPrunesOldJobs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(5)
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		cfg := config(f, st)
 		cfg.Retention = 2 * time.Hour
 		e := start(t, cfg)
 		if _, err := e.Create(t.Context(), methodJob("old", "*")); err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, e, "old", hubjobs.StatusCompleted)
+		waitStatus(t, e, "old", jobs.StatusCompleted)
 		time.Sleep(90 * time.Minute)
 		synctest.Wait()
 		if _, err := e.Get("old"); err != nil {
@@ -506,7 +506,7 @@ func TestRetentionPrunesOldJobs(t *testing.T) {
 			t.Errorf("%d device job rows left", n)
 		}
 		n := 0
-		_ = st.Load(func(hubjobs.StoredJob) error { n++; return nil })
+		_ = st.Load(func(jobs.StoredJob) error { n++; return nil })
 		if n != 0 {
 			t.Errorf("%d jobs left in the store", n)
 		}
@@ -516,7 +516,7 @@ func TestRetentionPrunesOldJobs(t *testing.T) {
 func TestStoreFailureStopsTheEngine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(5)
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		e := start(t, config(f, st))
 		if _, err := e.Create(t.Context(), methodJob("j", "*")); err != nil {
 			t.Fatal(err)
@@ -540,26 +540,26 @@ func TestCreateRejects(t *testing.T) {
 	method := &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &rt}
 	tests := []struct {
 		name string
-		req  hubjobs.JobRequest
+		req  jobs.JobRequest
 		code iothub.Code
 	}{
-		{"bad id", hubjobs.JobRequest{JobID: "a b", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"long id", hubjobs.JobRequest{JobID: string(make([]byte, 65)), Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"legacy type", hubjobs.JobRequest{JobID: "j", Type: "scheduleDirectMethod", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
-		{"no type", hubjobs.JobRequest{JobID: "j", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
-		{"no method", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*"}, iothub.CodeArgumentNull},
-		{"no method name", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"timeout out of range", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &bigRT}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"full select", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "SELECT * FROM devices"}, iothub.CodeArgumentInvalid},
-		{"no condition", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method}, iothub.CodeArgumentNull},
-		{"bad condition", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "tags.x = "}, iothub.CodeArgumentInvalid},
-		{"no patch", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*"}, iothub.CodeArgumentNull},
-		{"etag not *", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"etag":"AAAA","tags":{"a":1}}`)}, iothub.CodeArgumentInvalid},
-		{"bad tag name", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a b":1}}`)}, iothub.CodeArgumentInvalid},
-		{"bad value char", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"desired":{"a":"x=y"}}}`)}, iothub.CodeArgumentInvalid},
-		{"reported", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"reported":{"a":1}}}`)}, iothub.CodeArgumentInvalid},
+		{"bad id", jobs.JobRequest{JobID: "a b", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"long id", jobs.JobRequest{JobID: string(make([]byte, 65)), Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"legacy type", jobs.JobRequest{JobID: "j", Type: "scheduleDirectMethod", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
+		{"no type", jobs.JobRequest{JobID: "j", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
+		{"no method", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, QueryCondition: "*"}, iothub.CodeArgumentNull},
+		{"no method name", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"timeout out of range", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &bigRT}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"full select", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "SELECT * FROM devices"}, iothub.CodeArgumentInvalid},
+		{"no condition", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method}, iothub.CodeArgumentNull},
+		{"bad condition", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "tags.x = "}, iothub.CodeArgumentInvalid},
+		{"no patch", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*"}, iothub.CodeArgumentNull},
+		{"etag not *", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"etag":"AAAA","tags":{"a":1}}`)}, iothub.CodeArgumentInvalid},
+		{"bad tag name", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a b":1}}`)}, iothub.CodeArgumentInvalid},
+		{"bad value char", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"desired":{"a":"x=y"}}}`)}, iothub.CodeArgumentInvalid},
+		{"reported", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"reported":{"a":1}}}`)}, iothub.CodeArgumentInvalid},
 	}
-	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	e, err := jobs.NewEngine(jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,14 +584,14 @@ func TestCreateRejects(t *testing.T) {
 }
 
 func TestListFiltersAndPages(t *testing.T) {
-	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	e, err := jobs.NewEngine(jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 25 {
 		r := methodJob(fmt.Sprintf("m%02d", i), "*")
 		if i%5 == 0 {
-			r = hubjobs.JobRequest{JobID: fmt.Sprintf("t%02d", i), Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a":1}}`)}
+			r = jobs.JobRequest{JobID: fmt.Sprintf("t%02d", i), Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a":1}}`)}
 		}
 		if _, err := e.Create(t.Context(), r); err != nil {
 			t.Fatal(err)
@@ -658,7 +658,7 @@ func TestRowsQueryableOnceRunning(t *testing.T) {
 		}
 	}
 	defer close(release)
-	e := start(t, config(f, hubjobs.NewMemStore()))
+	e := start(t, config(f, jobs.NewMemStore()))
 	if _, err := e.Create(t.Context(), methodJob("big", "*")); err != nil {
 		t.Fatal(err)
 	}
@@ -668,7 +668,7 @@ func TestRowsQueryableOnceRunning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status == hubjobs.StatusRunning {
+		if j.Status == jobs.StatusRunning {
 			break
 		}
 		if time.Now().After(deadline) {

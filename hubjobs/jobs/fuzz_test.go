@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -24,11 +24,11 @@ func FuzzCreate(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req hubjobs.JobRequest
+		var req jobs.JobRequest
 		if json.Unmarshal(body, &req) != nil {
 			return
 		}
-		e, err := hubjobs.NewEngine(hubjobs.Config{})
+		e, err := jobs.NewEngine(jobs.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

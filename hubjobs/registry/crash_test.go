@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	store "github.com/fleetsim/fleetsim/hubjobs/regstore"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -44,7 +44,7 @@ func (w *lockedWriter) println(fields ...string) {
 // several goroutines and prints each write once it is acknowledged, until
 // the parent kills it.
 func crashChild(path string) {
-	st, err := store.Open(path)
+	st, err := regstore.Open(path)
 	if err != nil {
 		panic(err)
 	}
@@ -116,7 +116,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("the child stopped after %d acknowledged patches", len(tags))
 	}
 
-	st, err := store.Open(path)
+	st, err := regstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

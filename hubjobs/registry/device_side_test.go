@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	store "github.com/fleetsim/fleetsim/hubjobs/regstore"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
 )
@@ -52,7 +52,7 @@ func answer(t *testing.T, r *registry.Registry, l *fakeLink, id, topic, body str
 
 func TestDeviceSideOfTwins(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	st, err := store.Open(path)
+	st, err := regstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestDeviceSideErrors(t *testing.T) {
 }
 
 func TestStoreFailure(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "r.db"))
+	st, err := regstore.Open(filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

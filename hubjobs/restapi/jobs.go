@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -16,12 +16,12 @@ import (
 // ArgumentNull, GenericBadRequest, ThrottlingMaxActiveJobCountExceeded, ...),
 // written as they are.
 type Jobs interface {
-	Create(ctx context.Context, req hubjobs.JobRequest) (hubjobs.Job, error)
-	Get(id string) (hubjobs.Job, error)
-	Cancel(ctx context.Context, id string) (hubjobs.Job, error)
+	Create(ctx context.Context, req jobs.JobRequest) (jobs.Job, error)
+	Get(id string) (jobs.Job, error)
+	Cancel(ctx context.Context, id string) (jobs.Job, error)
 	// List returns one page of jobs filtered by type and status (either
 	// may be empty) and the next page's token, "" on the last page.
-	List(jobType, status string, pageSize int, continuation string) ([]hubjobs.Job, string, error)
+	List(jobType, status string, pageSize int, continuation string) ([]jobs.Job, string, error)
 	// DeviceJobs is the devices.jobs collection for queries.
 	DeviceJobs() (query.Source, *query.Index)
 }
@@ -34,7 +34,7 @@ var errNoJobs = iothub.Errorf(iothub.CodeServiceUnavailable, "this hub has no jo
 // timeoutInSeconds like the method endpoint does.
 type jobBody struct {
 	JobID                     string          `json:"jobId"`
-	Type                      hubjobs.JobType `json:"type"`
+	Type                      jobs.JobType    `json:"type"`
 	CloudToDeviceMethod       *methodBody     `json:"cloudToDeviceMethod"`
 	UpdateTwin                json.RawMessage `json:"updateTwin"`
 	QueryCondition            string          `json:"queryCondition"`
@@ -62,7 +62,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 	} else if b.JobID != id {
 		return badRequest("the body's jobId %q does not match the job id %q in the path", b.JobID, id)
 	}
-	req := hubjobs.JobRequest{
+	req := jobs.JobRequest{
 		JobID:                     b.JobID,
 		Type:                      b.Type,
 		UpdateTwin:                b.UpdateTwin,
@@ -128,13 +128,13 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	jobs, next, err := s.cfg.Jobs.List(q.Get("jobType"), q.Get("jobStatus"), size, cont)
+	list, next, err := s.cfg.Jobs.List(q.Get("jobType"), q.Get("jobStatus"), size, cont)
 	if err != nil {
 		return err
 	}
-	if jobs == nil {
-		jobs = []hubjobs.Job{}
+	if list == nil {
+		list = []jobs.Job{}
 	}
-	s.writePage(w, r, jobs, "JobResponse", next)
+	s.writePage(w, r, list, "JobResponse", next)
 	return nil
 }

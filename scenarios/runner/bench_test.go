@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/sysmem"
@@ -58,7 +58,7 @@ func BenchmarkPacingS1(b *testing.B) {
 	for b.Loop() {
 		st, stop := benchStack(b, n, runner.StackOptions{Pacing: "S1"})
 		rt := 30
-		runJob(b, st, n, hubjobs.JobRequest{JobID: "paced", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
+		runJob(b, st, n, jobs.JobRequest{JobID: "paced", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}})
 		var starts []time.Time
 		for _, r := range runner.JobRows(st.Stack, "paced") {
@@ -167,12 +167,12 @@ func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetSta
 // the benchmark, with the failure causes and the broker's and fleet's
 // counters, unless every device job succeeded. It returns when the job was
 // created and the time from then to its end.
-func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) (created time.Time, took time.Duration) {
+func runJob(b *testing.B, st benchFleetStack, n int, req jobs.JobRequest) (created time.Time, took time.Duration) {
 	start := time.Now()
 	if _, err := st.Jobs.Create(b.Context(), req); err != nil {
 		b.Fatal(err)
 	}
-	var j hubjobs.Job
+	var j jobs.Job
 	for {
 		var err error
 		if j, err = st.Jobs.Get(req.JobID); err != nil {
@@ -184,7 +184,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) (cr
 		time.Sleep(time.Millisecond)
 	}
 	took = time.Since(start)
-	if s := j.DeviceJobStatistics; j.Status != hubjobs.StatusCompleted || s.SucceededCount != n {
+	if s := j.DeviceJobStatistics; j.Status != jobs.StatusCompleted || s.SucceededCount != n {
 		src, _ := st.Jobs.DeviceJobs()
 		causes := map[string]int{}
 		src.Scan("", func(_ string, doc map[string]any) bool {
@@ -213,10 +213,10 @@ func benchFleet(b *testing.B, n int) {
 	b.ReportMetric(float64(sysmem.RSS())/float64(n), "rss-B/device")
 
 	rt := 60
-	for _, req := range []hubjobs.JobRequest{
-		{JobID: "ping", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
+	for _, req := range []jobs.JobRequest{
+		{JobID: "ping", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}},
-		{JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*",
+		{JobID: "twin", Type: jobs.TypeUpdateTwin, QueryCondition: "*",
 			UpdateTwin: json.RawMessage(`{"etag":"*","properties":{"desired":{"interval":30}}}`)},
 	} {
 		if !slices.Contains(strings.Split(*benchJobs, ","), req.JobID) {

@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fleetsim/fleetsim/devicesim"
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/scenarios"
@@ -428,7 +428,7 @@ func (p *player) progress(ctx context.Context, note string) {
 			JobID: id, Status: string(j.Status), DeviceCount: s.DeviceCount,
 			Pending: s.PendingCount, Running: s.RunningCount, Succeeded: s.SucceededCount, Failed: s.FailedCount,
 		}
-		if since := time.Since(j.StartTime); j.Status != hubjobs.StatusScheduled && since > 0 {
+		if since := time.Since(j.StartTime); j.Status != jobs.StatusScheduled && since > 0 {
 			if j.EndTime != nil {
 				since = j.EndTime.Sub(j.StartTime)
 			}
@@ -446,7 +446,7 @@ const liveLatencyMax = 20000
 
 // liveLatency returns a job's p50 and p99 so far, recomputed for jobs small
 // enough and kept once the job is terminal.
-func (p *player) liveLatency(ctx context.Context, j hubjobs.Job) (time.Duration, time.Duration) {
+func (p *player) liveLatency(ctx context.Context, j jobs.Job) (time.Duration, time.Duration) {
 	last, seen := p.lastLat[j.JobID]
 	if (seen && j.Status.Terminal()) || j.DeviceJobStatistics.DeviceCount > liveLatencyMax || !p.hub.local() {
 		return last[0], last[1]

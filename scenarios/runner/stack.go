@@ -17,10 +17,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/broker"
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	store "github.com/fleetsim/fleetsim/hubjobs/regstore"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/metrics"
@@ -29,14 +29,14 @@ import (
 
 // The wiring checks that each part satisfies the interfaces its consumers declare.
 var (
-	_ hubjobs.MethodInvoker  = (*registry.Registry)(nil)
-	_ hubjobs.TwinPatcher    = (*registry.Registry)(nil)
-	_ hubjobs.DeviceSelector = (*registry.Registry)(nil)
-	_ broker.Hub             = (*registry.Registry)(nil)
-	_ broker.Identities      = identities{}
-	_ registry.DeviceLink    = (*broker.Server)(nil)
-	_ restapi.Registry       = apiRegistry{}
-	_ restapi.Jobs           = (*hubjobs.Engine)(nil)
+	_ jobs.MethodInvoker  = (*registry.Registry)(nil)
+	_ jobs.TwinPatcher    = (*registry.Registry)(nil)
+	_ jobs.DeviceSelector = (*registry.Registry)(nil)
+	_ broker.Hub          = (*registry.Registry)(nil)
+	_ broker.Identities   = identities{}
+	_ registry.DeviceLink = (*broker.Server)(nil)
+	_ restapi.Registry    = apiRegistry{}
+	_ restapi.Jobs        = (*jobs.Engine)(nil)
 )
 
 // StackOptions configures a hub: broker, registry, jobs engine and REST API.
@@ -72,12 +72,12 @@ type Stack struct {
 	opts     StackOptions
 	Broker   *broker.Server
 	Registry *registry.Registry
-	Jobs     *hubjobs.Engine
+	Jobs     *jobs.Engine
 	REST     *restapi.Server
 	// Metrics serves Prometheus metrics at /metrics on the REST listener.
 	Metrics *metrics.Metrics
 
-	regStore *store.Store
+	regStore *regstore.Store
 	jobStore *jobstore.Store
 	tlsConf  *tls.Config
 	certs    tlsutil.Files
@@ -148,9 +148,9 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 	s.Metrics = metrics.New()
 
 	var persist registry.Persistence
-	var jstore hubjobs.Store
+	var jstore jobs.Store
 	if opts.DataDir != "" {
-		if s.regStore, err = store.Open(filepath.Join(dir, "registry.db")); err != nil {
+		if s.regStore, err = regstore.Open(filepath.Join(dir, "registry.db")); err != nil {
 			return nil, err
 		}
 		persist = s.Metrics.RegistryStore(s.regStore)
@@ -173,11 +173,11 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.Registry.SetLink(s.Broker)
-	profile, err := hubjobs.ParseProfile(opts.Pacing)
+	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
 	}
-	if s.Jobs, err = hubjobs.NewEngine(hubjobs.Config{
+	if s.Jobs, err = jobs.NewEngine(jobs.Config{
 		Store:       jstore,
 		Methods:     s.Metrics.Methods("job", s.Registry),
 		Twins:       s.Metrics.Twins(s.Registry),

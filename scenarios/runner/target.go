@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
-	hubjobs "github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 )
@@ -29,9 +29,9 @@ type target interface {
 	// drop closes a device's connection at once, if the hub can; it
 	// reports whether it could.
 	drop(id string) bool
-	createJob(ctx context.Context, req hubjobs.JobRequest) error
+	createJob(ctx context.Context, req jobs.JobRequest) error
 	cancelJob(ctx context.Context, id string) error
-	job(ctx context.Context, id string) (hubjobs.Job, error)
+	job(ctx context.Context, id string) (jobs.Job, error)
 	// rows returns a job's device records.
 	rows(ctx context.Context, jobID string) ([]deviceOutcome, error)
 	// local says the hub is in this process (cheap to ask often).
@@ -70,7 +70,7 @@ func (t stackTarget) drop(id string) bool {
 	return true
 }
 
-func (t stackTarget) createJob(ctx context.Context, req hubjobs.JobRequest) error {
+func (t stackTarget) createJob(ctx context.Context, req jobs.JobRequest) error {
 	_, err := t.st.Jobs.Create(ctx, req)
 	return err
 }
@@ -80,7 +80,7 @@ func (t stackTarget) cancelJob(ctx context.Context, id string) error {
 	return err
 }
 
-func (t stackTarget) job(_ context.Context, id string) (hubjobs.Job, error) {
+func (t stackTarget) job(_ context.Context, id string) (jobs.Job, error) {
 	return t.st.Jobs.Get(id)
 }
 
@@ -181,7 +181,7 @@ func (t *restTarget) setEnabled(ctx context.Context, id string, on bool) error {
 // devices instead.
 func (t *restTarget) drop(string) bool { return false }
 
-func (t *restTarget) createJob(ctx context.Context, req hubjobs.JobRequest) error {
+func (t *restTarget) createJob(ctx context.Context, req jobs.JobRequest) error {
 	_, err := t.c.CreateJob(ctx, req.JobID, req)
 	return err
 }
@@ -194,20 +194,20 @@ func (t *restTarget) cancelJob(ctx context.Context, id string) error {
 // remoteJob is a JobResponse as any hub sends it; times are read leniently
 // (the real hub sends endTime as a far-future sentinel while a job runs).
 type remoteJob struct {
-	hubjobs.Job
+	jobs.Job
 	CreatedTime string `json:"createdTime"`
 	StartTime   string `json:"startTime"`
 	EndTime     string `json:"endTime"`
 }
 
-func (t *restTarget) job(ctx context.Context, id string) (hubjobs.Job, error) {
+func (t *restTarget) job(ctx context.Context, id string) (jobs.Job, error) {
 	b, err := t.c.GetJob(ctx, id)
 	if err != nil {
-		return hubjobs.Job{}, err
+		return jobs.Job{}, err
 	}
 	var r remoteJob
 	if err := json.Unmarshal(b, &r); err != nil {
-		return hubjobs.Job{}, fmt.Errorf("job %s: %w", id, err)
+		return jobs.Job{}, fmt.Errorf("job %s: %w", id, err)
 	}
 	j := r.Job
 	j.CreatedTime, j.StartTime = lenientTime(r.CreatedTime), lenientTime(r.StartTime)
