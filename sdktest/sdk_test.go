@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetsim/fleetsim/scenarios/runner"
+	"github.com/fleetsim/fleetsim/hubjobs"
 )
 
 // TestSDK runs every *.test.js file against one hub. It fails, never skips,
@@ -34,7 +34,7 @@ func TestSDK(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	stack, err := runner.NewStack(runner.StackOptions{
+	stack, err := hubjobs.NewStack(hubjobs.StackOptions{
 		DataDir:   t.TempDir(),
 		Hostname:  "localhost",
 		HTTPSAddr: httpsAddr,

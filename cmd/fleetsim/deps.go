@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
@@ -108,7 +109,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 		so.Scenario = s
 	}
 	if o.Ready != nil {
-		so.Ready = func(ep runner.Endpoints) {
+		so.Ready = func(ep hubjobs.Endpoints) {
 			o.Ready(endpoints{HostName: ep.HostName, ServiceConnectionString: ep.ServiceConnectionString,
 				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr})
 		}
@@ -121,7 +122,7 @@ func newHubClient(connStr, baseURL string, tlsConf *tls.Config) (hubClient, erro
 	return newHTTPHub(connStr, baseURL, tlsConf)
 }
 
-// endpoints mirror runner.Endpoints: how to reach a running hub.
+// endpoints mirror hubjobs.Endpoints: how to reach a running hub.
 type endpoints struct {
 	HostName, ServiceConnectionString, CAFile, HTTPSAddr, MQTTAddr string
 }

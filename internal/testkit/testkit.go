@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/fleetsim/fleetsim/scenarios/runner"
+	"github.com/fleetsim/fleetsim/hubjobs"
 )
 
 // Eventually polls cond every few milliseconds until it returns true, failing
@@ -48,13 +48,13 @@ type StackOptions struct {
 
 // StartStack runs a whole hub for the test's lifetime and waits until it is
 // ready. The hub stops, and the test waits for it, in t.Cleanup.
-func StartStack(t testing.TB, o StackOptions) *runner.Stack {
+func StartStack(t testing.TB, o StackOptions) *hubjobs.Stack {
 	t.Helper()
 	dir := o.DataDir
 	if dir == "" && o.Persistent {
 		dir = t.TempDir()
 	}
-	s, err := runner.NewStack(runner.StackOptions{
+	s, err := hubjobs.NewStack(hubjobs.StackOptions{
 		DataDir:   dir,
 		Hostname:  "localhost",
 		HTTPSAddr: "127.0.0.1:0",

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -56,7 +57,7 @@ func BenchmarkFleetJobs(b *testing.B) {
 func BenchmarkPacingS1(b *testing.B) {
 	const n = 150
 	for b.Loop() {
-		st, stop := benchStack(b, n, runner.StackOptions{Pacing: "S1"})
+		st, stop := benchStack(b, n, hubjobs.StackOptions{Pacing: "S1"})
 		rt := 30
 		runJob(b, st, n, jobs.JobRequest{JobID: "paced", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}})
@@ -87,19 +88,19 @@ func heap() uint64 {
 // benchFleetStack is a running hub with n connected paho devices that
 // answer "ping"; stop ends both.
 type benchFleetStack struct {
-	*runner.Stack
+	*hubjobs.Stack
 	fleet *devicesim.Fleet
 }
 
 // benchStack starts a hub with opts (stores in a temporary directory) and
 // n paho devices on the in-process transport, waits until all are
 // connected, and reports connects/s. stop ends the fleet, then the hub.
-func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetStack, stop func()) {
+func benchStack(b *testing.B, n int, opts hubjobs.StackOptions) (st benchFleetStack, stop func()) {
 	ctx, cancel := context.WithCancel(b.Context())
 	if !*benchMemStores {
 		opts.DataDir = b.TempDir()
 	}
-	s, err := runner.NewStack(opts)
+	s, err := hubjobs.NewStack(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req jobs.JobRequest) (creat
 func benchFleet(b *testing.B, n int) {
 	defer runner.TuneRuntime(n)()
 	base := heap()
-	st, stop := benchStack(b, n, runner.StackOptions{MaxInFlight: *benchInFlight})
+	st, stop := benchStack(b, n, hubjobs.StackOptions{MaxInFlight: *benchInFlight})
 	defer stop()
 	b.ReportMetric(float64(heap()-base)/float64(n), "B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")

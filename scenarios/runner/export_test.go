@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs"
 )
 
 // TuneRuntime is tuneRuntime for the benchmarks, which build stacks and
@@ -12,7 +14,7 @@ func TuneRuntime(devices int) (restore func()) { return tuneRuntime(devices) }
 
 // JobRows is a job's devices.jobs rows on st, read as a run's report reads
 // them.
-func JobRows(st *Stack, jobID string) []deviceOutcome {
+func JobRows(st *hubjobs.Stack, jobID string) []deviceOutcome {
 	rows, _ := stackTarget{st: st}.rows(context.Background(), jobID)
 	return rows
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fleetsim/fleetsim/devicesim"
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -96,7 +97,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		return p.finish(rep, err)
 	}
 
-	st, err := NewStack(StackOptions{
+	st, err := hubjobs.NewStack(hubjobs.StackOptions{
 		DataDir:     o.DataDir,
 		Pacing:      sc.Hub.Pacing,
 		MaxInFlight: sc.Hub.MaxInFlight,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
@@ -39,9 +40,9 @@ type target interface {
 }
 
 // stackTarget is the embedded hub.
-type stackTarget struct{ st *Stack }
+type stackTarget struct{ st *hubjobs.Stack }
 
-func (t stackTarget) hostname() string { return t.st.opts.Hostname }
+func (t stackTarget) hostname() string { return t.st.Hostname() }
 func (t stackTarget) local() bool      { return true }
 
 func (t stackTarget) transport() devicesim.Transport {

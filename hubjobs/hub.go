@@ -1,4 +1,4 @@
-package runner
+package hubjobs
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -237,6 +236,9 @@ func loadPolicies(dir string, persist bool) ([]restapi.Policy, error) {
 	return ps, nil
 }
 
+// Hostname is the hub's host name.
+func (s *Stack) Hostname() string { return s.opts.Hostname }
+
 // Ready is closed once every listener is up and Endpoints is filled in.
 func (s *Stack) Ready() <-chan struct{} { return s.ready }
 
@@ -317,22 +319,5 @@ func (s *Stack) close() {
 	}
 	if s.tmpDir != "" {
 		os.RemoveAll(s.tmpDir)
-	}
-}
-
-// waitReady waits for the stack or returns ctx's error.
-func waitReady(ctx context.Context, s *Stack, errc <-chan error) error {
-	select {
-	case <-s.Ready():
-		return nil
-	case err := <-errc:
-		if err == nil {
-			err = errors.New("hub stopped before it was ready")
-		}
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Minute):
-		return errors.New("hub not ready after a minute")
 	}
 }
