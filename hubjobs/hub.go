@@ -38,8 +38,8 @@ var (
 	_ restapi.Jobs        = (*jobs.Engine)(nil)
 )
 
-// StackOptions configures a hub: broker, registry, jobs engine and REST API.
-type StackOptions struct {
+// Config configures a hub: broker, registry, jobs engine and REST API.
+type Config struct {
 	// DataDir holds the stores, certificates and connection.json. Empty means
 	// in-memory stores and certificates in a temporary directory.
 	DataDir string
@@ -66,9 +66,10 @@ type Endpoints struct {
 	MQTTAddr                string `json:"mqttAddr,omitempty"`
 }
 
-// Stack is a whole hub in one process.
-type Stack struct {
-	opts     StackOptions
+// Hub is a whole hub in one process: it owns the broker, the registry, the
+// stores, the jobs engine, the REST API and the goroutines that run them.
+type Hub struct {
+	opts     Config
 	Broker   *broker.Server
 	Registry *registry.Registry
 	Jobs     *jobs.Engine
@@ -114,15 +115,15 @@ func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
 	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
 }
 
-// NewStack opens the stores and builds every part; Run starts them.
-func NewStack(opts StackOptions) (st *Stack, err error) {
+// New opens the stores and builds every part; Run starts them.
+func New(opts Config) (h *Hub, err error) {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
 	if opts.Pacing == "" {
 		opts.Pacing = "unlimited"
 	}
-	s := &Stack{opts: opts, ready: make(chan struct{})}
+	s := &Hub{opts: opts, ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -237,13 +238,13 @@ func loadPolicies(dir string, persist bool) ([]restapi.Policy, error) {
 }
 
 // Hostname is the hub's host name.
-func (s *Stack) Hostname() string { return s.opts.Hostname }
+func (s *Hub) Hostname() string { return s.opts.Hostname }
 
 // Ready is closed once every listener is up and Endpoints is filled in.
-func (s *Stack) Ready() <-chan struct{} { return s.ready }
+func (s *Hub) Ready() <-chan struct{} { return s.ready }
 
 // Endpoints returns how to reach the hub; valid after Ready.
-func (s *Stack) Endpoints() Endpoints {
+func (s *Hub) Endpoints() Endpoints {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.endpoints
@@ -251,7 +252,7 @@ func (s *Stack) Endpoints() Endpoints {
 
 // Run starts every part and blocks until ctx ends, then shuts them down in
 // order and closes the stores. It can be called once.
-func (s *Stack) Run(ctx context.Context) error {
+func (s *Hub) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Broker.Run(gctx) })
@@ -294,7 +295,7 @@ func (s *Stack) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Stack) owner() restapi.Policy {
+func (s *Hub) owner() restapi.Policy {
 	for _, p := range s.policies {
 		if p.Name == "iothubowner" {
 			return p
@@ -304,7 +305,7 @@ func (s *Stack) owner() restapi.Policy {
 }
 
 // close releases the stores and the temporary directory.
-func (s *Stack) close() {
+func (s *Hub) close() {
 	if s.Registry != nil {
 		s.Registry.Close()
 	}

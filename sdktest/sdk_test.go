@@ -34,7 +34,7 @@ func TestSDK(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	stack, err := hubjobs.NewStack(hubjobs.StackOptions{
+	stack, err := hubjobs.New(hubjobs.Config{
 		DataDir:   t.TempDir(),
 		Hostname:  "localhost",
 		HTTPSAddr: httpsAddr,

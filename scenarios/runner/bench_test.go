@@ -57,12 +57,12 @@ func BenchmarkFleetJobs(b *testing.B) {
 func BenchmarkPacingS1(b *testing.B) {
 	const n = 150
 	for b.Loop() {
-		st, stop := benchStack(b, n, hubjobs.StackOptions{Pacing: "S1"})
+		st, stop := benchStack(b, n, hubjobs.Config{Pacing: "S1"})
 		rt := 30
 		runJob(b, st, n, jobs.JobRequest{JobID: "paced", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}})
 		var starts []time.Time
-		for _, r := range runner.JobRows(st.Stack, "paced") {
+		for _, r := range runner.JobRows(st.Hub, "paced") {
 			if !r.Start.IsZero() {
 				starts = append(starts, r.Start)
 			}
@@ -88,19 +88,19 @@ func heap() uint64 {
 // benchFleetStack is a running hub with n connected paho devices that
 // answer "ping"; stop ends both.
 type benchFleetStack struct {
-	*hubjobs.Stack
+	*hubjobs.Hub
 	fleet *devicesim.Fleet
 }
 
 // benchStack starts a hub with opts (stores in a temporary directory) and
 // n paho devices on the in-process transport, waits until all are
 // connected, and reports connects/s. stop ends the fleet, then the hub.
-func benchStack(b *testing.B, n int, opts hubjobs.StackOptions) (st benchFleetStack, stop func()) {
+func benchStack(b *testing.B, n int, opts hubjobs.Config) (st benchFleetStack, stop func()) {
 	ctx, cancel := context.WithCancel(b.Context())
 	if !*benchMemStores {
 		opts.DataDir = b.TempDir()
 	}
-	s, err := hubjobs.NewStack(opts)
+	s, err := hubjobs.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req jobs.JobRequest) (creat
 func benchFleet(b *testing.B, n int) {
 	defer runner.TuneRuntime(n)()
 	base := heap()
-	st, stop := benchStack(b, n, hubjobs.StackOptions{MaxInFlight: *benchInFlight})
+	st, stop := benchStack(b, n, hubjobs.Config{MaxInFlight: *benchInFlight})
 	defer stop()
 	b.ReportMetric(float64(heap()-base)/float64(n), "B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
@@ -228,7 +228,7 @@ func benchFleet(b *testing.B, n int) {
 		stopProfile()
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
-		rows := runner.JobRows(st.Stack, req.JobID)
+		rows := runner.JobRows(st.Hub, req.JobID)
 		lat := runner.JobLatency(rows)
 		if lat.Max == 0 {
 			b.Fatalf("job %s: no device job latencies", req.JobID)

@@ -14,7 +14,7 @@ func TuneRuntime(devices int) (restore func()) { return tuneRuntime(devices) }
 
 // JobRows is a job's devices.jobs rows on st, read as a run's report reads
 // them.
-func JobRows(st *hubjobs.Stack, jobID string) []deviceOutcome {
+func JobRows(st *hubjobs.Hub, jobID string) []deviceOutcome {
 	rows, _ := stackTarget{st: st}.rows(context.Background(), jobID)
 	return rows
 }

@@ -18,8 +18,6 @@ import (
 
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
-	"github.com/fleetsim/fleetsim/hubjobs/jobs"
-	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/scenarios"
 )
@@ -97,7 +95,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		return p.finish(rep, err)
 	}
 
-	st, err := hubjobs.NewStack(hubjobs.StackOptions{
+	st, err := hubjobs.New(hubjobs.Config{
 		DataDir:     o.DataDir,
 		Pacing:      sc.Hub.Pacing,
 		MaxInFlight: sc.Hub.MaxInFlight,
@@ -218,7 +216,7 @@ func (p *player) register(ctx context.Context, keep bool) error {
 	if keep {
 		mode = "create"
 	}
-	ops := make([]registry.ExportImportDevice, 0, bulkChunk)
+	ops := make([]hubjobs.ExportImportDevice, 0, bulkChunk)
 	flush := func() error {
 		if len(ops) == 0 {
 			return nil
@@ -238,12 +236,12 @@ func (p *player) register(ctx context.Context, keep bool) error {
 	}
 	for d := range p.sc.DeviceSpecs(p.shard, p.shards) {
 		key := base64.StdEncoding.EncodeToString(p.deviceKey(d.ID))
-		ops = append(ops, registry.ExportImportDevice{
+		ops = append(ops, hubjobs.ExportImportDevice{
 			ID:         d.ID,
 			ImportMode: mode,
-			Authentication: &registry.Authentication{
+			Authentication: &hubjobs.Authentication{
 				Type:         "sas",
-				SymmetricKey: registry.SymmetricKey{PrimaryKey: key, SecondaryKey: key},
+				SymmetricKey: hubjobs.SymmetricKey{PrimaryKey: key, SecondaryKey: key},
 			},
 			Tags: d.Tags,
 		})
@@ -429,7 +427,7 @@ func (p *player) progress(ctx context.Context, note string) {
 			JobID: id, Status: string(j.Status), DeviceCount: s.DeviceCount,
 			Pending: s.PendingCount, Running: s.RunningCount, Succeeded: s.SucceededCount, Failed: s.FailedCount,
 		}
-		if since := time.Since(j.StartTime); j.Status != jobs.StatusScheduled && since > 0 {
+		if since := time.Since(j.StartTime); j.Status != hubjobs.JobScheduled && since > 0 {
 			if j.EndTime != nil {
 				since = j.EndTime.Sub(j.StartTime)
 			}
@@ -447,7 +445,7 @@ const liveLatencyMax = 20000
 
 // liveLatency returns a job's p50 and p99 so far, recomputed for jobs small
 // enough and kept once the job is terminal.
-func (p *player) liveLatency(ctx context.Context, j jobs.Job) (time.Duration, time.Duration) {
+func (p *player) liveLatency(ctx context.Context, j hubjobs.Job) (time.Duration, time.Duration) {
 	last, seen := p.lastLat[j.JobID]
 	if (seen && j.Status.Terminal()) || j.DeviceJobStatistics.DeviceCount > liveLatencyMax || !p.hub.local() {
 		return last[0], last[1]

@@ -49,7 +49,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if pacing == "" && o.Scenario != nil {
 		pacing = o.Scenario.Hub.Pacing
 	}
-	st, err := hubjobs.NewStack(hubjobs.StackOptions{
+	st, err := hubjobs.New(hubjobs.Config{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: pacing, Logger: o.Logger,
 	})
@@ -135,7 +135,7 @@ func fleetSecret(dir string) ([]byte, error) {
 }
 
 // waitReady waits for the stack or returns ctx's error.
-func waitReady(ctx context.Context, s *hubjobs.Stack, errc <-chan error) error {
+func waitReady(ctx context.Context, s *hubjobs.Hub, errc <-chan error) error {
 	select {
 	case <-s.Ready():
 		return nil

@@ -5,13 +5,10 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
-	"github.com/fleetsim/fleetsim/hubjobs/jobs"
-	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 )
 
@@ -23,16 +20,16 @@ type target interface {
 	// transport is how simulated devices reach the hub.
 	transport() devicesim.Transport
 	// bulk applies a bulk registry request.
-	bulk(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error)
+	bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error)
 	// setEnabled enables or disables a device (a disabled device is
 	// disconnected and refused).
 	setEnabled(ctx context.Context, id string, on bool) error
 	// drop closes a device's connection at once, if the hub can; it
 	// reports whether it could.
 	drop(id string) bool
-	createJob(ctx context.Context, req jobs.JobRequest) error
+	createJob(ctx context.Context, req hubjobs.JobRequest) error
 	cancelJob(ctx context.Context, id string) error
-	job(ctx context.Context, id string) (jobs.Job, error)
+	job(ctx context.Context, id string) (hubjobs.Job, error)
 	// rows returns a job's device records.
 	rows(ctx context.Context, jobID string) ([]deviceOutcome, error)
 	// local says the hub is in this process (cheap to ask often).
@@ -40,59 +37,45 @@ type target interface {
 }
 
 // stackTarget is the embedded hub.
-type stackTarget struct{ st *hubjobs.Stack }
+type stackTarget struct{ st *hubjobs.Hub }
 
 func (t stackTarget) hostname() string { return t.st.Hostname() }
 func (t stackTarget) local() bool      { return true }
 
 func (t stackTarget) transport() devicesim.Transport {
-	return devicesim.Transport{Dial: t.st.Broker.DialMemory}
+	return devicesim.Transport{Dial: t.st.DialDevice}
 }
 
-func (t stackTarget) bulk(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error) {
-	return t.st.Registry.BulkUpdate(ctx, ops)
+func (t stackTarget) bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error) {
+	return t.st.BulkUpdate(ctx, ops)
 }
 
 func (t stackTarget) setEnabled(ctx context.Context, id string, on bool) error {
-	d, err := t.st.Registry.GetDevice(id)
-	if err != nil {
-		return err
-	}
-	d.Status = registry.StatusDisabled
-	if on {
-		d.Status = registry.StatusEnabled
-	}
-	_, err = t.st.Registry.UpdateDevice(ctx, d, "*")
-	return err
+	return t.st.SetDeviceEnabled(ctx, id, on)
 }
 
 func (t stackTarget) drop(id string) bool {
-	t.st.Broker.Disconnect(id)
+	t.st.Disconnect(id)
 	return true
 }
 
-func (t stackTarget) createJob(ctx context.Context, req jobs.JobRequest) error {
-	_, err := t.st.Jobs.Create(ctx, req)
+func (t stackTarget) createJob(ctx context.Context, req hubjobs.JobRequest) error {
+	_, err := t.st.CreateJob(ctx, req)
 	return err
 }
 
 func (t stackTarget) cancelJob(ctx context.Context, id string) error {
-	_, err := t.st.Jobs.Cancel(ctx, id)
+	_, err := t.st.CancelJob(ctx, id)
 	return err
 }
 
-func (t stackTarget) job(_ context.Context, id string) (jobs.Job, error) {
-	return t.st.Jobs.Get(id)
+func (t stackTarget) job(_ context.Context, id string) (hubjobs.Job, error) {
+	return t.st.Job(id)
 }
 
 func (t stackTarget) rows(_ context.Context, jobID string) ([]deviceOutcome, error) {
-	src, _ := t.st.Jobs.DeviceJobs()
-	prefix := jobID + "/"
 	var out []deviceOutcome
-	src.Scan(prefix, func(key string, doc map[string]any) bool {
-		if !strings.HasPrefix(key, prefix) {
-			return false
-		}
+	t.st.DeviceJobRows(jobID, func(doc map[string]any) bool {
 		out = append(out, outcomeOf(doc))
 		return true
 	})
@@ -143,15 +126,15 @@ func (t *restTarget) transport() devicesim.Transport {
 	return devicesim.Transport{BrokerURL: t.mqtt, TLSConfig: t.tls}
 }
 
-func (t *restTarget) bulk(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error) {
-	var res registry.BulkResult
+func (t *restTarget) bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error) {
+	var res hubjobs.BulkResult
 	// IoT Hub takes at most 100 devices per bulk request.
 	for start := 0; start < len(ops); start += 100 {
 		b, err := t.c.BulkUpdate(ctx, ops[start:min(start+100, len(ops))])
 		if err != nil {
 			return res, err
 		}
-		var part registry.BulkResult
+		var part hubjobs.BulkResult
 		if err := json.Unmarshal(b, &part); err != nil {
 			return res, fmt.Errorf("bulk registry answer: %w", err)
 		}
@@ -170,9 +153,9 @@ func (t *restTarget) setEnabled(ctx context.Context, id string, on bool) error {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return fmt.Errorf("device %s: %w", id, err)
 	}
-	d["status"] = registry.StatusDisabled
+	d["status"] = hubjobs.DeviceDisabled
 	if on {
-		d["status"] = registry.StatusEnabled
+		d["status"] = hubjobs.DeviceEnabled
 	}
 	_, err = t.c.PutDevice(ctx, d, id, "*")
 	return err
@@ -182,7 +165,7 @@ func (t *restTarget) setEnabled(ctx context.Context, id string, on bool) error {
 // devices instead.
 func (t *restTarget) drop(string) bool { return false }
 
-func (t *restTarget) createJob(ctx context.Context, req jobs.JobRequest) error {
+func (t *restTarget) createJob(ctx context.Context, req hubjobs.JobRequest) error {
 	_, err := t.c.CreateJob(ctx, req.JobID, req)
 	return err
 }
@@ -195,20 +178,20 @@ func (t *restTarget) cancelJob(ctx context.Context, id string) error {
 // remoteJob is a JobResponse as any hub sends it; times are read leniently
 // (the real hub sends endTime as a far-future sentinel while a job runs).
 type remoteJob struct {
-	jobs.Job
+	hubjobs.Job
 	CreatedTime string `json:"createdTime"`
 	StartTime   string `json:"startTime"`
 	EndTime     string `json:"endTime"`
 }
 
-func (t *restTarget) job(ctx context.Context, id string) (jobs.Job, error) {
+func (t *restTarget) job(ctx context.Context, id string) (hubjobs.Job, error) {
 	b, err := t.c.GetJob(ctx, id)
 	if err != nil {
-		return jobs.Job{}, err
+		return hubjobs.Job{}, err
 	}
 	var r remoteJob
 	if err := json.Unmarshal(b, &r); err != nil {
-		return jobs.Job{}, fmt.Errorf("job %s: %w", id, err)
+		return hubjobs.Job{}, fmt.Errorf("job %s: %w", id, err)
 	}
 	j := r.Job
 	j.CreatedTime, j.StartTime = lenientTime(r.CreatedTime), lenientTime(r.StartTime)
