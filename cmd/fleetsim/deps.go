@@ -7,12 +7,15 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/rs/zerolog"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
@@ -117,9 +120,84 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	return runner.Serve(ctx, so)
 }
 
-// newHubClient connects to a hub's REST API.
+// newHubClient connects to a hub's REST API through restapi.Client, the one
+// Go client of the service API.
 func newHubClient(connStr, baseURL string, tlsConf *tls.Config) (hubClient, error) {
-	return newHTTPHub(connStr, baseURL, tlsConf)
+	c, err := restapi.NewClient(connStr, restapi.ClientOptions{BaseURL: baseURL, TLSConfig: tlsConf})
+	if err != nil {
+		return nil, err
+	}
+	return restHub{c}, nil
+}
+
+// restHub is the client commands' hubClient over restapi.Client.
+type restHub struct{ c *restapi.Client }
+
+func (h restHub) CreateJob(ctx context.Context, req jobRequest) (json.RawMessage, error) {
+	return h.c.CreateJob(ctx, req.JobID, req)
+}
+
+func (h restHub) GetJob(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.GetJob(ctx, id)
+}
+
+func (h restHub) ListJobs(ctx context.Context, jobType, status string) (json.RawMessage, error) {
+	items, err := h.c.ListJobs(ctx, jobType, status, 0)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(items)
+}
+
+func (h restHub) CancelJob(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.CancelJob(ctx, id)
+}
+
+func (h restHub) CreateDevice(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.CreateDevice(ctx, id)
+}
+
+func (h restHub) ListDevices(ctx context.Context) (json.RawMessage, error) {
+	return h.c.ListDevices(ctx, 0)
+}
+
+func (h restHub) GetDevice(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.GetDevice(ctx, id)
+}
+
+func (h restHub) DeleteDevice(ctx context.Context, id string) error {
+	return h.c.DeleteDevice(ctx, id, "*")
+}
+
+func (h restHub) GetTwin(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.GetTwin(ctx, id)
+}
+
+func (h restHub) UpdateTwin(ctx context.Context, id string, patch json.RawMessage, etag string) (json.RawMessage, error) {
+	return h.c.UpdateTwin(ctx, id, patch, etag)
+}
+
+func (h restHub) Invoke(ctx context.Context, id string, req methodRequest) (json.RawMessage, error) {
+	mr := iothub.MethodRequest{MethodName: req.MethodName, Payload: req.Payload}
+	if req.ResponseTimeoutInSeconds > 0 {
+		mr.ResponseTimeoutInSeconds = &req.ResponseTimeoutInSeconds
+	}
+	if req.ConnectTimeoutInSeconds > 0 {
+		mr.ConnectTimeoutInSeconds = &req.ConnectTimeoutInSeconds
+	}
+	res, err := h.c.InvokeMethod(ctx, id, mr)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+func (h restHub) Query(ctx context.Context, q string) (json.RawMessage, error) {
+	items, err := h.c.Query(ctx, q, 0)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(items)
 }
 
 // endpoints mirror hubjobs.Endpoints: how to reach a running hub.
