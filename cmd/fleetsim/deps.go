@@ -95,6 +95,7 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 			ro.Remote.TLSConfig = tc
 		}
 	}
+	defer tuneRuntime(runner.FleetSize(s, ro))()
 	return runner.Run(ctx, s, ro)
 }
 

@@ -36,7 +36,7 @@ var rules = []rule{
 	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
 	{pkg: "internal/metrics", deny: []string{"hubjobs/restapi", "hubjobs/regstore", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
 	{pkg: "devicesim", deny: []string{"broker", "hubjobs", "scenarios", "github.com/mochi-mqtt"}},
-	{pkg: "scenarios/runner", deny: []string{"broker", "hubjobs/jobs", "hubjobs/query", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "internal/metrics", "github.com/mochi-mqtt"}},
+	{pkg: "scenarios/runner", deny: []string{"broker", "hubjobs/jobs", "hubjobs/query", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "internal/metrics", "internal/sysmem", "github.com/mochi-mqtt"}},
 	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
 }
 

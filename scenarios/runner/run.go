@@ -52,6 +52,17 @@ var ErrBadShard = errors.New("runner: bad shard")
 // bulkChunk is how many devices one registry bulk request creates.
 const bulkChunk = 1000
 
+// FleetSize is the number of simulated devices Run brings online in this
+// process for sc and o (this shard's slice of the fleet), so that the command
+// can size the process's runtime settings before it starts.
+func FleetSize(sc *scenarios.Scenario, o Options) int {
+	shard, shards := 0, 1
+	if o.Shards > 1 && o.Shard >= 1 && o.Shard <= o.Shards {
+		shard, shards = o.Shard-1, o.Shards
+	}
+	return len(sc.ShardIndexes(shard, shards))
+}
+
 // Run plays a scenario on an embedded hub: it starts the broker, registry,
 // jobs engine and REST API, registers the fleet (or this process's shard of
 // it), connects it over the in-process transport, plays the timeline, and
@@ -76,7 +87,6 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		o.ProgressEvery = 250 * time.Millisecond
 	}
 	indexes := sc.ShardIndexes(shard, shards)
-	defer tuneRuntime(len(indexes))()
 
 	p := &player{sc: sc, o: o, shard: shard, shards: shards, indexes: indexes, log: o.Logger}
 	p.secret = make([]byte, 32)
