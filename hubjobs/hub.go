@@ -18,11 +18,11 @@ import (
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
+	"github.com/fleetsim/fleetsim/hubjobs/metrics"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
-	"github.com/fleetsim/fleetsim/internal/metrics"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 

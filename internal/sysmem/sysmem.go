@@ -45,10 +45,11 @@ func kBField(path, name string) int64 {
 
 // TuneGC sets the runtime up for a large fleet: mochi's small
 // per-connection queues lose much of their throughput unless the GC runs
-// less often (see the README's Performance section), so GOGC goes to 400 and a memory limit at 75 % of the machine
-// keeps the heap bounded instead. It leaves the runtime alone when GOGC or
-// GOMEMLIMIT is set in the environment or the machine's memory is unknown.
-// It returns a function that restores the previous settings.
+// less often (see the README's Performance section), so GOGC goes to 400
+// and a memory limit at 75 % of the machine keeps the heap bounded instead.
+// It leaves the runtime alone when GOGC or GOMEMLIMIT is set in the
+// environment or the machine's memory is unknown. It returns a function
+// that restores the previous settings.
 func TuneGC() (restore func()) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}

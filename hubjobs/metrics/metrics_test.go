@@ -11,9 +11,9 @@ import (
 
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/metrics"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
-	"github.com/fleetsim/fleetsim/internal/metrics"
 )
 
 // The sources below stand in for the broker, registry and engine, whose
