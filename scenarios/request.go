@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 )
 
 // Request returns the Jobs v2 request that creates the job when the action
 // plays at now: start time now + StartIn (UTC), maxExecutionTimeInSeconds
 // from MaxExecutionTime, and a copy of the method call or twin patch, so the
 // caller may change the request freely.
-func (a JobAction) Request(now time.Time) hubjobs.JobRequest {
+func (a JobAction) Request(now time.Time) jobs.JobRequest {
 	start := now.Add(a.StartIn).UTC()
 	secs := int64(a.MaxExecutionTime / time.Second)
-	req := hubjobs.JobRequest{
+	req := jobs.JobRequest{
 		JobID:                     a.JobID,
 		Type:                      a.Type,
 		QueryCondition:            a.Condition,

@@ -24,7 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetsim/fleetsim/devicesim"
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -187,8 +187,8 @@ type Hub struct {
 	// Pacing is the profile as written: "unlimited", or a tier S1, S2 or S3
 	// with an optional unit count ("S1x2").
 	Pacing string
-	// Profile is Pacing as hubjobs.ParseProfile reads it.
-	Profile hubjobs.Profile
+	// Profile is Pacing as jobs.ParseProfile reads it.
+	Profile jobs.Profile
 	// MaxInFlight bounds the device operations a job runs at once; 0 lets
 	// the engine choose.
 	MaxInFlight int
@@ -325,8 +325,8 @@ type Action interface {
 type JobAction struct {
 	At    time.Duration
 	JobID string
-	// Type is hubjobs.TypeDeviceMethod or hubjobs.TypeUpdateTwin.
-	Type hubjobs.JobType
+	// Type is jobs.TypeDeviceMethod or jobs.TypeUpdateTwin.
+	Type jobs.JobType
 	// Method is the method call of a method job.
 	Method *iothub.MethodRequest
 	// UpdateTwin is the patch of a twin job: {"etag":"*","tags":...,
@@ -345,7 +345,7 @@ func (a JobAction) When() time.Duration { return a.At }
 
 // String implements Action.
 func (a JobAction) String() string {
-	if a.Type == hubjobs.TypeDeviceMethod {
+	if a.Type == jobs.TypeDeviceMethod {
 		return fmt.Sprintf("at %s: create method job %s (%s) over %s", a.At, a.JobID, a.Method.MethodName, a.Condition)
 	}
 	return fmt.Sprintf("at %s: create twin job %s over %s", a.At, a.JobID, a.Condition)

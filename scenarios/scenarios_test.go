@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden and scenario.schema.json")
@@ -165,7 +165,7 @@ timeline:
 		t.Errorf("seed %d, pacing %q, group %q", s.Seed, s.Hub.Pacing, s.Groups[0].Name)
 	}
 	j := s.Actions()[0].(JobAction)
-	if j.Type != hubjobs.TypeDeviceMethod || *j.Method.ResponseTimeoutInSeconds != 30 || j.Method.ConnectTimeoutInSeconds != nil || j.MaxExecutionTime != time.Hour {
+	if j.Type != jobs.TypeDeviceMethod || *j.Method.ResponseTimeoutInSeconds != 30 || j.Method.ConnectTimeoutInSeconds != nil || j.MaxExecutionTime != time.Hour {
 		t.Errorf("job defaults: %+v %+v", j, j.Method)
 	}
 	if d := s.Actions()[1].(DisconnectAction); d.Fraction != 1 {
@@ -206,7 +206,7 @@ func TestTimeline(t *testing.T) {
 		t.Errorf("ping job %+v, method %+v", ping, ping.Method)
 	}
 	twin := acts[1].(JobAction)
-	if twin.Type != hubjobs.TypeUpdateTwin || string(twin.UpdateTwin) != `{"etag":"*","properties":{"desired":{"telemetryInterval":30,"thresholds":{"high":80}}},"tags":{"config":"v2"}}` {
+	if twin.Type != jobs.TypeUpdateTwin || string(twin.UpdateTwin) != `{"etag":"*","properties":{"desired":{"telemetryInterval":30,"thresholds":{"high":80}}},"tags":{"config":"v2"}}` {
 		t.Errorf("twin job %s", twin.UpdateTwin)
 	}
 	if c := acts[2].(CancelAction); c.JobID != "ping-all" || c.At != 30*time.Second {
@@ -531,9 +531,9 @@ timeline:
     job: {id: t, twin: {tags: {a: 2}}, condition: "*"}
 `)))
 	now := time.Date(2026, 11, 22, 13, 0, 0, 0, time.FixedZone("x", 3600))
-	jobs := s.Jobs()
-	m := jobs[0].Request(now)
-	if m.JobID != "m" || m.Type != hubjobs.TypeDeviceMethod || m.QueryCondition != "tags.a = 1" ||
+	acts := s.Jobs()
+	m := acts[0].Request(now)
+	if m.JobID != "m" || m.Type != jobs.TypeDeviceMethod || m.QueryCondition != "tags.a = 1" ||
 		!m.StartTime.Equal(now.Add(10*time.Second)) || m.StartTime.Location() != time.UTC || *m.MaxExecutionTimeInSeconds != 120 {
 		t.Errorf("method request %+v", m)
 	}
@@ -546,11 +546,11 @@ timeline:
 	}
 	*c.ResponseTimeoutInSeconds = 99
 	c.Payload[0] = 'x'
-	if again := jobs[0].Request(now).CloudToDeviceMethod; *again.ResponseTimeoutInSeconds != 15 || again.Payload[0] != '{' {
+	if again := acts[0].Request(now).CloudToDeviceMethod; *again.ResponseTimeoutInSeconds != 15 || again.Payload[0] != '{' {
 		t.Error("requests share memory with the action")
 	}
-	tw := jobs[1].Request(now)
-	if tw.Type != hubjobs.TypeUpdateTwin || tw.CloudToDeviceMethod != nil || string(tw.UpdateTwin) != `{"etag":"*","tags":{"a":2}}` || *tw.MaxExecutionTimeInSeconds != 3600 {
+	tw := acts[1].Request(now)
+	if tw.Type != jobs.TypeUpdateTwin || tw.CloudToDeviceMethod != nil || string(tw.UpdateTwin) != `{"etag":"*","tags":{"a":2}}` || *tw.MaxExecutionTimeInSeconds != 3600 {
 		t.Errorf("twin request %+v", tw)
 	}
 }

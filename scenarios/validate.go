@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetsim/fleetsim/devicesim"
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -56,7 +56,7 @@ func (d *decoder) validate(f *File) *Scenario {
 	if f.Hub.Pacing == "" {
 		f.Hub.Pacing = "unlimited"
 	}
-	profile, err := hubjobs.ParseProfile(f.Hub.Pacing)
+	profile, err := jobs.ParseProfile(f.Hub.Pacing)
 	if err != nil {
 		msg := fmt.Sprintf("unknown pacing %q: want unlimited, S1, S2 or S3, optionally with units such as S1x2", f.Hub.Pacing)
 		if s := suggest(f.Hub.Pacing, []string{"unlimited", "S1", "S2", "S3"}); s != "" {
@@ -305,7 +305,7 @@ func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 	case j.Method == "" && j.Twin == nil:
 		bad(j, "", "a job needs method (a method job) or twin (a twin job)")
 	case j.Method != "":
-		act.Type = hubjobs.TypeDeviceMethod
+		act.Type = jobs.TypeDeviceMethod
 		if err := iothub.ValidMethodName(j.Method); err != nil {
 			bad(&j.Method, "method", "%v", err)
 		}
@@ -325,7 +325,7 @@ func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 			act.Method.ConnectTimeoutInSeconds = &ct
 		}
 	default:
-		act.Type = hubjobs.TypeUpdateTwin
+		act.Type = jobs.TypeUpdateTwin
 		if j.Payload != nil {
 			bad(&j.Payload, "payload", "a twin job has no payload: put the patch under twin")
 		}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
-	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
 // TestSDK runs every *.test.js file against one hub. It fails, never skips,
@@ -37,7 +37,7 @@ func TestSDK(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	dataDir := t.TempDir()
-	stack, err := runner.NewStack(runner.StackOptions{
+	stack, err := hubjobs.New(hubjobs.Config{
 		DataDir:   dataDir,
 		Hostname:  "localhost",
 		HTTPSAddr: httpsAddr,

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,7 +15,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
+	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
@@ -101,6 +105,7 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 			ro.Remote.TLSConfig = tc
 		}
 	}
+	defer tuneRuntime(runner.FleetSize(s, ro))()
 	return runner.Run(ctx, s, ro)
 }
 
@@ -123,7 +128,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 		so.Scenario = s
 	}
 	if o.Ready != nil {
-		so.Ready = func(ep runner.Endpoints) {
+		so.Ready = func(ep hubjobs.Endpoints) {
 			o.Ready(endpoints{HostName: ep.HostName, ServiceConnectionString: ep.ServiceConnectionString,
 				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr})
 		}
@@ -131,12 +136,87 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	return runner.Serve(ctx, so)
 }
 
-// newHubClient connects to a hub's REST API.
+// newHubClient connects to a hub's REST API through restapi.Client, the one
+// Go client of the service API.
 func newHubClient(connStr, baseURL string, tlsConf *tls.Config) (hubClient, error) {
-	return newHTTPHub(connStr, baseURL, tlsConf)
+	c, err := restapi.NewClient(connStr, restapi.ClientOptions{BaseURL: baseURL, TLSConfig: tlsConf})
+	if err != nil {
+		return nil, err
+	}
+	return restHub{c}, nil
 }
 
-// endpoints mirror runner.Endpoints: how to reach a running hub.
+// restHub is the client commands' hubClient over restapi.Client.
+type restHub struct{ c *restapi.Client }
+
+func (h restHub) CreateJob(ctx context.Context, req jobRequest) (json.RawMessage, error) {
+	return h.c.CreateJob(ctx, req.JobID, req)
+}
+
+func (h restHub) GetJob(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.GetJob(ctx, id)
+}
+
+func (h restHub) ListJobs(ctx context.Context, jobType, status string) (json.RawMessage, error) {
+	items, err := h.c.ListJobs(ctx, jobType, status, 0)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(items)
+}
+
+func (h restHub) CancelJob(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.CancelJob(ctx, id)
+}
+
+func (h restHub) CreateDevice(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.CreateDevice(ctx, id)
+}
+
+func (h restHub) ListDevices(ctx context.Context) (json.RawMessage, error) {
+	return h.c.ListDevices(ctx, 0)
+}
+
+func (h restHub) GetDevice(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.GetDevice(ctx, id)
+}
+
+func (h restHub) DeleteDevice(ctx context.Context, id string) error {
+	return h.c.DeleteDevice(ctx, id, "*")
+}
+
+func (h restHub) GetTwin(ctx context.Context, id string) (json.RawMessage, error) {
+	return h.c.GetTwin(ctx, id)
+}
+
+func (h restHub) UpdateTwin(ctx context.Context, id string, patch json.RawMessage, etag string) (json.RawMessage, error) {
+	return h.c.UpdateTwin(ctx, id, patch, etag)
+}
+
+func (h restHub) Invoke(ctx context.Context, id string, req methodRequest) (json.RawMessage, error) {
+	mr := iothub.MethodRequest{MethodName: req.MethodName, Payload: req.Payload}
+	if req.ResponseTimeoutInSeconds > 0 {
+		mr.ResponseTimeoutInSeconds = &req.ResponseTimeoutInSeconds
+	}
+	if req.ConnectTimeoutInSeconds > 0 {
+		mr.ConnectTimeoutInSeconds = &req.ConnectTimeoutInSeconds
+	}
+	res, err := h.c.InvokeMethod(ctx, id, mr)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+func (h restHub) Query(ctx context.Context, q string) (json.RawMessage, error) {
+	items, err := h.c.Query(ctx, q, 0)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(items)
+}
+
+// endpoints mirror hubjobs.Endpoints: how to reach a running hub.
 type endpoints struct {
 	HostName, ServiceConnectionString, CAFile, HTTPSAddr, MQTTAddr string
 }

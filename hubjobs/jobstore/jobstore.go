@@ -1,5 +1,5 @@
 // Package jobstore is the jobs engine's embedded durable store: one bbolt
-// (go.etcd.io/bbolt) file in the data directory implementing hubjobs.Store.
+// (go.etcd.io/bbolt) file in the data directory implementing jobs.Store.
 //
 // Layout: bucket "jobs" maps a job id to its JSON JobRecord; bucket "sets"
 // maps a job id to the device set it selected at start (ids joined by '\n',
@@ -22,7 +22,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 )
 
 var (
@@ -44,7 +44,7 @@ type Store struct {
 	db *bolt.DB
 }
 
-var _ hubjobs.Store = (*Store)(nil)
+var _ jobs.Store = (*Store)(nil)
 
 // Open opens the store file at path, creating it if needed. It fails if
 // another process has it open (after waiting up to a second for its lock).
@@ -81,12 +81,12 @@ func Open(path string) (*Store, error) {
 // Close closes the file. Stop the engine first.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Load implements hubjobs.Store: every job with its device set and results.
-func (s *Store) Load(fn func(hubjobs.StoredJob) error) error {
+// Load implements jobs.Store: every job with its device set and results.
+func (s *Store) Load(fn func(jobs.StoredJob) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		jobs, sets, results := tx.Bucket(bucketJobs), tx.Bucket(bucketSets), tx.Bucket(bucketResults)
-		return jobs.ForEach(func(id, data []byte) error {
-			var sj hubjobs.StoredJob
+		jobBucket, sets, results := tx.Bucket(bucketJobs), tx.Bucket(bucketSets), tx.Bucket(bucketResults)
+		return jobBucket.ForEach(func(id, data []byte) error {
+			var sj jobs.StoredJob
 			if err := json.Unmarshal(data, &sj.Record); err != nil {
 				return fmt.Errorf("job %s: %w", id, err)
 			}
@@ -94,9 +94,9 @@ func (s *Store) Load(fn func(hubjobs.StoredJob) error) error {
 				sj.Devices = splitSet(set)
 			}
 			if rb := results.Bucket(id); rb != nil {
-				sj.Results = make([]hubjobs.DeviceResult, 0, rb.Stats().KeyN)
+				sj.Results = make([]jobs.DeviceResult, 0, rb.Stats().KeyN)
 				err := rb.ForEach(func(dev, data []byte) error {
-					var r hubjobs.DeviceResult
+					var r jobs.DeviceResult
 					if err := json.Unmarshal(data, &r); err != nil {
 						return fmt.Errorf("job %s device %s: %w", id, dev, err)
 					}
@@ -119,22 +119,22 @@ func splitSet(b []byte) []string {
 	return strings.Split(string(b), "\n")
 }
 
-// Write implements hubjobs.Store: w in one fsynced transaction. Device sets
+// Write implements jobs.Store: w in one fsynced transaction. Device sets
 // and results of jobs neither stored nor in w fail the whole Write.
-func (s *Store) Write(w hubjobs.Write) error {
+func (s *Store) Write(w jobs.Write) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		jobs, sets, results := tx.Bucket(bucketJobs), tx.Bucket(bucketSets), tx.Bucket(bucketResults)
+		jobBucket, sets, results := tx.Bucket(bucketJobs), tx.Bucket(bucketSets), tx.Bucket(bucketResults)
 		for _, r := range w.Jobs {
 			b, err := json.Marshal(r)
 			if err != nil {
 				return fmt.Errorf("job %s: %w", r.JobID, err)
 			}
-			if err := jobs.Put([]byte(r.JobID), b); err != nil {
+			if err := jobBucket.Put([]byte(r.JobID), b); err != nil {
 				return err
 			}
 		}
 		for _, d := range w.DeviceSets {
-			if jobs.Get([]byte(d.JobID)) == nil {
+			if jobBucket.Get([]byte(d.JobID)) == nil {
 				return fmt.Errorf("device set of unknown job %q", d.JobID)
 			}
 			for _, id := range d.Devices {
@@ -150,7 +150,7 @@ func (s *Store) Write(w hubjobs.Write) error {
 		var rbJob string
 		for _, r := range w.Results {
 			if rb == nil || rbJob != r.JobID {
-				if jobs.Get([]byte(r.JobID)) == nil {
+				if jobBucket.Get([]byte(r.JobID)) == nil {
 					return fmt.Errorf("result of unknown job %q", r.JobID)
 				}
 				var err error
@@ -176,14 +176,14 @@ func (s *Store) Write(w hubjobs.Write) error {
 	return nil
 }
 
-// Delete implements hubjobs.Store: it removes jobs with their device sets
+// Delete implements jobs.Store: it removes jobs with their device sets
 // and results.
 func (s *Store) Delete(jobIDs []string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		jobs, sets, results := tx.Bucket(bucketJobs), tx.Bucket(bucketSets), tx.Bucket(bucketResults)
+		jobBucket, sets, results := tx.Bucket(bucketJobs), tx.Bucket(bucketSets), tx.Bucket(bucketResults)
 		for _, id := range jobIDs {
 			k := []byte(id)
-			if err := jobs.Delete(k); err != nil {
+			if err := jobBucket.Delete(k); err != nil {
 				return err
 			}
 			if err := sets.Delete(k); err != nil {

@@ -16,7 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -30,34 +30,34 @@ func open(t testing.TB, path string) *jobstore.Store {
 	return s
 }
 
-func load(t testing.TB, s *jobstore.Store) map[string]hubjobs.StoredJob {
+func load(t testing.TB, s *jobstore.Store) map[string]jobs.StoredJob {
 	t.Helper()
-	out := map[string]hubjobs.StoredJob{}
-	if err := s.Load(func(sj hubjobs.StoredJob) error { out[sj.Record.JobID] = sj; return nil }); err != nil {
+	out := map[string]jobs.StoredJob{}
+	if err := s.Load(func(sj jobs.StoredJob) error { out[sj.Record.JobID] = sj; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func record(id string) hubjobs.JobRecord {
-	return hubjobs.JobRecord{Job: hubjobs.Job{
-		JobID: id, Type: hubjobs.TypeDeviceMethod, QueryCondition: "*", Status: hubjobs.StatusRunning,
+func record(id string) jobs.JobRecord {
+	return jobs.JobRecord{Job: jobs.Job{
+		JobID: id, Type: jobs.TypeDeviceMethod, QueryCondition: "*", Status: jobs.StatusRunning,
 		CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "reboot", Payload: json.RawMessage(`{"a":1}`)},
 		CreatedTime:         time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
 		StartTime:           time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC),
-		DeviceJobStatistics: hubjobs.Statistics{DeviceCount: 3, PendingCount: 3},
+		DeviceJobStatistics: jobs.Statistics{DeviceCount: 3, PendingCount: 3},
 	}, Started: time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)}
 }
 
 func TestRoundTripAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jobs.db")
 	s := open(t, path)
-	w := hubjobs.Write{
-		Jobs:       []hubjobs.JobRecord{record("a"), record("b")},
-		DeviceSets: []hubjobs.DeviceSet{{JobID: "a", Devices: []string{"d1", "d2", "d3"}}, {JobID: "b", Devices: []string{}}},
-		Results: []hubjobs.DeviceResult{
-			{JobID: "a", DeviceID: "d1", Status: hubjobs.StatusCompleted, Response: &iothub.MethodResult{Status: 500, Payload: json.RawMessage(`"busy"`)}},
-			{JobID: "a", DeviceID: "d2", Status: hubjobs.StatusFailed, Error: &hubjobs.DeviceJobError{Code: "DeviceNotOnline", Description: "offline"}},
+	w := jobs.Write{
+		Jobs:       []jobs.JobRecord{record("a"), record("b")},
+		DeviceSets: []jobs.DeviceSet{{JobID: "a", Devices: []string{"d1", "d2", "d3"}}, {JobID: "b", Devices: []string{}}},
+		Results: []jobs.DeviceResult{
+			{JobID: "a", DeviceID: "d1", Status: jobs.StatusCompleted, Response: &iothub.MethodResult{Status: 500, Payload: json.RawMessage(`"busy"`)}},
+			{JobID: "a", DeviceID: "d2", Status: jobs.StatusFailed, Error: &jobs.DeviceJobError{Code: "DeviceNotOnline", Description: "offline"}},
 		},
 	}
 	if err := s.Write(w); err != nil {
@@ -76,7 +76,7 @@ func TestRoundTripAcrossReopen(t *testing.T) {
 	if !slices.Equal(a.Devices, []string{"d1", "d2", "d3"}) || b.Devices == nil || len(b.Devices) != 0 {
 		t.Errorf("device sets %q, %q", a.Devices, b.Devices)
 	}
-	slices.SortFunc(a.Results, func(x, y hubjobs.DeviceResult) int { return cmpString(x.DeviceID, y.DeviceID) })
+	slices.SortFunc(a.Results, func(x, y jobs.DeviceResult) int { return cmpString(x.DeviceID, y.DeviceID) })
 	if len(a.Results) != 2 || a.Results[0].Response.Status != 500 || a.Results[1].Error.Code != "DeviceNotOnline" {
 		t.Errorf("results %+v", a.Results)
 	}
@@ -97,11 +97,11 @@ func TestWriteIsAllOrNothing(t *testing.T) {
 	defer s.Close()
 	tests := []struct {
 		name string
-		w    hubjobs.Write
+		w    jobs.Write
 	}{
-		{"result of an unknown job", hubjobs.Write{Jobs: []hubjobs.JobRecord{record("x")}, Results: []hubjobs.DeviceResult{{JobID: "nope", DeviceID: "d"}}}},
-		{"set of an unknown job", hubjobs.Write{Jobs: []hubjobs.JobRecord{record("x")}, DeviceSets: []hubjobs.DeviceSet{{JobID: "nope"}}}},
-		{"newline in a device id", hubjobs.Write{Jobs: []hubjobs.JobRecord{record("x")}, DeviceSets: []hubjobs.DeviceSet{{JobID: "x", Devices: []string{"a\nb"}}}}},
+		{"result of an unknown job", jobs.Write{Jobs: []jobs.JobRecord{record("x")}, Results: []jobs.DeviceResult{{JobID: "nope", DeviceID: "d"}}}},
+		{"set of an unknown job", jobs.Write{Jobs: []jobs.JobRecord{record("x")}, DeviceSets: []jobs.DeviceSet{{JobID: "nope"}}}},
+		{"newline in a device id", jobs.Write{Jobs: []jobs.JobRecord{record("x")}, DeviceSets: []jobs.DeviceSet{{JobID: "x", Devices: []string{"a\nb"}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,10 +118,10 @@ func TestWriteIsAllOrNothing(t *testing.T) {
 func TestDelete(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "jobs.db"))
 	defer s.Close()
-	err := s.Write(hubjobs.Write{
-		Jobs:       []hubjobs.JobRecord{record("a"), record("b")},
-		DeviceSets: []hubjobs.DeviceSet{{JobID: "a", Devices: []string{"d"}}},
-		Results:    []hubjobs.DeviceResult{{JobID: "a", DeviceID: "d", Status: hubjobs.StatusCompleted}},
+	err := s.Write(jobs.Write{
+		Jobs:       []jobs.JobRecord{record("a"), record("b")},
+		DeviceSets: []jobs.DeviceSet{{JobID: "a", Devices: []string{"d"}}},
+		Results:    []jobs.DeviceResult{{JobID: "a", DeviceID: "d", Status: jobs.StatusCompleted}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestDelete(t *testing.T) {
 		t.Errorf("after delete: %v", got)
 	}
 	// The id can be used again, without the old set and results.
-	if err := s.Write(hubjobs.Write{Jobs: []hubjobs.JobRecord{record("a")}}); err != nil {
+	if err := s.Write(jobs.Write{Jobs: []jobs.JobRecord{record("a")}}); err != nil {
 		t.Fatal(err)
 	}
 	if a := load(t, s)["a"]; a.Devices != nil || len(a.Results) != 0 {
@@ -219,13 +219,13 @@ func TestHelperWriter(t *testing.T) {
 		t.Skip("run by TestKillLosesNoAcknowledgedWrite")
 	}
 	s := open(t, path)
-	if err := s.Write(hubjobs.Write{Jobs: []hubjobs.JobRecord{record("crash")}}); err != nil {
+	if err := s.Write(jobs.Write{Jobs: []jobs.JobRecord{record("crash")}}); err != nil {
 		t.Fatal(err)
 	}
 	for b := range 1000 {
-		w := hubjobs.Write{}
+		w := jobs.Write{}
 		for i := range 256 {
-			w.Results = append(w.Results, hubjobs.DeviceResult{JobID: "crash", DeviceID: fmt.Sprintf("b%03d-d%03d", b, i), Status: hubjobs.StatusCompleted})
+			w.Results = append(w.Results, jobs.DeviceResult{JobID: "crash", DeviceID: fmt.Sprintf("b%03d-d%03d", b, i), Status: jobs.StatusCompleted})
 		}
 		if err := s.Write(w); err != nil {
 			t.Fatal(err)
@@ -237,14 +237,14 @@ func TestHelperWriter(t *testing.T) {
 func BenchmarkWriteResults(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "jobs.db"))
 	defer s.Close()
-	if err := s.Write(hubjobs.Write{Jobs: []hubjobs.JobRecord{record("bench")}}); err != nil {
+	if err := s.Write(jobs.Write{Jobs: []jobs.JobRecord{record("bench")}}); err != nil {
 		b.Fatal(err)
 	}
 	n := 0
 	for b.Loop() {
-		w := hubjobs.Write{}
+		w := jobs.Write{}
 		for range 256 {
-			w.Results = append(w.Results, hubjobs.DeviceResult{JobID: "bench", DeviceID: fmt.Sprintf("dev-%07d", n), Status: hubjobs.StatusCompleted,
+			w.Results = append(w.Results, jobs.DeviceResult{JobID: "bench", DeviceID: fmt.Sprintf("dev-%07d", n), Status: jobs.StatusCompleted,
 				Response: &iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}})
 			n++
 		}
@@ -258,19 +258,19 @@ func BenchmarkWriteResults(b *testing.B) {
 func BenchmarkLoad100k(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "jobs.db"))
 	defer s.Close()
-	w := hubjobs.Write{Jobs: []hubjobs.JobRecord{record("big")}}
+	w := jobs.Write{Jobs: []jobs.JobRecord{record("big")}}
 	ids := make([]string, 100_000)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("dev-%06d", i)
-		w.Results = append(w.Results, hubjobs.DeviceResult{JobID: "big", DeviceID: ids[i], Status: hubjobs.StatusCompleted})
+		w.Results = append(w.Results, jobs.DeviceResult{JobID: "big", DeviceID: ids[i], Status: jobs.StatusCompleted})
 	}
-	w.DeviceSets = []hubjobs.DeviceSet{{JobID: "big", Devices: ids}}
+	w.DeviceSets = []jobs.DeviceSet{{JobID: "big", Devices: ids}}
 	if err := s.Write(w); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
 		n := 0
-		if err := s.Load(func(sj hubjobs.StoredJob) error { n += len(sj.Results); return nil }); err != nil || n != 100_000 {
+		if err := s.Load(func(sj jobs.StoredJob) error { n += len(sj.Results); return nil }); err != nil || n != 100_000 {
 			b.Fatal(err, n)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -31,7 +31,7 @@ func benchRegistry(b *testing.B, persistent bool, n int) *registry.Registry {
 	b.Helper()
 	var st registry.Persistence
 	if persistent {
-		s, err := store.Open(filepath.Join(b.TempDir(), "r.db"))
+		s, err := regstore.Open(filepath.Join(b.TempDir(), "r.db"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -45,7 +45,7 @@ func (w *lockedWriter) println(fields ...string) {
 // several goroutines and prints each write once it is acknowledged, until
 // the parent kills it.
 func crashChild(path string) {
-	st, err := store.Open(path)
+	st, err := regstore.Open(path)
 	if err != nil {
 		panic(err)
 	}
@@ -118,7 +118,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("the child stopped after %d acknowledged patches", len(tags))
 	}
 
-	st, err := store.Open(path)
+	st, err := regstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
 )
@@ -35,7 +35,7 @@ func answer(t *testing.T, r *registry.Registry, l *fakeLink, id, topic, body str
 
 func TestDeviceSideOfTwins(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	st, err := store.Open(path)
+	st, err := regstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
 )
@@ -85,7 +85,7 @@ type faultyReg struct {
 func newFaultyReg(t *testing.T) *faultyReg {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "r.db")
-	s, err := store.Open(path)
+	s, err := regstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ var ErrDeviceNotFound = &iothub.Error{Code: iothub.CodeDeviceNotFound}
 var ErrClosed = errors.New("registry closed")
 
 // Persistence is what the registry needs from a durable store
-// (hubjobs/store implements it). Records are opaque bytes under a device id.
+// (hubjobs/regstore implements it). Records are opaque bytes under a device id.
 type Persistence interface {
 	// Load calls fn for every stored record, in any order; data is only
 	// valid during the call. An error from fn stops Load and is returned.

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
-	"github.com/fleetsim/fleetsim/hubjobs/store"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -99,7 +99,7 @@ func newReg(t testing.TB, persistent bool) (*registry.Registry, *fakeLink, strin
 	path := ""
 	if persistent {
 		path = filepath.Join(t.TempDir(), "registry.db")
-		s, err := store.Open(path)
+		s, err := regstore.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

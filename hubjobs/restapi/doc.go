@@ -9,5 +9,5 @@
 // turns error answers back into *iothub.Error.
 //
 // The package declares the interfaces it calls (Registry, Jobs); the wiring
-// checks them against hubjobs/registry and the hubjobs engine.
+// checks them against hubjobs/registry and the hubjobs/jobs engine.
 package restapi

@@ -18,7 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -70,7 +70,7 @@ type env struct {
 	reg      *registry.Registry
 	faults   *faultRegistry
 	link     *fakeLink
-	engine   *hubjobs.Engine
+	engine   *jobs.Engine
 	base     string
 	policies map[string]restapi.Policy
 	client   *restapi.Client // iothubowner
@@ -106,13 +106,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Registry: e.faults}
 	if o.jobs {
-		profile := hubjobs.Unlimited
+		profile := jobs.Unlimited
 		if o.pacing != "" {
-			if profile, err = hubjobs.ParseProfile(o.pacing); err != nil {
+			if profile, err = jobs.ParseProfile(o.pacing); err != nil {
 				t.Fatal(err)
 			}
 		}
-		e.engine, err = hubjobs.NewEngine(hubjobs.Config{Store: hubjobs.NewMemStore(), Methods: reg, Twins: reg, Devices: reg, Pacing: profile})
+		e.engine, err = jobs.NewEngine(jobs.Config{Store: jobs.NewMemStore(), Methods: reg, Twins: reg, Devices: reg, Pacing: profile})
 		if err != nil {
 			t.Fatalf("jobs engine: %v", err)
 		}

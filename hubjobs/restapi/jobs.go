@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -18,12 +18,12 @@ import (
 // ArgumentNull, GenericBadRequest, ThrottlingMaxActiveJobCountExceeded, ...),
 // written as they are.
 type Jobs interface {
-	Create(ctx context.Context, req hubjobs.JobRequest) (hubjobs.Job, error)
-	Get(id string) (hubjobs.Job, error)
-	Cancel(ctx context.Context, id string) (hubjobs.Job, error)
+	Create(ctx context.Context, req jobs.JobRequest) (jobs.Job, error)
+	Get(id string) (jobs.Job, error)
+	Cancel(ctx context.Context, id string) (jobs.Job, error)
 	// List returns one page of jobs filtered by type and status (either
 	// may be empty) and the next page's token, "" on the last page.
-	List(jobType, status string, pageSize int, continuation string) ([]hubjobs.Job, string, error)
+	List(jobType, status string, pageSize int, continuation string) ([]jobs.Job, string, error)
 	// DeviceJobs is the devices.jobs collection for queries.
 	DeviceJobs() (query.Source, *query.Index)
 }
@@ -36,7 +36,7 @@ var errNoJobs = iothub.Errorf(iothub.CodeServiceUnavailable, "this hub has no jo
 // timeoutInSeconds like the method endpoint does.
 type jobBody struct {
 	JobID                     string          `json:"jobId"`
-	Type                      hubjobs.JobType `json:"type"`
+	Type                      jobs.JobType    `json:"type"`
 	CloudToDeviceMethod       *methodBody     `json:"cloudToDeviceMethod"`
 	UpdateTwin                json.RawMessage `json:"updateTwin"`
 	QueryCondition            string          `json:"queryCondition"`
@@ -47,12 +47,12 @@ type jobBody struct {
 // legacyJobTypes maps the job type names of older IoT Hub docs (and their
 // typos), which the real hub refuses with 400 GenericBadRequest, to the
 // names to use; keys are lower case.
-var legacyJobTypes = map[string]hubjobs.JobType{
-	"scheduledirectmethod":  hubjobs.TypeDeviceMethod,
-	"scheduledirectrequest": hubjobs.TypeDeviceMethod,
-	"scheduleddevicemethod": hubjobs.TypeDeviceMethod,
-	"scheduletwinupdate":    hubjobs.TypeUpdateTwin,
-	"scheduledupdatetwin":   hubjobs.TypeUpdateTwin,
+var legacyJobTypes = map[string]jobs.JobType{
+	"scheduledirectmethod":  jobs.TypeDeviceMethod,
+	"scheduledirectrequest": jobs.TypeDeviceMethod,
+	"scheduleddevicemethod": jobs.TypeDeviceMethod,
+	"scheduletwinupdate":    jobs.TypeUpdateTwin,
+	"scheduledupdatetwin":   jobs.TypeUpdateTwin,
 }
 
 // legacyType is the GenericBadRequest of a job type from older docs, naming
@@ -77,8 +77,8 @@ func checkJobFilters(jobType, status string) error {
 		if err := legacyType(t); err != nil {
 			return err
 		}
-		if !strings.EqualFold(t, string(hubjobs.TypeDeviceMethod)) && !strings.EqualFold(t, string(hubjobs.TypeUpdateTwin)) {
-			return badRequest("jobType %q is not a job type; use %s or %s", jobType, hubjobs.TypeDeviceMethod, hubjobs.TypeUpdateTwin)
+		if !strings.EqualFold(t, string(jobs.TypeDeviceMethod)) && !strings.EqualFold(t, string(jobs.TypeUpdateTwin)) {
+			return badRequest("jobType %q is not a job type; use %s or %s", jobType, jobs.TypeDeviceMethod, jobs.TypeUpdateTwin)
 		}
 	}
 	if st := strings.TrimSpace(status); st != "" && !slices.ContainsFunc(jobStatusFilters, func(v string) bool { return strings.EqualFold(v, st) }) {
@@ -110,7 +110,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) error {
 	} else if b.JobID != id {
 		return badRequest("the body's jobId %q does not match the job id %q in the path", b.JobID, id)
 	}
-	req := hubjobs.JobRequest{
+	req := jobs.JobRequest{
 		JobID:                     b.JobID,
 		Type:                      b.Type,
 		UpdateTwin:                b.UpdateTwin,
@@ -179,13 +179,13 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	if err := checkJobFilters(q.Get("jobType"), q.Get("jobStatus")); err != nil {
 		return err
 	}
-	jobs, next, err := s.cfg.Jobs.List(q.Get("jobType"), q.Get("jobStatus"), size, cont)
+	list, next, err := s.cfg.Jobs.List(q.Get("jobType"), q.Get("jobStatus"), size, cont)
 	if err != nil {
 		return err
 	}
-	if jobs == nil {
-		jobs = []hubjobs.Job{}
+	if list == nil {
+		list = []jobs.Job{}
 	}
-	s.writePage(w, r, jobs, "JobResponse", next)
+	s.writePage(w, r, list, "JobResponse", next)
 	return nil
 }

@@ -29,14 +29,22 @@ var rules = []rule{
 	{pkg: "internal/archtest", stdlib: true},
 	{pkg: "hubjobs/query", stdlib: true, allow: []string{"internal/iothub"}},
 	{pkg: "broker", deny: []string{"hubjobs", "devicesim", "scenarios", "cmd", "github.com/eclipse/paho.mqtt.golang"}},
-	{pkg: "hubjobs", exact: true, deny: []string{"hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
-	{pkg: "hubjobs/registry", deny: []string{"hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
-	{pkg: "hubjobs/store", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
+	{pkg: "hubjobs/jobs", deny: []string{"hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/registry", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/regstore", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/jobstore", deny: []string{"hubjobs/restapi", "hubjobs/registry", "broker", "devicesim", "scenarios"}},
-	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/store", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
-	{pkg: "internal/metrics", deny: []string{"hubjobs/restapi", "hubjobs/store", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
+	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
+	{pkg: "hubjobs/metrics", deny: []string{"hubjobs/restapi", "hubjobs/regstore", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
 	{pkg: "devicesim", deny: []string{"broker", "hubjobs", "scenarios", "github.com/mochi-mqtt"}},
-	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/store", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
+	{pkg: "scenarios/runner", deny: []string{"broker", "hubjobs/jobs", "hubjobs/query", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/metrics", "internal/sysmem", "github.com/mochi-mqtt"}},
+	{pkg: "scenarios", exact: true, deny: []string{"broker", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "scenarios/runner", "github.com/mochi-mqtt"}},
+}
+
+// internalUp lists the packages under internal/ that may import a top-level
+// package (the README's architecture table names them): every other
+// internal package is a leaf or imports only internal/ packages.
+var internalUp = map[string][]string{
+	"internal/testkit": {"hubjobs"}, // test helpers: a whole hub for tests
 }
 
 type pkgInfo struct {
@@ -113,6 +121,20 @@ func TestImportRules(t *testing.T) {
 					if hasPrefix(imp, expand(d)) {
 						t.Errorf("%s imports %s, which the architecture forbids", rel, imp)
 					}
+				}
+			}
+		}
+		if hasPrefix(rel, "internal") {
+			for _, imp := range p.Imports {
+				if !hasPrefix(imp, module) || hasPrefix(imp, module+"/internal") {
+					continue
+				}
+				ok := false
+				for _, a := range internalUp[rel] {
+					ok = ok || hasPrefix(imp, expand(a))
+				}
+				if !ok {
+					t.Errorf("%s imports %s: packages under internal/ import no top-level package unless the README's table says so", rel, imp)
 				}
 			}
 		}

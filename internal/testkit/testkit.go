@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/fleetsim/fleetsim/scenarios/runner"
+	"github.com/fleetsim/fleetsim/hubjobs"
 )
 
 // Eventually polls cond every few milliseconds until it returns true, failing
@@ -38,23 +38,23 @@ func VerifyNoLeaks(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
-// StackOptions tunes StartStack; the zero value is an in-memory hub with the
+// HubOptions tunes StartHub; the zero value is an in-memory hub with the
 // REST API and MQTT over TLS on 127.0.0.1:0.
-type StackOptions struct {
+type HubOptions struct {
 	Persistent bool   // stores in t.TempDir() instead of memory
 	DataDir    string // explicit data directory (implies Persistent)
 	Pacing     string
 }
 
-// StartStack runs a whole hub for the test's lifetime and waits until it is
+// StartHub runs a whole hub for the test's lifetime and waits until it is
 // ready. The hub stops, and the test waits for it, in t.Cleanup.
-func StartStack(t testing.TB, o StackOptions) *runner.Stack {
+func StartHub(t testing.TB, o HubOptions) *hubjobs.Hub {
 	t.Helper()
 	dir := o.DataDir
 	if dir == "" && o.Persistent {
 		dir = t.TempDir()
 	}
-	s, err := runner.NewStack(runner.StackOptions{
+	s, err := hubjobs.New(hubjobs.Config{
 		DataDir:   dir,
 		Hostname:  "localhost",
 		HTTPSAddr: "127.0.0.1:0",
@@ -62,7 +62,7 @@ func StartStack(t testing.TB, o StackOptions) *runner.Stack {
 		Pacing:    o.Pacing,
 	})
 	if err != nil {
-		t.Fatalf("start stack: %v", err)
+		t.Fatalf("start hub: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -70,16 +70,16 @@ func StartStack(t testing.TB, o StackOptions) *runner.Stack {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("stack.Run: %v", err)
+			t.Errorf("hub.Run: %v", err)
 		}
 	})
 	select {
 	case <-s.Ready():
 	case err := <-done:
 		done <- err
-		t.Fatalf("stack stopped before ready: %v", err)
+		t.Fatalf("hub stopped before ready: %v", err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("stack not ready after 30s")
+		t.Fatal("hub not ready after 30s")
 	}
 	return s
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/sysmem"
@@ -56,12 +57,12 @@ func BenchmarkFleetJobs(b *testing.B) {
 func BenchmarkPacingS1(b *testing.B) {
 	const n = 150
 	for b.Loop() {
-		st, stop := benchStack(b, n, runner.StackOptions{Pacing: "S1"})
+		st, stop := benchStack(b, n, hubjobs.Config{Pacing: "S1"})
 		rt := 30
-		runJob(b, st, n, hubjobs.JobRequest{JobID: "paced", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
+		runJob(b, st, n, jobs.JobRequest{JobID: "paced", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}})
 		var starts []time.Time
-		for _, r := range runner.JobRows(st.Stack, "paced") {
+		for _, r := range runner.JobRows(st.Hub, "paced") {
 			if !r.Start.IsZero() {
 				starts = append(starts, r.Start)
 			}
@@ -87,19 +88,19 @@ func heap() uint64 {
 // benchFleetStack is a running hub with n connected paho devices that
 // answer "ping"; stop ends both.
 type benchFleetStack struct {
-	*runner.Stack
+	*hubjobs.Hub
 	fleet *devicesim.Fleet
 }
 
 // benchStack starts a hub with opts (stores in a temporary directory) and
 // n paho devices on the in-process transport, waits until all are
 // connected, and reports connects/s. stop ends the fleet, then the hub.
-func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetStack, stop func()) {
+func benchStack(b *testing.B, n int, opts hubjobs.Config) (st benchFleetStack, stop func()) {
 	ctx, cancel := context.WithCancel(b.Context())
 	if !*benchMemStores {
 		opts.DataDir = b.TempDir()
 	}
-	s, err := runner.NewStack(opts)
+	s, err := hubjobs.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -167,12 +168,12 @@ func benchStack(b *testing.B, n int, opts runner.StackOptions) (st benchFleetSta
 // the benchmark, with the failure causes and the broker's and fleet's
 // counters, unless every device job succeeded. It returns when the job was
 // created and the time from then to its end.
-func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) (created time.Time, took time.Duration) {
+func runJob(b *testing.B, st benchFleetStack, n int, req jobs.JobRequest) (created time.Time, took time.Duration) {
 	start := time.Now()
 	if _, err := st.Jobs.Create(b.Context(), req); err != nil {
 		b.Fatal(err)
 	}
-	var j hubjobs.Job
+	var j jobs.Job
 	for {
 		var err error
 		if j, err = st.Jobs.Get(req.JobID); err != nil {
@@ -184,7 +185,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) (cr
 		time.Sleep(time.Millisecond)
 	}
 	took = time.Since(start)
-	if s := j.DeviceJobStatistics; j.Status != hubjobs.StatusCompleted || s.SucceededCount != n {
+	if s := j.DeviceJobStatistics; j.Status != jobs.StatusCompleted || s.SucceededCount != n {
 		src, _ := st.Jobs.DeviceJobs()
 		causes := map[string]int{}
 		src.Scan("", func(_ string, doc map[string]any) bool {
@@ -201,7 +202,7 @@ func runJob(b *testing.B, st benchFleetStack, n int, req hubjobs.JobRequest) (cr
 func benchFleet(b *testing.B, n int) {
 	defer runner.TuneRuntime(n)()
 	base := heap()
-	st, stop := benchStack(b, n, runner.StackOptions{MaxInFlight: *benchInFlight})
+	st, stop := benchStack(b, n, hubjobs.Config{MaxInFlight: *benchInFlight})
 	defer stop()
 	b.ReportMetric(float64(heap()-base)/float64(n), "B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
@@ -213,10 +214,10 @@ func benchFleet(b *testing.B, n int) {
 	b.ReportMetric(float64(sysmem.RSS())/float64(n), "rss-B/device")
 
 	rt := 60
-	for _, req := range []hubjobs.JobRequest{
-		{JobID: "ping", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
+	for _, req := range []jobs.JobRequest{
+		{JobID: "ping", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 			CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "ping", ResponseTimeoutInSeconds: &rt}},
-		{JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*",
+		{JobID: "twin", Type: jobs.TypeUpdateTwin, QueryCondition: "*",
 			UpdateTwin: json.RawMessage(`{"etag":"*","properties":{"desired":{"interval":30}}}`)},
 	} {
 		if !slices.Contains(strings.Split(*benchJobs, ","), req.JobID) {
@@ -227,7 +228,7 @@ func benchFleet(b *testing.B, n int) {
 		stopProfile()
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
-		rows := runner.JobRows(st.Stack, req.JobID)
+		rows := runner.JobRows(st.Hub, req.JobID)
 		lat := runner.JobLatency(rows)
 		if lat.Max == 0 {
 			b.Fatalf("job %s: no device job latencies", req.JobID)

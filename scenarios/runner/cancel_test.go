@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
@@ -28,7 +28,7 @@ func TestCancelRecordsCallsInFlight(t *testing.T) {
 		t.Skip("runs a hub and 20 devices for seconds")
 	}
 	const n = 20
-	s := testkit.StartStack(t, testkit.StackOptions{Pacing: "S1"})
+	s := testkit.StartHub(t, testkit.HubOptions{Pacing: "S1"})
 	ctx := t.Context()
 	key := func(id string) []byte { k := sha256.Sum256([]byte(id)); return k[:] }
 	id := func(i int) string { return fmt.Sprintf("cancel-%02d", i) }
@@ -73,11 +73,11 @@ func TestCancelRecordsCallsInFlight(t *testing.T) {
 	}
 
 	rt := 30
-	if _, err := s.Jobs.Create(ctx, hubjobs.JobRequest{JobID: "cancel-slow", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*",
+	if _, err := s.Jobs.Create(ctx, jobs.JobRequest{JobID: "cancel-slow", Type: jobs.TypeDeviceMethod, QueryCondition: "*",
 		CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "slow", ResponseTimeoutInSeconds: &rt}}); err != nil {
 		t.Fatal(err)
 	}
-	read := func() hubjobs.Job {
+	read := func() jobs.Job {
 		t.Helper()
 		j, err := s.Jobs.Get("cancel-slow")
 		if err != nil {
@@ -96,10 +96,10 @@ func TestCancelRecordsCallsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	atCancel := j.DeviceJobStatistics
-	if j.Status != hubjobs.StatusRunning || atCancel.RunningCount == 0 || atCancel.PendingCount != 0 {
+	if j.Status != jobs.StatusRunning || atCancel.RunningCount == 0 || atCancel.PendingCount != 0 {
 		t.Fatalf("cancel answered %s %+v", j.Status, atCancel)
 	}
-	testkit.Eventually(t, 30*time.Second, func() bool { return read().Status == hubjobs.StatusCancelled }, "the job to end cancelled")
+	testkit.Eventually(t, 30*time.Second, func() bool { return read().Status == jobs.StatusCancelled }, "the job to end cancelled")
 	st := read().DeviceJobStatistics
 	called := atCancel.SucceededCount + atCancel.RunningCount // every call answers 200
 	if st.SucceededCount != called || st.FailedCount != n-called || st.DeviceCount != n {
@@ -120,7 +120,7 @@ func TestCancelRecordsCallsInFlight(t *testing.T) {
 				t.Errorf("%v: outcome %v", doc["deviceId"], doc["outcome"])
 			}
 		case "canceled":
-			if doc["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobCancelled {
+			if doc["error"].(map[string]any)["code"] != jobs.ErrorCodeJobCancelled {
 				t.Errorf("%v: error %v", doc["deviceId"], doc["error"])
 			}
 		default:

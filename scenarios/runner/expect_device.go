@@ -123,7 +123,7 @@ func (p *player) stateBase(ctx context.Context, e scenarios.Expectation) (time.T
 		return p.started, true
 	}
 	j, err := p.hub.job(ctx, e.Job)
-	if err != nil || j.Status == hubjobs.StatusScheduled || j.StartTime.IsZero() {
+	if err != nil || j.Status == hubjobs.JobScheduled || j.StartTime.IsZero() {
 		return time.Time{}, false
 	}
 	return j.StartTime, true

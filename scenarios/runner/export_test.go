@@ -3,16 +3,28 @@ package runner
 import (
 	"context"
 	"time"
+
+	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/internal/sysmem"
 )
 
-// TuneRuntime is tuneRuntime for the benchmarks, which build stacks and
-// fleets themselves and must run under the runtime settings a scenario run
-// gets.
-func TuneRuntime(devices int) (restore func()) { return tuneRuntime(devices) }
+// TuneRuntime gives the benchmarks, which build hubs and fleets themselves,
+// the runtime settings fleetsim run chooses for a fleet of that size (see
+// tuneRuntime in cmd/fleetsim).
+func TuneRuntime(devices int) (restore func()) {
+	if devices < 5000 {
+		return func() {}
+	}
+	gc, procs := sysmem.TuneGC(), sysmem.TuneProcs()
+	return func() {
+		procs()
+		gc()
+	}
+}
 
 // JobRows is a job's devices.jobs rows on st, read as a run's report reads
 // them.
-func JobRows(st *Stack, jobID string) []deviceOutcome {
+func JobRows(st *hubjobs.Hub, jobID string) []deviceOutcome {
 	rows, _ := stackTarget{st: st}.rows(context.Background(), jobID)
 	return rows
 }

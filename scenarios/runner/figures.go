@@ -134,7 +134,7 @@ func liveJob(j hubjobs.Job, rows []deviceOutcome, haveRows bool, now time.Time) 
 		JobID: j.JobID, Status: string(j.Status), DeviceCount: s.DeviceCount,
 		Pending: s.PendingCount, Running: s.RunningCount, Succeeded: s.SucceededCount, Failed: s.FailedCount,
 	}
-	if j.Status == hubjobs.StatusScheduled || j.StartTime.IsZero() {
+	if j.Status == hubjobs.JobScheduled || j.StartTime.IsZero() {
 		return jp
 	}
 	if haveRows {
@@ -148,7 +148,7 @@ func liveJob(j hubjobs.Job, rows []deviceOutcome, haveRows bool, now time.Time) 
 		jp.OpsPerSecond = opsRate(j.StartTime, rows, now)
 		return jp
 	}
-	if j.Status == hubjobs.StatusCancelled {
+	if j.Status == hubjobs.JobCancelled {
 		return jp // its failed count holds the devices never reached
 	}
 	since := now.Sub(j.StartTime)

@@ -90,14 +90,14 @@ func TestLiveJobMatchesReport(t *testing.T) {
 		rows = append(rows, deviceOutcome{DeviceID: "d", Status: "completed", Start: start, End: at(i)})
 	}
 	end := at(100)
-	running := hubjobs.Job{JobID: "j", Status: hubjobs.StatusRunning, StartTime: start}
+	running := hubjobs.Job{JobID: "j", Status: hubjobs.JobRunning, StartTime: start}
 	running.DeviceJobStatistics.DeviceCount = 200
 	running.DeviceJobStatistics.SucceededCount = 100
 	running.DeviceJobStatistics.PendingCount = 100
 	done := running
-	done.Status, done.EndTime = hubjobs.StatusCompleted, &end
+	done.Status, done.EndTime = hubjobs.JobCompleted, &end
 	cancelled := running
-	cancelled.Status = hubjobs.StatusCancelled
+	cancelled.Status = hubjobs.JobCancelled
 	cancelled.DeviceJobStatistics.SucceededCount, cancelled.DeviceJobStatistics.FailedCount = 0, 200
 
 	tests := []struct {
@@ -115,7 +115,7 @@ func TestLiveJobMatchesReport(t *testing.T) {
 		{"cancelled before any device ran", cancelled, []deviceOutcome{{Status: "canceled", Start: start, End: at(10)}}, true, at(1000), 10 * time.Millisecond, 10 * time.Millisecond, true, 0},
 		{"cancelled, no rows", cancelled, nil, false, at(1000), 0, 0, false, 0},
 		{"running, no rows: rate from statistics", running, nil, false, at(4000), 0, 0, false, 25},
-		{"scheduled", hubjobs.Job{JobID: "j", Status: hubjobs.StatusScheduled}, nil, true, at(1000), 0, 0, false, 0},
+		{"scheduled", hubjobs.Job{JobID: "j", Status: hubjobs.JobScheduled}, nil, true, at(1000), 0, 0, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,13 +221,13 @@ func TestLiveRowsReadAfterTheEnd(t *testing.T) {
 	}
 	h := &rowsHub{rowsNow: []deviceOutcome{row(1)}}
 	p := &player{hub: h, finalRows: map[string][]deviceOutcome{}}
-	j := hubjobs.Job{JobID: "j", Status: hubjobs.StatusRunning, StartTime: start}
+	j := hubjobs.Job{JobID: "j", Status: hubjobs.JobRunning, StartTime: start}
 	if rows, ok := p.liveRows(t.Context(), j); !ok || len(rows) != 1 {
 		t.Fatalf("running: %d rows, %v", len(rows), ok)
 	}
 	// The job ends between two reads: its last records arrive with it.
 	h.rowsNow = []deviceOutcome{row(1), row(100)}
-	j.Status = hubjobs.StatusCompleted
+	j.Status = hubjobs.JobCompleted
 	rows, _ := p.liveRows(t.Context(), j)
 	if live := liveJob(j, rows, true, start.Add(time.Second)); live.P99 != 100*time.Millisecond {
 		t.Errorf("finished job's live p99 %v, want 100ms", live.P99)

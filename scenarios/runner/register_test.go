@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
@@ -22,7 +23,7 @@ func TestRegisterUsesIoTHubCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	st, err := NewStack(StackOptions{HTTPSAddr: "127.0.0.1:0"})
+	st, err := hubjobs.New(hubjobs.Config{HTTPSAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

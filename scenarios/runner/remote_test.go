@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
@@ -16,12 +17,12 @@ import (
 func TestShardsAgainstAServedHub(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	ready := make(chan runner.Endpoints, 1)
+	ready := make(chan hubjobs.Endpoints, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- runner.Serve(ctx, runner.ServeOptions{
 			DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-			Ready: func(ep runner.Endpoints) { ready <- ep },
+			Ready: func(ep hubjobs.Endpoints) { ready <- ep },
 		})
 	}()
 	defer func() {
@@ -30,7 +31,7 @@ func TestShardsAgainstAServedHub(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	var ep runner.Endpoints
+	var ep hubjobs.Endpoints
 	select {
 	case ep = <-ready:
 	case err := <-done:

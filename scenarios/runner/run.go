@@ -21,7 +21,6 @@ import (
 
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
-	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/scenarios"
 )
@@ -56,6 +55,17 @@ var ErrBadShard = errors.New("runner: bad shard")
 // bulkChunk is how many devices one registry bulk request creates.
 const bulkChunk = 1000
 
+// FleetSize is the number of simulated devices Run brings online in this
+// process for sc and o (this shard's slice of the fleet), so that the command
+// can size the process's runtime settings before it starts.
+func FleetSize(sc *scenarios.Scenario, o Options) int {
+	shard, shards := 0, 1
+	if o.Shards > 1 && o.Shard >= 1 && o.Shard <= o.Shards {
+		shard, shards = o.Shard-1, o.Shards
+	}
+	return len(sc.ShardIndexes(shard, shards))
+}
+
 // Run plays a scenario on an embedded hub: it starts the broker, registry,
 // jobs engine and REST API, registers the fleet (or this process's shard of
 // it), connects it over the in-process transport, plays the timeline, and
@@ -80,7 +90,6 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		o.ProgressEvery = 250 * time.Millisecond
 	}
 	indexes := sc.ShardIndexes(shard, shards)
-	defer tuneRuntime(len(indexes))()
 
 	p := &player{sc: sc, o: o, shard: shard, shards: shards, indexes: indexes, log: o.Logger}
 	p.secret = make([]byte, 32)
@@ -99,7 +108,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		return p.finish(rep, err)
 	}
 
-	st, err := NewStack(StackOptions{
+	st, err := hubjobs.New(hubjobs.Config{
 		DataDir:     o.DataDir,
 		Pacing:      sc.Hub.Pacing,
 		MaxInFlight: sc.Hub.MaxInFlight,
@@ -247,7 +256,7 @@ func (p *player) newFleet() *devicesim.Fleet {
 // run's keys. IoT Hub's update of a missing device is DeviceNotFound, so
 // update alone cannot register a fleet.
 func (p *player) register(ctx context.Context, keep bool) error {
-	ops := make([]registry.ExportImportDevice, 0, bulkChunk)
+	ops := make([]hubjobs.ExportImportDevice, 0, bulkChunk)
 	flush := func() error {
 		if len(ops) == 0 {
 			return nil
@@ -267,7 +276,7 @@ func (p *player) register(ctx context.Context, keep bool) error {
 		if keep || len(exists) == 0 {
 			return nil
 		}
-		var updates []registry.ExportImportDevice
+		var updates []hubjobs.ExportImportDevice
 		for _, op := range ops {
 			if exists[op.ID] {
 				op.ImportMode = "update"
@@ -285,12 +294,12 @@ func (p *player) register(ctx context.Context, keep bool) error {
 	}
 	for d := range p.sc.DeviceSpecs(p.shard, p.shards) {
 		key := base64.StdEncoding.EncodeToString(p.deviceKey(d.ID))
-		ops = append(ops, registry.ExportImportDevice{
+		ops = append(ops, hubjobs.ExportImportDevice{
 			ID:         d.ID,
 			ImportMode: "create",
-			Authentication: &registry.Authentication{
+			Authentication: &hubjobs.Authentication{
 				Type:         "sas",
-				SymmetricKey: registry.SymmetricKey{PrimaryKey: key, SecondaryKey: key},
+				SymmetricKey: hubjobs.SymmetricKey{PrimaryKey: key, SecondaryKey: key},
 			},
 			Tags: d.Tags,
 		})

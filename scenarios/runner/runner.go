@@ -1,5 +1,5 @@
-// Package runner wires fleetsim together — broker, registry, jobs engine,
-// REST API and the simulated fleet — in one errgroup, plays a scenario's
-// timeline, streams progress, and judges the scenario's expectations in a
-// final Report.
+// Package runner plays a scenario: it runs the hub (hubjobs' composition
+// root, in this process) or reaches a remote hub through its service REST
+// API, brings the simulated fleet online, plays the scenario's timeline,
+// streams progress, and judges the scenario's expectations in a final Report.
 package runner

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/scenarios"
 )
 
@@ -33,7 +34,7 @@ type ServeOptions struct {
 	// Logger receives the hub's logs.
 	Logger zerolog.Logger
 	// Ready, when set, is called once with the endpoints when the hub is up.
-	Ready func(Endpoints)
+	Ready func(hubjobs.Endpoints)
 }
 
 // Serve runs a hub until ctx ends: the REST API, the MQTT listeners, the
@@ -48,7 +49,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if pacing == "" && o.Scenario != nil {
 		pacing = o.Scenario.Hub.Pacing
 	}
-	st, err := NewStack(StackOptions{
+	st, err := hubjobs.New(hubjobs.Config{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: pacing, Logger: o.Logger,
 	})
@@ -132,4 +133,21 @@ func fleetSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// waitReady waits for the stack or returns ctx's error.
+func waitReady(ctx context.Context, s *hubjobs.Hub, errc <-chan error) error {
+	select {
+	case <-s.Ready():
+		return nil
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("hub stopped before it was ready")
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		return errors.New("hub not ready after a minute")
+	}
 }

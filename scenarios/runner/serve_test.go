@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
@@ -26,16 +27,16 @@ func TestServeHostsAFleet(t *testing.T) {
 	serve := func(t *testing.T, check func(c *restapi.Client)) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		ready := make(chan runner.Endpoints, 1)
+		ready := make(chan hubjobs.Endpoints, 1)
 		done := make(chan error, 1)
 		go func() {
 			done <- runner.Serve(ctx, runner.ServeOptions{
 				DataDir: dir, HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 				Scenario: load(t, "quickstart"),
-				Ready:    func(ep runner.Endpoints) { ready <- ep },
+				Ready:    func(ep hubjobs.Endpoints) { ready <- ep },
 			})
 		}()
-		var ep runner.Endpoints
+		var ep hubjobs.Endpoints
 		select {
 		case ep = <-ready:
 		case err := <-done:

@@ -5,13 +5,10 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
-	"github.com/fleetsim/fleetsim/hubjobs/query"
-	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 )
 
@@ -23,7 +20,7 @@ type target interface {
 	// transport is how simulated devices reach the hub.
 	transport() devicesim.Transport
 	// bulk applies a bulk registry request.
-	bulk(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error)
+	bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error)
 	// setEnabled enables or disables a device (a disabled device is
 	// disconnected and refused).
 	setEnabled(ctx context.Context, id string, on bool) error
@@ -43,59 +40,45 @@ type target interface {
 }
 
 // stackTarget is the embedded hub.
-type stackTarget struct{ st *Stack }
+type stackTarget struct{ st *hubjobs.Hub }
 
-func (t stackTarget) hostname() string { return t.st.opts.Hostname }
+func (t stackTarget) hostname() string { return t.st.Hostname() }
 func (t stackTarget) local() bool      { return true }
 
 func (t stackTarget) transport() devicesim.Transport {
-	return devicesim.Transport{Dial: t.st.Broker.DialMemory}
+	return devicesim.Transport{Dial: t.st.DialDevice}
 }
 
-func (t stackTarget) bulk(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error) {
-	return t.st.Registry.BulkUpdate(ctx, ops)
+func (t stackTarget) bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error) {
+	return t.st.BulkUpdate(ctx, ops)
 }
 
 func (t stackTarget) setEnabled(ctx context.Context, id string, on bool) error {
-	d, err := t.st.Registry.GetDevice(id)
-	if err != nil {
-		return err
-	}
-	d.Status = registry.StatusDisabled
-	if on {
-		d.Status = registry.StatusEnabled
-	}
-	_, err = t.st.Registry.UpdateDevice(ctx, d, "*")
-	return err
+	return t.st.SetDeviceEnabled(ctx, id, on)
 }
 
 func (t stackTarget) drop(id string) bool {
-	t.st.Broker.Disconnect(id)
+	t.st.Disconnect(id)
 	return true
 }
 
 func (t stackTarget) createJob(ctx context.Context, req hubjobs.JobRequest) error {
-	_, err := t.st.Jobs.Create(ctx, req)
+	_, err := t.st.CreateJob(ctx, req)
 	return err
 }
 
 func (t stackTarget) cancelJob(ctx context.Context, id string) error {
-	_, err := t.st.Jobs.Cancel(ctx, id)
+	_, err := t.st.CancelJob(ctx, id)
 	return err
 }
 
 func (t stackTarget) job(_ context.Context, id string) (hubjobs.Job, error) {
-	return t.st.Jobs.Get(id)
+	return t.st.Job(id)
 }
 
 func (t stackTarget) rows(_ context.Context, jobID string) ([]deviceOutcome, error) {
-	src, _ := t.st.Jobs.DeviceJobs()
-	prefix := jobID + "/"
 	var out []deviceOutcome
-	src.Scan(prefix, func(key string, doc map[string]any) bool {
-		if !strings.HasPrefix(key, prefix) {
-			return false
-		}
+	t.st.DeviceJobRows(jobID, func(doc map[string]any) bool {
 		out = append(out, outcomeOf(doc))
 		return true
 	})
@@ -103,11 +86,7 @@ func (t stackTarget) rows(_ context.Context, jobID string) ([]deviceOutcome, err
 }
 
 func (t stackTarget) count(_ context.Context, cond string) (int, error) {
-	q, err := query.Parse(countQuery(cond))
-	if err != nil {
-		return 0, err
-	}
-	page, err := t.st.Registry.Query(q, 1, "")
+	page, err := t.st.Query(countQuery(cond), 1, "")
 	if err != nil {
 		return 0, err
 	}
@@ -161,15 +140,15 @@ func (t *restTarget) transport() devicesim.Transport {
 	return devicesim.Transport{BrokerURL: t.mqtt, TLSConfig: t.tls}
 }
 
-func (t *restTarget) bulk(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error) {
-	var res registry.BulkResult
+func (t *restTarget) bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error) {
+	var res hubjobs.BulkResult
 	// IoT Hub takes at most 100 devices per bulk request.
 	for start := 0; start < len(ops); start += 100 {
 		b, err := t.c.BulkUpdate(ctx, ops[start:min(start+100, len(ops))])
 		if err != nil {
 			return res, err
 		}
-		var part registry.BulkResult
+		var part hubjobs.BulkResult
 		if err := json.Unmarshal(b, &part); err != nil {
 			return res, fmt.Errorf("bulk registry answer: %w", err)
 		}
@@ -188,9 +167,9 @@ func (t *restTarget) setEnabled(ctx context.Context, id string, on bool) error {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return fmt.Errorf("device %s: %w", id, err)
 	}
-	d["status"] = registry.StatusDisabled
+	d["status"] = hubjobs.DeviceDisabled
 	if on {
-		d["status"] = registry.StatusEnabled
+		d["status"] = hubjobs.DeviceEnabled
 	}
 	_, err = t.c.PutDevice(ctx, d, id, "*")
 	return err

@@ -1,4 +1,4 @@
-package hubjobs_test
+package jobs_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -38,15 +38,15 @@ func twinRuleFixtures(t *testing.T, verdict string) map[string][]byte {
 // registry's twin rules accept its patch (the shared fixtures), so that a
 // job never fails on its devices for a rule its creation could check.
 func TestTwinJobFollowsTheTwinRules(t *testing.T) {
-	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	e, err := jobs.NewEngine(jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	create := func(patch []byte) error {
 		n++
-		_, err := e.Create(t.Context(), hubjobs.JobRequest{
-			JobID: fmt.Sprintf("twin-%d", n), Type: hubjobs.TypeUpdateTwin,
+		_, err := e.Create(t.Context(), jobs.JobRequest{
+			JobID: fmt.Sprintf("twin-%d", n), Type: jobs.TypeUpdateTwin,
 			QueryCondition: "*", UpdateTwin: json.RawMessage(patch),
 		})
 		return err
@@ -91,14 +91,14 @@ func TestTwinJobPatchParsedOnce(t *testing.T) {
 		cfg := config(f, nil)
 		cfg.Twins = seen
 		e := start(t, cfg)
-		_, err := e.Create(t.Context(), hubjobs.JobRequest{
-			JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*",
+		_, err := e.Create(t.Context(), jobs.JobRequest{
+			JobID: "twin", Type: jobs.TypeUpdateTwin, QueryCondition: "*",
 			UpdateTwin: json.RawMessage(`{"etag":"*","tags":{"ring":"canary"}}`),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, e, "twin", hubjobs.StatusCompleted)
+		waitStatus(t, e, "twin", jobs.StatusCompleted)
 		seen.mu.Lock()
 		defer seen.mu.Unlock()
 		if len(seen.tags) != 20 {

@@ -1,4 +1,4 @@
-package hubjobs
+package jobs
 
 import (
 	"container/heap"

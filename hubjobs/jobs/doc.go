@@ -1,4 +1,4 @@
-// Package hubjobs is the Jobs v2 domain and engine of fleetsim's hub
+// Package jobs is the Jobs v2 domain and engine of fleetsim's hub
 // (docs/iothub.md §5): job and device-job types, request validation, statuses and
 // statistics, start-time scheduling, bounded and paced fan-out to devices,
 // cancel, maximum execution times, persistence through a Store, and the
@@ -52,4 +52,4 @@
 //
 // A function whose name ends in Locked expects the caller to hold the lock of
 // the value it works on (job.mu for job methods, Engine.mu for Engine methods).
-package hubjobs
+package jobs

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fleetsim/fleetsim/broker"
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -43,7 +43,7 @@ type DeviceCounts interface {
 
 // JobLister is what the jobs engine gives: its jobs, a page at a time.
 type JobLister interface {
-	List(jobType, status string, pageSize int, continuation string) ([]hubjobs.Job, string, error)
+	List(jobType, status string, pageSize int, continuation string) ([]jobs.Job, string, error)
 }
 
 // Metrics owns a Prometheus registry with fleetsim's metrics, the Go runtime
@@ -186,7 +186,7 @@ func (mi *methods) InvokeMethod(ctx context.Context, deviceID string, req iothub
 		mi.ok.Inc()
 	}
 	if mi.source == "job" {
-		mi.m.jobOp(string(hubjobs.TypeDeviceMethod), d, err)
+		mi.m.jobOp(string(jobs.TypeDeviceMethod), d, err)
 	}
 	return res, err
 }
@@ -202,7 +202,7 @@ type twins struct {
 func (t *twins) ForceUpdateTwin(ctx context.Context, deviceID string, patch iothub.TwinPatch) error {
 	start := time.Now()
 	err := t.next.ForceUpdateTwin(ctx, deviceID, patch)
-	t.m.jobOp(string(hubjobs.TypeUpdateTwin), time.Since(start).Seconds(), err)
+	t.m.jobOp(string(jobs.TypeUpdateTwin), time.Since(start).Seconds(), err)
 	return err
 }
 
@@ -245,16 +245,16 @@ func (s *registryStore) Apply(batch []registry.Write) error {
 }
 
 // JobStore returns next with its transactions measured as store "jobs".
-func (m *Metrics) JobStore(next hubjobs.Store) hubjobs.Store { return &jobStore{m: m, next: next} }
+func (m *Metrics) JobStore(next jobs.Store) jobs.Store { return &jobStore{m: m, next: next} }
 
 type jobStore struct {
 	m    *Metrics
-	next hubjobs.Store
+	next jobs.Store
 }
 
-func (s *jobStore) Load(fn func(hubjobs.StoredJob) error) error { return s.next.Load(fn) }
+func (s *jobStore) Load(fn func(jobs.StoredJob) error) error { return s.next.Load(fn) }
 
-func (s *jobStore) Write(w hubjobs.Write) error {
+func (s *jobStore) Write(w jobs.Write) error {
 	start := time.Now()
 	err := s.next.Write(w)
 	n := len(w.Jobs) + len(w.DeviceSets) + len(w.Results)

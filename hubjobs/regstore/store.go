@@ -1,4 +1,4 @@
-// Package store is the device registry's embedded durable store,
+// Package regstore is the device registry's embedded durable store,
 // implementing registry.Persistence: a bbolt (go.etcd.io/bbolt) file in the
 // data directory and a write-ahead log beside it.
 //
@@ -21,7 +21,7 @@
 // Layout: bucket "devices" maps a device id to its record (opaque bytes the
 // registry encodes); bucket "meta" holds the layout version. See wal.go for
 // the log's format.
-package store
+package regstore
 
 import (
 	"errors"

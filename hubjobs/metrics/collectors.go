@@ -3,7 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 )
 
@@ -86,19 +86,19 @@ func (c jobCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c jobCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct {
-		typ    hubjobs.JobType
-		status hubjobs.Status
+		typ    jobs.JobType
+		status jobs.Status
 	}
 	counts := map[key]int{}
 	// Every type and status is reported, zero or not, so that rates and
 	// alerts see a series from the first scrape.
-	for _, t := range []hubjobs.JobType{hubjobs.TypeDeviceMethod, hubjobs.TypeUpdateTwin} {
-		for _, s := range []hubjobs.Status{hubjobs.StatusQueued, hubjobs.StatusScheduled, hubjobs.StatusRunning,
-			hubjobs.StatusCompleted, hubjobs.StatusFailed, hubjobs.StatusCancelled} {
+	for _, t := range []jobs.JobType{jobs.TypeDeviceMethod, jobs.TypeUpdateTwin} {
+		for _, s := range []jobs.Status{jobs.StatusQueued, jobs.StatusScheduled, jobs.StatusRunning,
+			jobs.StatusCompleted, jobs.StatusFailed, jobs.StatusCancelled} {
 			counts[key{t, s}] = 0
 		}
 	}
-	var active hubjobs.Statistics
+	var active jobs.Statistics
 	for token := ""; ; {
 		jobs, next, err := c.src.List("", "", query.MaxPageSize, token)
 		if err != nil {

@@ -1,4 +1,4 @@
-package hubjobs_test
+package jobs_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -16,16 +16,16 @@ import (
 // once, so that starts compete with running jobs and their store writes.
 // Lateness is the stored Started time minus the requested startTime.
 func BenchmarkScheduledStart(b *testing.B) {
-	const jobs = 200
+	const n = 200
 	for b.Loop() {
 		f := newFleet(100)
 		f.answer = func(context.Context, string) (iothub.MethodResult, error) {
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		e := start(b, config(f, st))
 		first := time.Now().Add(50 * time.Millisecond)
-		for i := range jobs {
+		for i := range n {
 			req := methodJob(fmt.Sprintf("at-%03d", i), "tags.floor = 0")
 			at := first.Add(time.Duration(i) * 5 * time.Millisecond)
 			req.StartTime = &at
@@ -33,15 +33,15 @@ func BenchmarkScheduledStart(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		for i := range jobs {
-			waitStatus(b, e, fmt.Sprintf("at-%03d", i), hubjobs.StatusCompleted)
+		for i := range n {
+			waitStatus(b, e, fmt.Sprintf("at-%03d", i), jobs.StatusCompleted)
 		}
 		if err := e.stop(); err != nil {
 			b.Fatal(err)
 		}
 		var late []time.Duration
-		if err := st.Load(func(s hubjobs.StoredJob) error {
-			if s.Record.Status != hubjobs.StatusCompleted || s.Record.DeviceJobStatistics.SucceededCount != 20 {
+		if err := st.Load(func(s jobs.StoredJob) error {
+			if s.Record.Status != jobs.StatusCompleted || s.Record.DeviceJobStatistics.SucceededCount != 20 {
 				return fmt.Errorf("job %s: %s %+v", s.Record.JobID, s.Record.Status, s.Record.DeviceJobStatistics)
 			}
 			late = append(late, s.Record.Started.Sub(s.Record.StartTime))

@@ -1,4 +1,4 @@
-package hubjobs
+package jobs
 
 import (
 	"cmp"
@@ -509,7 +509,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	if e.started {
 		e.mu.Unlock()
-		return errors.New("hubjobs: Run called twice")
+		return errors.New("jobs: Run called twice")
 	}
 	e.started = true
 	runCtx, cancel := context.WithCancelCause(ctx)

@@ -1,10 +1,10 @@
-package hubjobs_test
+package jobs_test
 
 import (
 	"encoding/json"
 	"testing"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -24,11 +24,11 @@ func FuzzCreate(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req hubjobs.JobRequest
+		var req jobs.JobRequest
 		if json.Unmarshal(body, &req) != nil {
 			return
 		}
-		e, err := hubjobs.NewEngine(hubjobs.Config{})
+		e, err := jobs.NewEngine(jobs.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package hubjobs_test
+package jobs_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -105,13 +105,13 @@ func (f *fleet) callsOf(id string) int {
 
 // running is an engine running in the current bubble.
 type running struct {
-	*hubjobs.Engine
+	*jobs.Engine
 	stop func() error
 }
 
-func start(t testing.TB, cfg hubjobs.Config) running {
+func start(t testing.TB, cfg jobs.Config) running {
 	t.Helper()
-	e, err := hubjobs.NewEngine(cfg)
+	e, err := jobs.NewEngine(cfg)
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
@@ -131,21 +131,21 @@ func start(t testing.TB, cfg hubjobs.Config) running {
 	return running{e, stop}
 }
 
-func config(f *fleet, st hubjobs.Store) hubjobs.Config {
-	return hubjobs.Config{Store: st, Methods: f, Twins: f, Devices: f}
+func config(f *fleet, st jobs.Store) jobs.Config {
+	return jobs.Config{Store: st, Methods: f, Twins: f, Devices: f}
 }
 
-func methodJob(id, cond string) hubjobs.JobRequest {
+func methodJob(id, cond string) jobs.JobRequest {
 	rt := 30
-	return hubjobs.JobRequest{
-		JobID: id, Type: hubjobs.TypeDeviceMethod, QueryCondition: cond,
+	return jobs.JobRequest{
+		JobID: id, Type: jobs.TypeDeviceMethod, QueryCondition: cond,
 		CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "reboot", Payload: json.RawMessage(`{"delay":1}`), ResponseTimeoutInSeconds: &rt},
 	}
 }
 
 // waitStatus sleeps in virtual time until the job has status s, checking the
 // statistics invariant at every look.
-func waitStatus(t testing.TB, e running, id string, s hubjobs.Status) hubjobs.Job {
+func waitStatus(t testing.TB, e running, id string, s jobs.Status) jobs.Job {
 	t.Helper()
 	for range 100000 {
 		j, err := e.Get(id)
@@ -162,13 +162,13 @@ func waitStatus(t testing.TB, e running, id string, s hubjobs.Status) hubjobs.Jo
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("job %s never reached %s", id, s)
-	return hubjobs.Job{}
+	return jobs.Job{}
 }
 
 // checkStats checks the statistics invariant of one read of a job: the
 // counters add up to deviceCount, and a terminal job has no device pending
 // or running.
-func checkStats(t testing.TB, j hubjobs.Job) {
+func checkStats(t testing.TB, j jobs.Job) {
 	t.Helper()
 	s := j.DeviceJobStatistics
 	if s.PendingCount+s.RunningCount+s.SucceededCount+s.FailedCount != s.DeviceCount || min(s.PendingCount, s.RunningCount, s.SucceededCount, s.FailedCount) < 0 {
@@ -241,16 +241,16 @@ func TestMethodJobRunsEveryDevice(t *testing.T) {
 			}
 			return answerAfter(ctx, 50*time.Millisecond, iothub.MethodResult{Status: 200, Payload: json.RawMessage(`"done"`)}, nil)
 		}
-		e := start(t, config(f, hubjobs.NewMemStore()))
+		e := start(t, config(f, jobs.NewMemStore()))
 		j, err := e.Create(t.Context(), methodJob("reboot-floor-3", "tags.floor = 3"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status != hubjobs.StatusQueued || j.Pacing != "unlimited" || j.MaxExecutionTimeInSeconds != 3600 {
+		if j.Status != jobs.StatusQueued || j.Pacing != "unlimited" || j.MaxExecutionTimeInSeconds != 3600 {
 			t.Errorf("created %+v", j)
 		}
-		j = waitStatus(t, e, j.JobID, hubjobs.StatusCompleted)
-		want := hubjobs.Statistics{DeviceCount: 40, SucceededCount: 39, FailedCount: 1}
+		j = waitStatus(t, e, j.JobID, jobs.StatusCompleted)
+		want := jobs.Statistics{DeviceCount: 40, SucceededCount: 39, FailedCount: 1}
 		if j.DeviceJobStatistics != want {
 			t.Errorf("statistics %+v, want %+v", j.DeviceJobStatistics, want)
 		}
@@ -287,7 +287,7 @@ func TestMethodJobRunsEveryDevice(t *testing.T) {
 func TestScheduledJobStartsAtItsTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(10)
-		e := start(t, config(f, hubjobs.NewMemStore()))
+		e := start(t, config(f, jobs.NewMemStore()))
 		req := methodJob("later", "*")
 		at := time.Now().Add(time.Hour)
 		req.StartTime = &at
@@ -295,16 +295,16 @@ func TestScheduledJobStartsAtItsTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status != hubjobs.StatusScheduled || !j.StartTime.Equal(at) {
+		if j.Status != jobs.StatusScheduled || !j.StartTime.Equal(at) {
 			t.Fatalf("created %+v", j)
 		}
 		time.Sleep(59 * time.Minute)
 		synctest.Wait()
-		if j, _ := e.Get("later"); j.Status != hubjobs.StatusScheduled || f.callsOf("dev-0000") != 0 {
+		if j, _ := e.Get("later"); j.Status != jobs.StatusScheduled || f.callsOf("dev-0000") != 0 {
 			t.Fatalf("before its start time: %+v", j)
 		}
 		time.Sleep(time.Minute)
-		j = waitStatus(t, e, "later", hubjobs.StatusCompleted)
+		j = waitStatus(t, e, "later", jobs.StatusCompleted)
 		if j.DeviceJobStatistics.SucceededCount != 10 {
 			t.Errorf("statistics %+v", j.DeviceJobStatistics)
 		}
@@ -315,14 +315,14 @@ func TestTwinJobPatchesEveryTwin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(20)
 		e := start(t, config(f, nil))
-		_, err := e.Create(t.Context(), hubjobs.JobRequest{
-			JobID: "twin", Type: hubjobs.TypeUpdateTwin, QueryCondition: "tags.floor IN [1, 2]",
+		_, err := e.Create(t.Context(), jobs.JobRequest{
+			JobID: "twin", Type: jobs.TypeUpdateTwin, QueryCondition: "tags.floor IN [1, 2]",
 			UpdateTwin: json.RawMessage(`{"etag":"*","tags":{"ring":"canary"},"properties":{"desired":{"interval":30}}}`),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		j := waitStatus(t, e, "twin", hubjobs.StatusCompleted)
+		j := waitStatus(t, e, "twin", jobs.StatusCompleted)
 		if j.DeviceJobStatistics.SucceededCount != 8 {
 			t.Errorf("statistics %+v", j.DeviceJobStatistics)
 		}
@@ -378,7 +378,7 @@ func slowFleet(n int) *fleet {
 func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := slowFleet(100)
-		cfg := config(f, hubjobs.NewMemStore())
+		cfg := config(f, jobs.NewMemStore())
 		cfg.MaxInFlight = 10
 		e := start(t, cfg)
 		if _, err := e.Create(t.Context(), methodJob("c", "*")); err != nil {
@@ -393,14 +393,14 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 		}
 		checkStats(t, j)
 		// Calls in flight: the job is still running, not yet cancelled.
-		if j.Status != hubjobs.StatusRunning || j.EndTime != nil || j.StatusMessage == "" {
+		if j.Status != jobs.StatusRunning || j.EndTime != nil || j.StatusMessage == "" {
 			t.Fatalf("cancelled job with calls in flight %+v", j)
 		}
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.RunningCount != 10 || s.FailedCount != 80 || s.PendingCount != 0 {
 			t.Errorf("right after cancel: %+v", s)
 		}
 		cancelledAt := time.Now()
-		j = waitStatus(t, e, "c", hubjobs.StatusCancelled)
+		j = waitStatus(t, e, "c", jobs.StatusCancelled)
 		// The calls in flight answered 3 s after the cancel, and were
 		// recorded with their answers: dev-0015's GatewayTimeout fails it.
 		if s := j.DeviceJobStatistics; s.SucceededCount != 19 || s.RunningCount != 0 || s.PendingCount != 0 || s.FailedCount != 81 {
@@ -418,7 +418,7 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 		}
 		checkRows(t, e, "c")
 		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'canceled'")
-		if len(r) != 80 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobCancelled {
+		if len(r) != 80 || r[0]["error"].(map[string]any)["code"] != jobs.ErrorCodeJobCancelled {
 			t.Errorf("%d canceled rows, first %v", len(r), r[0])
 		}
 		r = rows(t, e, "SELECT * FROM devices.jobs WHERE deviceId = 'dev-0015'")
@@ -430,7 +430,7 @@ func TestCancelStopsNewWorkAndLetsCallsFinish(t *testing.T) {
 			t.Errorf("a call in flight that answered: %v", r)
 		}
 		// Cancelling again returns the job unchanged.
-		if j2, err := e.Cancel(t.Context(), "c"); err != nil || !j2.EndTime.Equal(*j.EndTime) || j2.Status != hubjobs.StatusCancelled {
+		if j2, err := e.Cancel(t.Context(), "c"); err != nil || !j2.EndTime.Equal(*j.EndTime) || j2.Status != jobs.StatusCancelled {
 			t.Errorf("second cancel: %+v, %v", j2, err)
 		}
 	})
@@ -444,14 +444,14 @@ func TestCancelWithoutCallsInFlightEndsAtOnce(t *testing.T) {
 		f.answer = func(context.Context, string) (iothub.MethodResult, error) {
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		cfg := config(f, hubjobs.NewMemStore())
-		cfg.Pacing, _ = hubjobs.ParseProfile("S1")
+		cfg := config(f, jobs.NewMemStore())
+		cfg.Pacing, _ = jobs.ParseProfile("S1")
 		cfg.Pacing.MaxConcurrentJobs = 0
 		e := start(t, cfg)
 		later := time.Now().Add(time.Hour)
 		req := methodJob("later", "*")
 		req.StartTime = &later
-		for _, r := range []hubjobs.JobRequest{methodJob("now", "*"), req} {
+		for _, r := range []jobs.JobRequest{methodJob("now", "*"), req} {
 			if _, err := e.Create(t.Context(), r); err != nil {
 				t.Fatal(err)
 			}
@@ -466,17 +466,17 @@ func TestCancelWithoutCallsInFlightEndsAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkStats(t, j)
-			if j.Status != hubjobs.StatusCancelled || j.EndTime == nil {
+			if j.Status != jobs.StatusCancelled || j.EndTime == nil {
 				t.Errorf("%s: %+v", id, j)
 			}
 		}
 		time.Sleep(2 * time.Hour)
 		synctest.Wait()
 		checkRows(t, e, "now")
-		if j, _ := e.Get("now"); j.DeviceJobStatistics != (hubjobs.Statistics{DeviceCount: 10, SucceededCount: 2, FailedCount: 8}) {
+		if j, _ := e.Get("now"); j.DeviceJobStatistics != (jobs.Statistics{DeviceCount: 10, SucceededCount: 2, FailedCount: 8}) {
 			t.Errorf("statistics %+v", j.DeviceJobStatistics)
 		}
-		if j, _ := e.Get("later"); j.Status != hubjobs.StatusCancelled || j.DeviceJobStatistics.DeviceCount != 0 {
+		if j, _ := e.Get("later"); j.Status != jobs.StatusCancelled || j.DeviceJobStatistics.DeviceCount != 0 {
 			t.Errorf("later: %+v", j)
 		}
 	})
@@ -488,7 +488,7 @@ func TestCancelWithoutCallsInFlightEndsAtOnce(t *testing.T) {
 func TestCancelOutlivesMaxExecutionTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := slowFleet(30)
-		cfg := config(f, hubjobs.NewMemStore())
+		cfg := config(f, jobs.NewMemStore())
 		cfg.MaxInFlight = 10
 		e := start(t, cfg)
 		req := methodJob("short", "*")
@@ -503,7 +503,7 @@ func TestCancelOutlivesMaxExecutionTime(t *testing.T) {
 		if _, err := e.Cancel(t.Context(), "short"); err != nil {
 			t.Fatal(err)
 		}
-		j := waitStatus(t, e, "short", hubjobs.StatusCancelled)
+		j := waitStatus(t, e, "short", jobs.StatusCancelled)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 19 || s.FailedCount != 11 {
 			t.Errorf("statistics %+v", s)
 		}
@@ -518,7 +518,7 @@ func TestCancelOutlivesMaxExecutionTime(t *testing.T) {
 func TestCancelledJobEndsAfterRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := slowFleet(30)
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		cfg := config(f, st)
 		cfg.MaxInFlight = 10
 		e := start(t, cfg)
@@ -541,7 +541,7 @@ func TestCancelledJobEndsAfterRestart(t *testing.T) {
 
 		e2 := start(t, cfg)
 		watch(t, e2, "c")
-		j = waitStatus(t, e2, "c", hubjobs.StatusCancelled)
+		j = waitStatus(t, e2, "c", jobs.StatusCancelled)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
 			t.Errorf("after the restart: %+v", s)
 		}
@@ -558,7 +558,7 @@ func TestCancelledJobEndsAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		e3 := start(t, cfg)
-		if j3, _ := e3.Get("c"); j3.Status != hubjobs.StatusCancelled || !j3.EndTime.Equal(*j.EndTime) {
+		if j3, _ := e3.Get("c"); j3.Status != jobs.StatusCancelled || !j3.EndTime.Equal(*j.EndTime) {
 			t.Errorf("third start: %+v", j3)
 		}
 		checkRows(t, e3, "c")
@@ -572,7 +572,7 @@ func TestCancelledJobEndsAfterRestart(t *testing.T) {
 func TestStoreFailureWhileCancelling(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := slowFleet(30)
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		cfg := config(f, st)
 		cfg.MaxInFlight = 10
 		e := start(t, cfg)
@@ -597,7 +597,7 @@ func TestStoreFailureWhileCancelling(t *testing.T) {
 
 		st.SetWriteError(nil)
 		e2 := start(t, cfg)
-		j = waitStatus(t, e2, "c", hubjobs.StatusCancelled)
+		j = waitStatus(t, e2, "c", jobs.StatusCancelled)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
 			t.Errorf("after the restart: %+v", s)
 		}
@@ -615,7 +615,7 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 			}
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		e := start(t, config(f, hubjobs.NewMemStore()))
+		e := start(t, config(f, jobs.NewMemStore()))
 		req := methodJob("slow", "*")
 		maxT := int64(20)
 		req.MaxExecutionTimeInSeconds = &maxT
@@ -623,7 +623,7 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		watch(t, e, "slow")
-		j := waitStatus(t, e, "slow", hubjobs.StatusFailed)
+		j := waitStatus(t, e, "slow", jobs.StatusFailed)
 		if s := j.DeviceJobStatistics; s.SucceededCount != 10 || s.FailedCount != 20 {
 			t.Errorf("statistics %+v", s)
 		}
@@ -631,12 +631,12 @@ func TestMaxExecutionTimeFailsTheRest(t *testing.T) {
 			t.Errorf("ran %v of virtual time, want 20s", d)
 		}
 		r := rows(t, e, "SELECT * FROM devices.jobs WHERE status = 'failed'")
-		if len(r) != 20 || r[0]["error"].(map[string]any)["code"] != hubjobs.ErrorCodeJobExpired {
+		if len(r) != 20 || r[0]["error"].(map[string]any)["code"] != jobs.ErrorCodeJobExpired {
 			t.Errorf("%d failed rows: %v", len(r), r)
 		}
 		checkRows(t, e, "slow")
 		// Cancel after the expiry changes nothing.
-		if j2, err := e.Cancel(t.Context(), "slow"); err != nil || j2.Status != hubjobs.StatusFailed || !j2.EndTime.Equal(*j.EndTime) {
+		if j2, err := e.Cancel(t.Context(), "slow"); err != nil || j2.Status != jobs.StatusFailed || !j2.EndTime.Equal(*j.EndTime) {
 			t.Errorf("cancel of an expired job: %+v, %v", j2, err)
 		}
 	})
@@ -648,9 +648,9 @@ func TestPacingProfile(t *testing.T) {
 		f.answer = func(context.Context, string) (iothub.MethodResult, error) {
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		cfg := config(f, hubjobs.NewMemStore())
+		cfg := config(f, jobs.NewMemStore())
 		var err error
-		if cfg.Pacing, err = hubjobs.ParseProfile("S1"); err != nil {
+		if cfg.Pacing, err = jobs.ParseProfile("S1"); err != nil {
 			t.Fatal(err)
 		}
 		e := start(t, cfg)
@@ -663,7 +663,7 @@ func TestPacingProfile(t *testing.T) {
 		if ie := iothub.AsError(err); ie.Code != iothub.CodeThrottlingMaxActiveJobCountExceeded || ie.HTTPStatus() != 429 {
 			t.Fatalf("second job: %v", err)
 		}
-		j := waitStatus(t, e, "paced", hubjobs.StatusCompleted)
+		j := waitStatus(t, e, "paced", jobs.StatusCompleted)
 		// 50 operations at 10/s take 4.9 s of virtual time (the first is free).
 		if d := time.Since(t0); d < 4900*time.Millisecond || d > 5100*time.Millisecond {
 			t.Errorf("50 operations at S1 took %v of virtual time, want about 4.9s", d)
@@ -703,14 +703,14 @@ func TestResumeAfterRestart(t *testing.T) {
 			}
 			return iothub.MethodResult{Status: 200}, nil
 		}
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		cfg := config(f, st)
 		cfg.MaxInFlight = 20
 		e := start(t, cfg)
 		later := time.Now().Add(time.Hour)
 		sched := methodJob("scheduled", "*")
 		sched.StartTime = &later
-		for _, r := range []hubjobs.JobRequest{methodJob("resume", "*"), sched} {
+		for _, r := range []jobs.JobRequest{methodJob("resume", "*"), sched} {
 			if _, err := e.Create(t.Context(), r); err != nil {
 				t.Fatal(err)
 			}
@@ -734,11 +734,11 @@ func TestResumeAfterRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.FailedCount != 0 || s.PendingCount+s.RunningCount != 60 || j.Status != hubjobs.StatusRunning {
+		if s := j.DeviceJobStatistics; s.SucceededCount != 40 || s.FailedCount != 0 || s.PendingCount+s.RunningCount != 60 || j.Status != jobs.StatusRunning {
 			t.Errorf("loaded %s %+v", j.Status, s)
 		}
 		close(release)
-		waitStatus(t, e2, "resume", hubjobs.StatusCompleted)
+		waitStatus(t, e2, "resume", jobs.StatusCompleted)
 		for id := range f.docs {
 			want := 1
 			if id >= "dev-0040" && id < "dev-0060" {
@@ -748,25 +748,25 @@ func TestResumeAfterRestart(t *testing.T) {
 				t.Errorf("%s called %d times, want %d", id, got, want)
 			}
 		}
-		if j, _ := e2.Get("scheduled"); j.Status != hubjobs.StatusScheduled {
+		if j, _ := e2.Get("scheduled"); j.Status != jobs.StatusScheduled {
 			t.Errorf("scheduled job after restart: %s", j.Status)
 		}
 		time.Sleep(time.Hour)
-		waitStatus(t, e2, "scheduled", hubjobs.StatusCompleted)
+		waitStatus(t, e2, "scheduled", jobs.StatusCompleted)
 	})
 }
 
 func TestRetentionPrunesOldJobs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(5)
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		cfg := config(f, st)
 		cfg.Retention = 2 * time.Hour
 		e := start(t, cfg)
 		if _, err := e.Create(t.Context(), methodJob("old", "*")); err != nil {
 			t.Fatal(err)
 		}
-		waitStatus(t, e, "old", hubjobs.StatusCompleted)
+		waitStatus(t, e, "old", jobs.StatusCompleted)
 		time.Sleep(90 * time.Minute)
 		synctest.Wait()
 		if _, err := e.Get("old"); err != nil {
@@ -781,7 +781,7 @@ func TestRetentionPrunesOldJobs(t *testing.T) {
 			t.Errorf("%d device job rows left", n)
 		}
 		n := 0
-		_ = st.Load(func(hubjobs.StoredJob) error { n++; return nil })
+		_ = st.Load(func(jobs.StoredJob) error { n++; return nil })
 		if n != 0 {
 			t.Errorf("%d jobs left in the store", n)
 		}
@@ -791,7 +791,7 @@ func TestRetentionPrunesOldJobs(t *testing.T) {
 func TestStoreFailureStopsTheEngine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(5)
-		st := hubjobs.NewMemStore()
+		st := jobs.NewMemStore()
 		e := start(t, config(f, st))
 		if _, err := e.Create(t.Context(), methodJob("j", "*")); err != nil {
 			t.Fatal(err)
@@ -819,26 +819,26 @@ func TestCreateRejects(t *testing.T) {
 	method := &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &rt}
 	tests := []struct {
 		name string
-		req  hubjobs.JobRequest
+		req  jobs.JobRequest
 		code iothub.Code
 	}{
-		{"bad id", hubjobs.JobRequest{JobID: "a b", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"long id", hubjobs.JobRequest{JobID: string(make([]byte, 65)), Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"legacy type", hubjobs.JobRequest{JobID: "j", Type: "scheduleDirectMethod", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
-		{"no type", hubjobs.JobRequest{JobID: "j", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
-		{"no method", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, QueryCondition: "*"}, iothub.CodeArgumentNull},
-		{"no method name", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"timeout out of range", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &bigRT}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
-		{"full select", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "SELECT * FROM devices"}, iothub.CodeArgumentInvalid},
-		{"no condition", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method}, iothub.CodeArgumentNull},
-		{"bad condition", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "tags.x = "}, iothub.CodeArgumentInvalid},
-		{"no patch", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*"}, iothub.CodeArgumentNull},
-		{"etag not *", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"etag":"AAAA","tags":{"a":1}}`)}, iothub.CodeArgumentInvalid},
-		{"bad tag name", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a b":1}}`)}, iothub.CodeArgumentInvalid},
-		{"bad value char", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"desired":{"a":"x=y"}}}`)}, iothub.CodeArgumentInvalid},
-		{"reported", hubjobs.JobRequest{JobID: "j", Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"reported":{"a":1}}}`)}, iothub.CodeArgumentInvalid},
+		{"bad id", jobs.JobRequest{JobID: "a b", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"long id", jobs.JobRequest{JobID: string(make([]byte, 65)), Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"legacy type", jobs.JobRequest{JobID: "j", Type: "scheduleDirectMethod", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
+		{"no type", jobs.JobRequest{JobID: "j", CloudToDeviceMethod: method, QueryCondition: "*"}, iothub.CodeGenericBadRequest},
+		{"no method", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, QueryCondition: "*"}, iothub.CodeArgumentNull},
+		{"no method name", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"timeout out of range", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: &iothub.MethodRequest{MethodName: "m", ResponseTimeoutInSeconds: &bigRT}, QueryCondition: "*"}, iothub.CodeArgumentInvalid},
+		{"full select", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "SELECT * FROM devices"}, iothub.CodeArgumentInvalid},
+		{"no condition", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method}, iothub.CodeArgumentNull},
+		{"bad condition", jobs.JobRequest{JobID: "j", Type: jobs.TypeDeviceMethod, CloudToDeviceMethod: method, QueryCondition: "tags.x = "}, iothub.CodeArgumentInvalid},
+		{"no patch", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*"}, iothub.CodeArgumentNull},
+		{"etag not *", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"etag":"AAAA","tags":{"a":1}}`)}, iothub.CodeArgumentInvalid},
+		{"bad tag name", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a b":1}}`)}, iothub.CodeArgumentInvalid},
+		{"bad value char", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"desired":{"a":"x=y"}}}`)}, iothub.CodeArgumentInvalid},
+		{"reported", jobs.JobRequest{JobID: "j", Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"properties":{"reported":{"a":1}}}`)}, iothub.CodeArgumentInvalid},
 	}
-	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	e, err := jobs.NewEngine(jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -863,14 +863,14 @@ func TestCreateRejects(t *testing.T) {
 }
 
 func TestListFiltersAndPages(t *testing.T) {
-	e, err := hubjobs.NewEngine(hubjobs.Config{})
+	e, err := jobs.NewEngine(jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 25 {
 		r := methodJob(fmt.Sprintf("m%02d", i), "*")
 		if i%5 == 0 {
-			r = hubjobs.JobRequest{JobID: fmt.Sprintf("t%02d", i), Type: hubjobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a":1}}`)}
+			r = jobs.JobRequest{JobID: fmt.Sprintf("t%02d", i), Type: jobs.TypeUpdateTwin, QueryCondition: "*", UpdateTwin: json.RawMessage(`{"tags":{"a":1}}`)}
 		}
 		if _, err := e.Create(t.Context(), r); err != nil {
 			t.Fatal(err)
@@ -937,7 +937,7 @@ func TestRowsQueryableOnceRunning(t *testing.T) {
 		}
 	}
 	defer close(release)
-	e := start(t, config(f, hubjobs.NewMemStore()))
+	e := start(t, config(f, jobs.NewMemStore()))
 	if _, err := e.Create(t.Context(), methodJob("big", "*")); err != nil {
 		t.Fatal(err)
 	}
@@ -947,7 +947,7 @@ func TestRowsQueryableOnceRunning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Status == hubjobs.StatusRunning {
+		if j.Status == jobs.StatusRunning {
 			break
 		}
 		if time.Now().After(deadline) {

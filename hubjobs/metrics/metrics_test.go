@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"github.com/fleetsim/fleetsim/broker"
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs/metrics"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/iothub"
-	"github.com/fleetsim/fleetsim/internal/metrics"
 )
 
 // The sources below stand in for the broker, registry and engine, whose
@@ -30,10 +30,10 @@ func (devices) Statistics() registry.Statistics {
 }
 func (devices) ConnectedCount() int { return 3 }
 
-// jobs lists its jobs two to a page, as the engine pages them.
-type jobs []hubjobs.Job
+// jobList lists its jobs two to a page, as the engine pages them.
+type jobList []jobs.Job
 
-func (js jobs) List(_, _ string, _ int, token string) ([]hubjobs.Job, string, error) {
+func (js jobList) List(_, _ string, _ int, token string) ([]jobs.Job, string, error) {
 	if token == "bad" {
 		return nil, "", errors.New("boom")
 	}
@@ -67,12 +67,12 @@ func TestSourcesAreReadAtScrape(t *testing.T) {
 	m.Watch(metrics.Sources{
 		Broker:  brokerStats{Connected: 7, Connects: 9, RejectedConnects: 1, MessagesIn: 100, MessagesOut: 90, QueueDropped: 2},
 		Devices: devices{},
-		Jobs: jobs{
-			{JobID: "a", Type: hubjobs.TypeDeviceMethod, Status: hubjobs.StatusRunning, DeviceJobStatistics: hubjobs.Statistics{DeviceCount: 10, PendingCount: 4, RunningCount: 3, SucceededCount: 2, FailedCount: 1}},
-			{JobID: "b", Type: hubjobs.TypeDeviceMethod, Status: hubjobs.StatusCompleted, DeviceJobStatistics: hubjobs.Statistics{DeviceCount: 10, SucceededCount: 10}},
-			{JobID: "c", Type: hubjobs.TypeUpdateTwin, Status: hubjobs.StatusScheduled},
-			{JobID: "d", Type: hubjobs.TypeUpdateTwin, Status: hubjobs.StatusRunning, DeviceJobStatistics: hubjobs.Statistics{DeviceCount: 3, PendingCount: 3}},
-			{JobID: "e", Type: hubjobs.TypeDeviceMethod, Status: hubjobs.StatusCompleted},
+		Jobs: jobList{
+			{JobID: "a", Type: jobs.TypeDeviceMethod, Status: jobs.StatusRunning, DeviceJobStatistics: jobs.Statistics{DeviceCount: 10, PendingCount: 4, RunningCount: 3, SucceededCount: 2, FailedCount: 1}},
+			{JobID: "b", Type: jobs.TypeDeviceMethod, Status: jobs.StatusCompleted, DeviceJobStatistics: jobs.Statistics{DeviceCount: 10, SucceededCount: 10}},
+			{JobID: "c", Type: jobs.TypeUpdateTwin, Status: jobs.StatusScheduled},
+			{JobID: "d", Type: jobs.TypeUpdateTwin, Status: jobs.StatusRunning, DeviceJobStatistics: jobs.Statistics{DeviceCount: 3, PendingCount: 3}},
+			{JobID: "e", Type: jobs.TypeDeviceMethod, Status: jobs.StatusCompleted},
 		},
 	})
 	for _, tc := range []struct {
@@ -220,12 +220,12 @@ func TestStoreDecorators(t *testing.T) {
 	if err := m.RegistryStore(persistence{failing}).Apply(make([]registry.Write, 2)); err != failing {
 		t.Fatalf("error = %v", err)
 	}
-	js := m.JobStore(hubjobs.NewMemStore())
-	results := make([]hubjobs.DeviceResult, 4)
+	js := m.JobStore(jobs.NewMemStore())
+	results := make([]jobs.DeviceResult, 4)
 	for i := range results {
-		results[i] = hubjobs.DeviceResult{JobID: "j", DeviceID: fmt.Sprint("d", i), Status: hubjobs.StatusCompleted}
+		results[i] = jobs.DeviceResult{JobID: "j", DeviceID: fmt.Sprint("d", i), Status: jobs.StatusCompleted}
 	}
-	if err := js.Write(hubjobs.Write{Results: results, Jobs: []hubjobs.JobRecord{{Job: hubjobs.Job{JobID: "j"}}}}); err != nil {
+	if err := js.Write(jobs.Write{Results: results, Jobs: []jobs.JobRecord{{Job: jobs.Job{JobID: "j"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := js.Delete([]string{"j"}); err != nil {
@@ -269,6 +269,6 @@ func TestHandlerServesTextAndListErrors(t *testing.T) {
 
 type failingJobs struct{}
 
-func (failingJobs) List(string, string, int, string) ([]hubjobs.Job, string, error) {
+func (failingJobs) List(string, string, int, string) ([]jobs.Job, string, error) {
 	return nil, "", errors.New("boom")
 }

@@ -1,4 +1,4 @@
-package runner
+package hubjobs
 
 import (
 	"context"
@@ -12,37 +12,36 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/broker"
-	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
+	"github.com/fleetsim/fleetsim/hubjobs/metrics"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
+	"github.com/fleetsim/fleetsim/hubjobs/regstore"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
-	"github.com/fleetsim/fleetsim/hubjobs/store"
 	"github.com/fleetsim/fleetsim/internal/iothub"
-	"github.com/fleetsim/fleetsim/internal/metrics"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 
 // The wiring checks that each part satisfies the interfaces its consumers declare.
 var (
-	_ hubjobs.MethodInvoker  = (*registry.Registry)(nil)
-	_ hubjobs.TwinPatcher    = (*registry.Registry)(nil)
-	_ hubjobs.DeviceSelector = (*registry.Registry)(nil)
-	_ broker.Hub             = (*registry.Registry)(nil)
-	_ broker.Identities      = identities{}
-	_ broker.Policies        = policyKeys(nil)
-	_ registry.DeviceLink    = (*broker.Server)(nil)
-	_ restapi.Registry       = apiRegistry{}
-	_ restapi.Jobs           = (*hubjobs.Engine)(nil)
+	_ jobs.MethodInvoker  = (*registry.Registry)(nil)
+	_ jobs.TwinPatcher    = (*registry.Registry)(nil)
+	_ jobs.DeviceSelector = (*registry.Registry)(nil)
+	_ broker.Hub          = (*registry.Registry)(nil)
+	_ broker.Identities   = identities{}
+	_ broker.Policies     = policyKeys(nil)
+	_ registry.DeviceLink = (*broker.Server)(nil)
+	_ restapi.Registry    = apiRegistry{}
+	_ restapi.Jobs        = (*jobs.Engine)(nil)
 )
 
-// StackOptions configures a hub: broker, registry, jobs engine and REST API.
-type StackOptions struct {
+// Config configures a hub: broker, registry, jobs engine and REST API.
+type Config struct {
 	// DataDir holds the stores, certificates and connection.json. Empty means
 	// in-memory stores and certificates in a temporary directory.
 	DataDir string
@@ -69,17 +68,18 @@ type Endpoints struct {
 	MQTTAddr                string `json:"mqttAddr,omitempty"`
 }
 
-// Stack is a whole hub in one process.
-type Stack struct {
-	opts     StackOptions
+// Hub is a whole hub in one process: it owns the broker, the registry, the
+// stores, the jobs engine, the REST API and the goroutines that run them.
+type Hub struct {
+	opts     Config
 	Broker   *broker.Server
 	Registry *registry.Registry
-	Jobs     *hubjobs.Engine
+	Jobs     *jobs.Engine
 	REST     *restapi.Server
 	// Metrics serves Prometheus metrics at /metrics on the REST listener.
 	Metrics *metrics.Metrics
 
-	regStore *store.Store
+	regStore *regstore.Store
 	jobStore *jobstore.Store
 	tlsConf  *tls.Config
 	certs    tlsutil.Files
@@ -129,15 +129,15 @@ func (ps policyKeys) PolicyCredentials(name string) (broker.PolicyCredentials, e
 	return broker.PolicyCredentials{}, fmt.Errorf("%w: %s", broker.ErrUnknownPolicy, name)
 }
 
-// NewStack opens the stores and builds every part; Run starts them.
-func NewStack(opts StackOptions) (st *Stack, err error) {
+// New opens the stores and builds every part; Run starts them.
+func New(opts Config) (h *Hub, err error) {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
 	if opts.Pacing == "" {
 		opts.Pacing = "unlimited"
 	}
-	s := &Stack{opts: opts, ready: make(chan struct{})}
+	s := &Hub{opts: opts, ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -162,9 +162,9 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 	s.Metrics = metrics.New()
 
 	var persist registry.Persistence
-	var jstore hubjobs.Store
+	var jstore jobs.Store
 	if opts.DataDir != "" {
-		if s.regStore, err = store.Open(filepath.Join(dir, "registry.db")); err != nil {
+		if s.regStore, err = regstore.Open(filepath.Join(dir, "registry.db")); err != nil {
 			return nil, err
 		}
 		persist = s.Metrics.RegistryStore(s.regStore)
@@ -191,11 +191,11 @@ func NewStack(opts StackOptions) (st *Stack, err error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.Registry.SetLink(s.Broker)
-	profile, err := hubjobs.ParseProfile(opts.Pacing)
+	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
 	}
-	if s.Jobs, err = hubjobs.NewEngine(hubjobs.Config{
+	if s.Jobs, err = jobs.NewEngine(jobs.Config{
 		Store:       jstore,
 		Methods:     s.Metrics.Methods("job", s.Registry),
 		Twins:       s.Metrics.Twins(s.Registry),
@@ -253,13 +253,16 @@ func loadPolicies(dir string, persist bool) ([]restapi.Policy, error) {
 	return ps, nil
 }
 
+// Hostname is the hub's host name.
+func (s *Hub) Hostname() string { return s.opts.Hostname }
+
 // Ready is closed once every listener is up and Endpoints is filled in.
-func (s *Stack) Ready() <-chan struct{} { return s.ready }
+func (s *Hub) Ready() <-chan struct{} { return s.ready }
 
 // healthz answers GET /healthz without authentication, for load balancers
 // and scripts: 200 {"status":"ok"} once the hub is ready, 503
 // {"status":"starting"} before. It says nothing else about the hub.
-func (s *Stack) healthz(w http.ResponseWriter, r *http.Request) {
+func (s *Hub) healthz(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -277,7 +280,7 @@ func (s *Stack) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Endpoints returns how to reach the hub; valid after Ready.
-func (s *Stack) Endpoints() Endpoints {
+func (s *Hub) Endpoints() Endpoints {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.endpoints
@@ -285,7 +288,7 @@ func (s *Stack) Endpoints() Endpoints {
 
 // Run starts every part and blocks until ctx ends, then shuts them down in
 // order and closes the stores. It can be called once.
-func (s *Stack) Run(ctx context.Context) error {
+func (s *Hub) Run(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Registry.Run(gctx) })
@@ -329,7 +332,7 @@ func (s *Stack) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Stack) owner() restapi.Policy {
+func (s *Hub) owner() restapi.Policy {
 	for _, p := range s.policies {
 		if p.Name == "iothubowner" {
 			return p
@@ -339,7 +342,7 @@ func (s *Stack) owner() restapi.Policy {
 }
 
 // close releases the stores and the temporary directory.
-func (s *Stack) close() {
+func (s *Hub) close() {
 	if s.Registry != nil {
 		s.Registry.Close()
 	}
@@ -354,22 +357,5 @@ func (s *Stack) close() {
 	}
 	if s.tmpDir != "" {
 		os.RemoveAll(s.tmpDir)
-	}
-}
-
-// waitReady waits for the stack or returns ctx's error.
-func waitReady(ctx context.Context, s *Stack, errc <-chan error) error {
-	select {
-	case <-s.Ready():
-		return nil
-	case err := <-errc:
-		if err == nil {
-			err = errors.New("hub stopped before it was ready")
-		}
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Minute):
-		return errors.New("hub not ready after a minute")
 	}
 }
