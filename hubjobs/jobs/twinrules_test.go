@@ -19,7 +19,7 @@ import (
 // (verdict "accept") or refuses with 400 ArgumentInvalid ("refuse").
 func twinRuleFixtures(t *testing.T, verdict string) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "internal", "iothub", "testdata", "twinrules", verdict, "*.json"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "internal", "iothub", "testdata", "twinrules", verdict, "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no %s fixtures: %v", verdict, err)
 	}
