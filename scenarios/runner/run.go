@@ -148,6 +148,7 @@ type player struct {
 	started        time.Time
 	jobs           []string // created (or, on other shards, expected), in timeline order
 	createErr      map[string]error
+	readErr        map[string]error // the last failed read of each job
 	lastLat        map[string][2]time.Duration
 	waves          sync.WaitGroup
 	wavesCtx       context.Context
@@ -163,6 +164,7 @@ func (p *player) deviceKey(id string) []byte {
 
 func (p *player) play(ctx context.Context) (*Report, error) {
 	p.createErr = map[string]error{}
+	p.readErr = map[string]error{}
 	p.lastLat = map[string][2]time.Duration{}
 	if err := p.register(ctx, false); err != nil {
 		return nil, err
@@ -294,14 +296,18 @@ func (p *player) timeline(ctx context.Context) error {
 }
 
 // settled reports whether every created job is terminal and the fleet
-// expectations hold.
+// expectations hold. A job that cannot be read is never done: it may not
+// be created by shard 1 yet, or the hub may not answer for now (the REST
+// client has already retried); the next tick asks again.
 func (p *player) settled(ctx context.Context) bool {
 	for _, id := range p.jobs {
 		j, err := p.hub.job(ctx, id)
-		if err != nil && !p.leads() {
-			return false // not created by shard 1 yet
+		if err != nil {
+			p.readErr[id] = err
+			return false
 		}
-		if err == nil && !j.Status.Terminal() {
+		delete(p.readErr, id)
+		if !j.Status.Terminal() {
 			return false
 		}
 	}
@@ -514,8 +520,9 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	}
 	byID := map[string]*JobReport{}
 	for _, id := range p.jobs {
-		jr := p.jobReport(ctx, id)
-		if jr == nil {
+		jr, err := p.jobReport(ctx, id)
+		if err != nil {
+			p.readErr[id] = err
 			continue
 		}
 		rep.Jobs = append(rep.Jobs, *jr)
@@ -541,6 +548,8 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 			if byID[e.Job] == nil {
 				if err := p.createErr[e.Job]; err != nil {
 					results[0].Detail = "the job was not created: " + err.Error()
+				} else if err := p.readErr[e.Job]; err != nil && (p.leads() || !errors.Is(err, &iothub.Error{Code: iothub.CodeJobNotFound})) {
+					results[0].Detail = "the job could not be read: " + err.Error()
 				}
 			}
 		}
@@ -552,11 +561,11 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	return rep
 }
 
-// jobReport builds one job's report, or nil when the job is gone.
-func (p *player) jobReport(ctx context.Context, id string) *JobReport {
+// jobReport builds one job's report, or says why the job could not be read.
+func (p *player) jobReport(ctx context.Context, id string) (*JobReport, error) {
 	j, err := p.hub.job(ctx, id)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	s := j.DeviceJobStatistics
 	jr := &JobReport{
@@ -576,5 +585,5 @@ func (p *player) jobReport(ctx context.Context, id string) *JobReport {
 		p.log.Warn().Err(err).Str("job", id).Msg("device job records unavailable")
 	}
 	jr.Latency, jr.Failures, jr.DeviceStatuses, jr.Completion, jr.OpsPerSecond = jobFigures(j.StartTime, rows)
-	return jr
+	return jr, nil
 }
