@@ -137,6 +137,8 @@ func TestUsageErrors(t *testing.T) {
 		{"shard auto outside a Job", map[string]string{"FLEETSIM_HUB": "HostName=h;SharedAccessKeyName=k;SharedAccessKey=YQ=="}, []string{"run", "x", "--shard", "auto"}, "JOB_COMPLETION_INDEX is not set"},
 		{"explicit shard in an Indexed Job", map[string]string{"JOB_COMPLETION_INDEX": "1"}, []string{"run", "x", "--shard", "1/4"}, "use --shard auto"},
 		{"hub twice", map[string]string{"FLEETSIM_HUB": "HostName=h;SharedAccessKeyName=k;SharedAccessKey=YQ=="}, []string{"run", "x", "--hub-file", "/nonexistent"}, "use one"},
+		{"CA without its key", nil, []string{"serve", "--ca-cert", "ca.pem"}, "--ca-cert and --ca-key go together"},
+		{"missing owner key file", nil, []string{"serve", "--owner-key-file", filepath.Join(dir, "nope")}, "--owner-key-file: open"},
 		{"missing hub file", nil, []string{"run", "x", "--hub-file", filepath.Join(dir, "nope")}, "--hub-file: open"},
 		{"bad env value", map[string]string{"FLEETSIM_NO_LIVE": "perhaps"}, []string{"run", "x"}, `FLEETSIM_NO_LIVE="perhaps"`},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud"}, `log level "loud"`},
