@@ -45,7 +45,9 @@ type ClientOptions struct {
 // Client calls the service REST API like the Node service SDK: a fresh
 // service SAS token per request (sr = the raw host name, skn, one hour),
 // api-version 2021-04-12, a Request-Id, and keep-alive connections. Errors
-// from the hub come back as *iothub.Error; transport errors are wrapped.
+// from the hub come back as *iothub.Error (wrapped, with the number of
+// attempts, when the request was retried: use errors.As); transport errors
+// are wrapped. Requests that may succeed later are retried (see Do).
 // A Client is safe for concurrent use.
 type Client struct {
 	base  string
