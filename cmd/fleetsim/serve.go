@@ -123,7 +123,7 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 		fmt.Fprintf(a.stdout, "pprof:            http://%s/debug/pprof/\n", ln.Addr())
 	}
 
-	so.Ready = func(ep endpoints) { printEndpoints(a, o.data, ep) }
+	so.Ready = func(ep endpoints) { printEndpoints(a, o.data, o.ownerKeyFile, ep) }
 	hub := a.hub
 	if hub == nil {
 		hub = serveHub
@@ -136,11 +136,17 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 	return nil
 }
 
-// printEndpoints tells people how to reach the hub.
-func printEndpoints(a *app, dataDir string, ep endpoints) {
+// printEndpoints tells people how to reach the hub. A key that came from
+// --owner-key-file is not printed: the user has it, and logs (a pod's, say)
+// are read more widely than a Secret.
+func printEndpoints(a *app, dataDir, ownerKeyFile string, ep endpoints) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "fleetsim hub %s is ready\n", ep.HostName)
-	fmt.Fprintf(tw, "service connection string:\t%s\n", ep.ServiceConnectionString)
+	cs := ep.ServiceConnectionString
+	if i := strings.LastIndex(cs, "SharedAccessKey="); ownerKeyFile != "" && i >= 0 {
+		cs = cs[:i] + "SharedAccessKey=<the key in " + ownerKeyFile + ">"
+	}
+	fmt.Fprintf(tw, "service connection string:\t%s\n", cs)
 	fmt.Fprintf(tw, "CA certificate:\t%s\n", ep.CAFile)
 	if ep.HTTPSAddr != "" {
 		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", dialable(ep.HTTPSAddr))
@@ -150,6 +156,9 @@ func printEndpoints(a *app, dataDir string, ep endpoints) {
 		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", dialable(ep.MQTTAddr))
 	}
 	fmt.Fprintf(tw, "connection file:\t%s/connection.json (used by fleetsim jobs|devices|twin|invoke|query)\n", dataDir)
+	if n, ok := openFilesLimit(); ok {
+		fmt.Fprintf(tw, "open files limit:\t%d (each connected device holds one)\n", n)
+	}
 	tw.Flush()
 	fmt.Fprintln(a.stdout, "Press Ctrl-C to stop.")
 }
