@@ -78,7 +78,7 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			"fleetsim run quickstart",
 			"fleetsim run ./scenarios/reboot.yaml --seed 42 --report out/",
 			"FLEETSIM_HUB=\"$CONNSTR\" fleetsim run load-100k --shard 1/4 --no-live --hub-url https://hub:8443 --mqtt-url ssl://hub:8883 --ca ca.pem",
-			"JOB_COMPLETION_INDEX=0 FLEETSIM_SHARDS=4 fleetsim run load-100k --shard auto --hub-file /etc/fleetsim/hub/connection-string --no-live",
+			"JOB_COMPLETION_INDEX=0 FLEETSIM_SHARDS=4 fleetsim run load-100k --shard auto --hub-file /etc/fleetsim/service/connection-string --no-live",
 			"FLEETSIM_SEED=7 fleetsim run quickstart --log-level debug",
 		},
 		setup: func(f *flagSet) action {
