@@ -4,13 +4,23 @@ PKGS     ?= ./...
 BENCHTIME ?= 1x
 SCENARIO ?= quickstart
 
-.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench fuzz clean
+.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench fuzz clean image-root image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/fleetsim
 	$(GO) build -o bin/fleetsim ./cmd/fleetsim
+
+IMAGE    ?= fleetsim:dev
+BUILDAH  ?= buildah --storage-driver vfs
+
+image-root: ## what the container image holds, in bin/image/: the static binary, /tmp, /data
+	rm -rf bin/image && mkdir -p bin/image/data bin/image/root && mkdir -m 1777 bin/image/root/tmp
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/image/root/fleetsim ./cmd/fleetsim
+
+image: image-root ## build the container image IMAGE (fleetsim:dev) from scratch with buildah, no daemon, no registry
+	$(BUILDAH) bud --isolation chroot -t $(IMAGE) .
 
 run: ## run a scenario on the embedded hub (SCENARIO=quickstart)
 	$(GO) run ./cmd/fleetsim run $(SCENARIO)

@@ -1,8 +1,10 @@
 package hubjobs
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -55,6 +58,13 @@ type Config struct {
 	Pacing string
 	// MaxInFlight bounds concurrent device operations of the jobs engine (default 1000).
 	MaxInFlight int
+	// CACertFile and CAKeyFile, when set, are the CA that signs the server
+	// certificate, instead of one generated in the data directory.
+	CACertFile, CAKeyFile string
+	// OwnerKey, when set, is the iothubowner policy's primary key (base64),
+	// instead of the generated one, so that a service connection string
+	// can be made before the hub first starts.
+	OwnerKey string
 	// Logger receives structured logs (default: none).
 	Logger zerolog.Logger
 }
@@ -152,7 +162,12 @@ func New(opts Config) (h *Hub, err error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	if s.certs, err = tlsutil.EnsureCerts(filepath.Join(dir, "tls"), opts.Hostname); err != nil {
+	if opts.CACertFile != "" || opts.CAKeyFile != "" {
+		s.certs, err = tlsutil.EnsureCertsWithCA(filepath.Join(dir, "tls"), opts.CACertFile, opts.CAKeyFile, opts.Hostname)
+	} else {
+		s.certs, err = tlsutil.EnsureCerts(filepath.Join(dir, "tls"), opts.Hostname)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	if s.tlsConf, err = tlsutil.ServerConfig(s.certs); err != nil {
@@ -176,7 +191,7 @@ func New(opts Config) (h *Hub, err error) {
 	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	if s.policies, err = loadPolicies(dir, opts.DataDir != ""); err != nil {
+	if s.policies, err = loadPolicies(dir, opts.DataDir != "", opts.OwnerKey); err != nil {
 		return nil, err
 	}
 	if s.Broker, err = broker.New(broker.Config{
@@ -230,21 +245,34 @@ func New(opts Config) (h *Hub, err error) {
 }
 
 // loadPolicies reads the shared access policies from dir/policies.json, or
-// generates them (and, when persist is set, saves them) on first start.
-func loadPolicies(dir string, persist bool) ([]restapi.Policy, error) {
+// generates them on first start, and saves them when persist is set.
+// ownerKey, when set, replaces the iothubowner policy's primary key.
+func loadPolicies(dir string, persist bool, ownerKey string) ([]restapi.Policy, error) {
+	var owner []byte
+	if ownerKey != "" {
+		var err error
+		if owner, err = base64.StdEncoding.DecodeString(strings.TrimSpace(ownerKey)); err != nil || len(owner) < 16 {
+			return nil, errors.New("owner key: want at least 16 bytes in base64, e.g. from: head -c 32 /dev/urandom | base64")
+		}
+	}
 	path := filepath.Join(dir, "policies.json")
+	var ps []restapi.Policy
+	changed := false
 	if b, err := os.ReadFile(path); err == nil {
-		var ps []restapi.Policy
 		if err := json.Unmarshal(b, &ps); err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
-		return ps, nil
-	}
-	ps, err := restapi.DefaultPolicies()
-	if err != nil {
+	} else if ps, err = restapi.DefaultPolicies(); err != nil {
 		return nil, err
+	} else {
+		changed = true
 	}
-	if persist {
+	for i := range ps {
+		if owner != nil && ps[i].Name == "iothubowner" && !bytes.Equal(ps[i].PrimaryKey, owner) {
+			ps[i].PrimaryKey, changed = owner, true
+		}
+	}
+	if persist && changed {
 		b, _ := json.MarshalIndent(ps, "", "  ")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return nil, fmt.Errorf("write %s: %w", path, err)

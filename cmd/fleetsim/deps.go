@@ -47,6 +47,7 @@ type playOptions struct {
 // serveOptions mirror runner.ServeOptions.
 type serveOptions struct {
 	DataDir, Hostname, HTTPSAddr, MQTTAddr string
+	CACertFile, CAKeyFile, OwnerKey        string
 	Scenario                               scenario
 	Pacing                                 string
 	Logger                                 zerolog.Logger
@@ -119,6 +120,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: o.Pacing, Logger: o.Logger,
+		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	}
 	if o.Scenario != nil {
 		s, ok := o.Scenario.(*scenarios.Scenario)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,13 +21,40 @@ import (
 // runFlags are the settings of `fleetsim run`.
 type runFlags struct {
 	seed    string
-	shard   string
+	shard   shardFlag
 	data    string
 	report  string
 	noLive  bool
 	logFile string
 	// a remote hub instead of the embedded one
-	hub, hubURL, mqttURL, ca string
+	hub, hubFile, hubURL, mqttURL, ca string
+}
+
+// The environment of --shard auto. A Kubernetes Indexed Job sets
+// JOB_COMPLETION_INDEX (0-based) in each of its pods; the shard count is
+// the Job's completions, which Kubernetes does not pass down, so the Job
+// sets FLEETSIM_SHARDS to the same number.
+const (
+	envCompletionIndex = "JOB_COMPLETION_INDEX"
+	envShards          = "FLEETSIM_SHARDS"
+)
+
+// shardFlag is --shard: refused when given twice with different values,
+// as one process runs one shard.
+type shardFlag struct {
+	v   string
+	set bool
+}
+
+func (s *shardFlag) String() string { return s.v }
+
+// Set implements flag.Value.
+func (s *shardFlag) Set(v string) error {
+	if s.set && v != s.v {
+		return fmt.Errorf("given twice (%s and %s): one process runs one shard", s.v, v)
+	}
+	s.v, s.set = v, true
+	return nil
 }
 
 func runCommand() *command {
@@ -56,18 +84,20 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 		examples: []string{
 			"fleetsim run quickstart",
 			"fleetsim run ./scenarios/reboot.yaml --seed 42 --report out/",
-			"fleetsim run load-100k --shard 1/4 --no-live --hub \"$CONNSTR\" --hub-url https://hub:8443 --mqtt-url ssl://hub:8883 --ca ca.pem",
+			"FLEETSIM_HUB=\"$CONNSTR\" fleetsim run load-100k --shard 1/4 --no-live --hub-url https://hub:8443 --mqtt-url ssl://hub:8883 --ca ca.pem",
+			"JOB_COMPLETION_INDEX=0 FLEETSIM_SHARDS=4 fleetsim run load-100k --shard auto --hub-file /etc/fleetsim/service/connection-string --no-live",
 			"FLEETSIM_SEED=7 fleetsim run quickstart --log-level debug",
 		},
 		setup: func(f *flagSet) action {
 			var o runFlags
 			f.fs.StringVar(&o.seed, "seed", "", "random `SEED` for the fleet; the same seed replays the same run (default: the scenario's seed, else random)")
-			f.fs.StringVar(&o.shard, "shard", "", "run only shard `I/N` of the fleet, e.g. 1/4, for fleets spread over machines")
+			f.fs.Var(&o.shard, "shard", "run only shard `I/N` of the fleet, e.g. 1/4, for fleets spread over machines (needs --hub); auto: shard JOB_COMPLETION_INDEX+1 of FLEETSIM_SHARDS, as in a Kubernetes Indexed Job")
 			f.fs.StringVar(&o.data, "data", "", "keep the hub's stores in `DIR` (default: in memory, thrown away)")
 			f.fs.StringVar(&o.report, "report", "", "also write report.json, junit.xml and report.html to `DIR`")
 			f.fs.BoolVar(&o.noLive, "no-live", false, "no live progress, only the final report")
 			f.fs.StringVar(&o.logFile, "log-file", "", "write the logs to `FILE` (JSON lines) instead of stderr")
-			f.fs.StringVar(&o.hub, "hub", "", "play against the hub of this service connection `STRING` (a 'fleetsim serve' or an Azure IoT hub) instead of an embedded one")
+			f.fs.StringVar(&o.hub, "hub", "", "play against the hub of this service connection `STRING` (a 'fleetsim serve' or an Azure IoT hub) instead of an embedded one; on the command line ps shows it: prefer the environment or --hub-file")
+			f.fs.StringVar(&o.hubFile, "hub-file", "", "read --hub's service connection string from `FILE`, e.g. a mounted Kubernetes Secret")
 			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
 			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
 			f.fs.StringVar(&o.ca, "ca", "", "CA certificate `FILE` that --hub's certificates chain to (default: the system's)")
@@ -85,6 +115,22 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		}
 		return usagef(f.name, "want one SCENARIO, got %d arguments", len(args))
 	}
+	hubOnCmdLine := false
+	f.fs.Visit(func(fl *flag.Flag) { hubOnCmdLine = hubOnCmdLine || fl.Name == "hub" })
+	if o.hubFile != "" {
+		if o.hub != "" {
+			return usagef(f.name, "--hub and --hub-file both give the service connection string: use one")
+		}
+		b, err := os.ReadFile(o.hubFile)
+		if err != nil {
+			return usagef(f.name, "--hub-file: %v", err)
+		}
+		if o.hub = strings.TrimSpace(string(b)); o.hub == "" {
+			return usagef(f.name, "--hub-file %s is empty", o.hubFile)
+		}
+	} else if hubOnCmdLine {
+		fmt.Fprintln(a.stderr, "fleetsim: warning: --hub puts the service connection string on the command line, where ps shows it to every user of the machine; set FLEETSIM_HUB or use --hub-file instead")
+	}
 	opts := playOptions{DataDir: o.data, Hub: o.hub, HubURL: o.hubURL, MQTTURL: o.mqttURL, CAFile: o.ca}
 	if o.hub == "" && (o.hubURL != "" || o.mqttURL != "" || o.ca != "") {
 		return usagef(f.name, "--hub-url, --mqtt-url and --ca need --hub")
@@ -96,10 +142,13 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		}
 		opts.Seed = &seed
 	}
-	if o.shard != "" {
-		i, n, err := parseShard(o.shard)
+	if o.shard.v != "" {
+		i, n, err := resolveShard(o.shard.v, a.getenv)
 		if err != nil {
-			return usagef(f.name, "--shard %q: %v", o.shard, err)
+			return usagef(f.name, "--shard %q: %v", o.shard.v, err)
+		}
+		if n > 1 && o.hub == "" {
+			return usagef(f.name, "--shard %d/%d needs --hub (or FLEETSIM_HUB, --hub-file): the shards of a fleet play against one hub that runs elsewhere, and without it each would run a hub of its own", i, n)
 		}
 		opts.Shard, opts.Shards = i, n
 	}
@@ -221,6 +270,47 @@ func parseShard(s string) (i, n int, err error) {
 	}
 	if n < 1 || i < 1 || i > n {
 		return 0, 0, errors.New("want 1 <= I <= N")
+	}
+	return i, n, nil
+}
+
+// resolveShard turns a --shard value into shard i of n: "I/N", or "auto"
+// from the environment of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX,
+// 0-based, and FLEETSIM_SHARDS). An explicit I/N that disagrees with that
+// environment is refused: every pod of the Job would run the same shard.
+func resolveShard(spec string, getenv func(string) string) (i, n int, err error) {
+	idxEnv, countEnv := getenv(envCompletionIndex), getenv(envShards)
+	count := 0
+	if countEnv != "" {
+		if count, err = strconv.Atoi(countEnv); err != nil || count < 1 {
+			return 0, 0, fmt.Errorf("%s=%q: want a whole number of shards, at least 1", envShards, countEnv)
+		}
+	}
+	index := -1
+	if idxEnv != "" {
+		if index, err = strconv.Atoi(idxEnv); err != nil || index < 0 {
+			return 0, 0, fmt.Errorf("%s=%q: want a whole number, 0 or more", envCompletionIndex, idxEnv)
+		}
+	}
+	if spec == "auto" {
+		switch {
+		case index < 0:
+			return 0, 0, fmt.Errorf("%s is not set (a Kubernetes Indexed Job sets it in each pod; elsewhere use --shard I/N)", envCompletionIndex)
+		case count == 0:
+			return 0, 0, fmt.Errorf("%s is not set: set it to the Job's completions", envShards)
+		case index >= count:
+			return 0, 0, fmt.Errorf("%s=%d is not below %s=%d: set %s to the Job's completions", envCompletionIndex, index, envShards, count, envShards)
+		}
+		return index + 1, count, nil
+	}
+	if i, n, err = parseShard(spec); err != nil {
+		return 0, 0, err
+	}
+	if index >= 0 && index != i-1 {
+		return 0, 0, fmt.Errorf("this pod has %s=%d, so every pod of its Job would run shard %d: use --shard auto", envCompletionIndex, index, i)
+	}
+	if count > 0 && count != n {
+		return 0, 0, fmt.Errorf("%s=%d disagrees with %d shards", envShards, count, n)
 	}
 	return i, n, nil
 }

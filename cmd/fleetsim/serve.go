@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 type serveFlags struct {
 	data, hostname, httpsAddr, mqttAddr, scenario, pacing, pprof string
+	caCert, caKey, ownerKeyFile                                  string
 }
 
 func serveCommand() *command {
@@ -32,13 +34,20 @@ Prometheus metrics are served at /metrics on the HTTPS port, without a token.
 
 The data directory keeps the device registry, twins, jobs, the generated CA
 and server certificate, and the shared access policies across restarts. With
---scenario the scenario's simulated fleet runs against the hub as well.`,
+--scenario the scenario's simulated fleet runs against the hub as well.
+
+To hand out the CA and a service connection string before the hub first
+starts (a Kubernetes Secret, say), give the hub that CA with --ca-cert and
+--ca-key, and the iothubowner policy's key with --owner-key-file; the
+connection string is then
+HostName=<--hostname>;SharedAccessKeyName=iothubowner;SharedAccessKey=<key>.`,
 		examples: []string{
 			"fleetsim serve",
 			"fleetsim serve --data /var/lib/fleetsim --hostname myhub.local --https-addr :443",
 			"fleetsim serve --scenario quickstart --pacing S1",
 			"FLEETSIM_PPROF=localhost:6060 fleetsim serve",
 			"fleetsim serve --config fleetsim.yaml",
+			"fleetsim serve --hostname fleetsim-hub.fleetsim.svc --ca-cert ca/ca.pem --ca-key ca/ca-key.pem --owner-key-file owner.key",
 		},
 		setup: func(f *flagSet) action {
 			var o serveFlags
@@ -49,6 +58,9 @@ and server certificate, and the shared access policies across restarts. With
 			f.fs.StringVar(&o.scenario, "scenario", "", "also run this scenario's simulated fleet (`NAME` or file)")
 			f.fs.StringVar(&o.pacing, "pacing", "", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4); default the --scenario's, else unlimited")
 			f.fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on `ADDR`, e.g. localhost:6060; off when empty")
+			f.fs.StringVar(&o.caCert, "ca-cert", "", "sign the server certificate with the CA certificate in `FILE` (PEM; needs --ca-key) instead of a CA generated in --data")
+			f.fs.StringVar(&o.caKey, "ca-key", "", "the EC private key `FILE` of --ca-cert (PEM, SEC 1 or PKCS #8)")
+			f.fs.StringVar(&o.ownerKeyFile, "owner-key-file", "", "set the iothubowner policy's primary key to the base64 key in `FILE` instead of a generated one")
 			return func(ctx context.Context, a *app, args []string) error {
 				if len(args) > 0 {
 					return usagef(f.name, "takes no arguments, got %q", args[0])
@@ -64,7 +76,18 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 	if err != nil {
 		return err
 	}
-	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log}
+	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log,
+		CACertFile: o.caCert, CAKeyFile: o.caKey}
+	if (o.caCert == "") != (o.caKey == "") {
+		return usagef(f.name, "--ca-cert and --ca-key go together")
+	}
+	if o.ownerKeyFile != "" {
+		b, err := os.ReadFile(o.ownerKeyFile)
+		if err != nil {
+			return usagef(f.name, "--owner-key-file: %v", err)
+		}
+		so.OwnerKey = strings.TrimSpace(string(b))
+	}
 	if o.scenario != "" {
 		if so.Scenario, err = a.loadScenario(f.name, o.scenario); err != nil {
 			return err
@@ -100,7 +123,7 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 		fmt.Fprintf(a.stdout, "pprof:            http://%s/debug/pprof/\n", ln.Addr())
 	}
 
-	so.Ready = func(ep endpoints) { printEndpoints(a, o.data, ep) }
+	so.Ready = func(ep endpoints) { printEndpoints(a, o.data, o.ownerKeyFile, ep) }
 	hub := a.hub
 	if hub == nil {
 		hub = serveHub
@@ -113,11 +136,17 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 	return nil
 }
 
-// printEndpoints tells people how to reach the hub.
-func printEndpoints(a *app, dataDir string, ep endpoints) {
+// printEndpoints tells people how to reach the hub. A key that came from
+// --owner-key-file is not printed: the user has it, and logs (a pod's, say)
+// are read more widely than a Secret.
+func printEndpoints(a *app, dataDir, ownerKeyFile string, ep endpoints) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "fleetsim hub %s is ready\n", ep.HostName)
-	fmt.Fprintf(tw, "service connection string:\t%s\n", ep.ServiceConnectionString)
+	cs := ep.ServiceConnectionString
+	if i := strings.LastIndex(cs, "SharedAccessKey="); ownerKeyFile != "" && i >= 0 {
+		cs = cs[:i] + "SharedAccessKey=<the key in " + ownerKeyFile + ">"
+	}
+	fmt.Fprintf(tw, "service connection string:\t%s\n", cs)
 	fmt.Fprintf(tw, "CA certificate:\t%s\n", ep.CAFile)
 	if ep.HTTPSAddr != "" {
 		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", dialable(ep.HTTPSAddr))
@@ -127,6 +156,9 @@ func printEndpoints(a *app, dataDir string, ep endpoints) {
 		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", dialable(ep.MQTTAddr))
 	}
 	fmt.Fprintf(tw, "connection file:\t%s/connection.json (used by fleetsim jobs|devices|twin|invoke|query)\n", dataDir)
+	if n, ok := openFilesLimit(); ok {
+		fmt.Fprintf(tw, "open files limit:\t%d (each connected device holds one)\n", n)
+	}
 	tw.Flush()
 	fmt.Fprintln(a.stdout, "Press Ctrl-C to stop.")
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,13 +43,37 @@ func TestServeCommand(t *testing.T) {
 		t.Errorf("serve options %+v", got)
 	}
 	for _, w := range []string{"service connection string:  HostName=localhost;SharedAccessKeyName=iothubowner", "CA certificate:", "/d/tls/ca.pem",
-		"REST API:", "https://localhost:8443", "localhost:8883", "MQTT over TLS:", "/d/connection.json", "fleetsim hub stopped"} {
+		"REST API:", "https://localhost:8443", "localhost:8883", "MQTT over TLS:", "/d/connection.json", "open files limit:", "fleetsim hub stopped"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, out.String())
 		}
 	}
 	if !pprofOK {
 		t.Errorf("pprof did not answer:\n%s", out.String())
+	}
+}
+
+// TestServeKeepsAGivenKeyOutOfItsOutput: with --owner-key-file the key is
+// not printed (a pod's log is read more widely than its Secret).
+func TestServeKeepsAGivenKeyOutOfItsOutput(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "owner-key")
+	os.WriteFile(keyFile, []byte("c2VjcmV0c2VjcmV0c2VjcmV0\n"), 0o600)
+	var out, errb bytes.Buffer
+	var got serveOptions
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
+		hub: func(ctx context.Context, o serveOptions) error {
+			got = o
+			o.Ready(endpoints{HostName: "h", ServiceConnectionString: "HostName=h;SharedAccessKeyName=iothubowner;SharedAccessKey=c2VjcmV0c2VjcmV0c2VjcmV0"})
+			return nil
+		}}
+	if code := a.main(context.Background(), []string{"serve", "--owner-key-file", keyFile}); code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if got.OwnerKey != "c2VjcmV0c2VjcmV0c2VjcmV0" {
+		t.Errorf("owner key %q", got.OwnerKey)
+	}
+	if strings.Contains(out.String(), "c2VjcmV0") || !strings.Contains(out.String(), "SharedAccessKey=<the key in "+keyFile+">") {
+		t.Errorf("output:\n%s", out.String())
 	}
 }
 

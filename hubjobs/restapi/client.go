@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -34,19 +37,26 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 	// Now is the clock that dates tokens (default time.Now).
 	Now func() time.Time
+	// Retry bounds the retries of requests that failed for a reason that
+	// may pass (default: see RetryPolicy).
+	Retry RetryPolicy
 }
 
 // Client calls the service REST API like the Node service SDK: a fresh
 // service SAS token per request (sr = the raw host name, skn, one hour),
 // api-version 2021-04-12, a Request-Id, and keep-alive connections. Errors
-// from the hub come back as *iothub.Error; transport errors are wrapped.
+// from the hub come back as *iothub.Error (wrapped, with the number of
+// attempts, when the request was retried: use errors.As); transport errors
+// are wrapped. Requests that may succeed later are retried (see Do).
 // A Client is safe for concurrent use.
 type Client struct {
-	base string
-	cs   iothub.ConnectionString
-	key  []byte
-	http *http.Client
-	now  func() time.Time
+	base  string
+	cs    iothub.ConnectionString
+	key   []byte
+	http  *http.Client
+	now   func() time.Time
+	retry RetryPolicy
+	sleep func(context.Context, time.Duration) error
 }
 
 // NewClient parses a service connection string
@@ -86,7 +96,7 @@ func NewClient(connectionString string, opts ClientOptions) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{base: base, cs: cs, key: cs.Key(), http: hc, now: now}, nil
+	return &Client{base: base, cs: cs, key: cs.Key(), http: hc, now: now, retry: opts.Retry.withDefaults(), sleep: sleep}, nil
 }
 
 // HostName is the hub host name from the connection string.
@@ -106,10 +116,25 @@ type Response struct {
 // is added) with body marshalled as JSON (nil: no body) and the extra
 // headers. It returns the answer when its status is below 300, else the
 // hub's error as *iothub.Error.
+//
+// A request that fails for a reason that may pass (429 throttling, a 5xx
+// answer, a connection error) is sent again under the client's
+// RetryPolicy, with a fresh token, after a jittered exponential wait or
+// the hub's Retry-After. Only requests that are safe to repeat are
+// retried once they may have reached the hub (see idempotent); any request
+// is retried when the connection failed before it was written. The error
+// after the last attempt says how many were made.
 func (c *Client) Do(ctx context.Context, method, path string, body any, header http.Header) (*Response, error) {
-	var rd io.Reader
+	resp, _, err := c.do(ctx, method, path, body, header)
+	return resp, err
+}
+
+// do is Do, also reporting whether an earlier attempt may have been
+// carried out by the hub although it failed (an answer lost with the
+// connection, or a 500): a retried create may then find its own work.
+func (c *Client) do(ctx context.Context, method, path string, body any, header http.Header) (*Response, bool, error) {
+	var b []byte
 	if body != nil {
-		var b []byte
 		switch v := body.(type) {
 		case json.RawMessage:
 			b = v
@@ -118,24 +143,76 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, header h
 		default:
 			var err error
 			if b, err = json.Marshal(body); err != nil {
-				return nil, fmt.Errorf("encode %s %s request: %w", method, path, err)
+				return nil, false, fmt.Errorf("encode %s %s request: %w", method, path, err)
 			}
 		}
+	}
+	safe := idempotent(method, path, b)
+	began := time.Now()
+	ambiguous := false
+	for attempt := 1; ; attempt++ {
+		resp, status, written, err := c.once(ctx, method, path, body != nil, b, header)
+		if err == nil {
+			return resp, ambiguous, nil
+		}
+		retry, performed := false, false
+		wait := time.Duration(-1)
+		var herr *iothub.Error
+		switch {
+		case ctx.Err() != nil:
+		case status != 0:
+			errors.As(err, &herr)
+			retry = safe && transientStatus(status, herr)
+			performed = !unperformedStatus(status)
+			if d, ok := retryAfter(resp.headerOrNil(), time.Now()); ok {
+				wait = d
+			}
+		case permanentTransportError(err):
+		case !written:
+			retry = true
+		default:
+			retry, performed = safe, true
+		}
+		if wait < 0 {
+			wait = c.retry.backoff(attempt)
+		}
+		if !retry || attempt >= c.retry.MaxAttempts || time.Since(began)+wait > c.retry.MaxElapsed {
+			if attempt > 1 {
+				err = fmt.Errorf("%s %s: gave up after %d attempts in %s: %w", method, path, attempt, time.Since(began).Round(time.Millisecond), err)
+			}
+			return nil, ambiguous, err
+		}
+		ambiguous = ambiguous || performed
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return nil, ambiguous, err
+		}
+	}
+}
+
+// once sends one attempt. On an error answer it returns the status (and a
+// Response holding only the headers); written says some of the request
+// was written to a connection.
+func (c *Client) once(ctx context.Context, method, path string, hasBody bool, b []byte, header http.Header) (*Response, int, bool, error) {
+	var rd io.Reader
+	if hasBody {
 		rd = bytes.NewReader(b)
 	}
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
+	// The transport calls the trace from its own goroutines.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path+sep+"api-version="+APIVersion, rd)
 	if err != nil {
-		return nil, fmt.Errorf("build %s %s request: %w", method, path, err)
+		return nil, 0, false, fmt.Errorf("build %s %s request: %w", method, path, err)
 	}
 	// docs/sdk-notes.md §1.3: the Node SDK's headers.
 	req.Header.Set("Authorization", iothub.NewSAS(c.cs.HostName, c.key, c.cs.SharedAccessKeyName, c.now().Add(time.Hour)))
 	req.Header.Set("Request-Id", requestID(""))
 	req.Header.Set("User-Agent", "fleetsim-restapi")
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", jsonContentType)
 	}
 	for k, vs := range header {
@@ -145,17 +222,36 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, header h
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, 0, wrote.Load(), fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	ans, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+		return nil, 0, true, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		return nil, ParseError(resp.StatusCode, resp.Header, b)
+		return &Response{Status: resp.StatusCode, Header: resp.Header}, resp.StatusCode, true, ParseError(resp.StatusCode, resp.Header, ans)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: ans}, resp.StatusCode, true, nil
+}
+
+// headerOrNil is r's headers, or nil for no response.
+func (r *Response) headerOrNil() http.Header {
+	if r == nil {
+		return nil
+	}
+	return r.Header
+}
+
+// permanentTransportError says a transport error will not pass by trying
+// again: the hub's certificate is not trusted or names another host.
+func permanentTransportError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &rh)
 }
 
 // ParseError reads an IoT Hub error answer back into an *iothub.Error
@@ -433,9 +529,18 @@ func (c *Client) all(next func(cont string) (Page, error)) ([]json.RawMessage, e
 }
 
 // CreateJob schedules a Jobs v2 job (PUT /jobs/v2/{id}); request is the
-// JobRequest body (docs/iothub.md §5.2), marshalled as JSON.
+// JobRequest body (docs/iothub.md §5.2), marshalled as JSON. When an attempt
+// that may have created the job failed (its answer lost) and the retry
+// finds the job existing, the job is read and returned: it is this call's.
 func (c *Client) CreateJob(ctx context.Context, jobID string, request any) (json.RawMessage, error) {
-	return c.doJSON(ctx, http.MethodPut, "/jobs/v2/"+esc(jobID), request, nil)
+	resp, ambiguous, err := c.do(ctx, http.MethodPut, "/jobs/v2/"+esc(jobID), request, nil)
+	if err != nil {
+		if ambiguous && errors.Is(err, &iothub.Error{Code: iothub.CodeJobAlreadyExists}) {
+			return c.GetJob(ctx, jobID)
+		}
+		return nil, err
+	}
+	return resp.Body, nil
 }
 
 // GetJob returns a job's JobResponse.

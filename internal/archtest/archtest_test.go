@@ -27,6 +27,8 @@ var rules = []rule{
 	{pkg: "internal/sysmem", stdlib: true},
 	{pkg: "internal/walframe", stdlib: true},
 	{pkg: "internal/archtest", stdlib: true},
+	// The manifests' package has no code; the Kubernetes modules are its test's alone.
+	{pkg: "deploy/kubernetes", stdlib: true},
 	{pkg: "hubjobs/query", stdlib: true, allow: []string{"internal/iothub"}},
 	{pkg: "broker", deny: []string{"hubjobs", "devicesim", "scenarios", "cmd", "github.com/eclipse/paho.mqtt.golang"}},
 	{pkg: "hubjobs/jobs", deny: []string{"hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
@@ -142,6 +144,20 @@ func TestImportRules(t *testing.T) {
 			if hasPrefix(imp, module+"/internal/testkit") {
 				t.Errorf("%s imports internal/testkit outside a _test.go file", rel)
 			}
+		}
+	}
+}
+
+// TestCommandLeavesOutKubernetes: the Kubernetes API modules, which only
+// the manifests' test needs, are not linked into the fleetsim command.
+func TestCommandLeavesOutKubernetes(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"/cmd/fleetsim").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "sigs.k8s.io/") {
+			t.Errorf("the fleetsim command depends on %s", p)
 		}
 	}
 }

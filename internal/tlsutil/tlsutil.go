@@ -55,6 +55,42 @@ func EnsureCerts(dir string, hostnames ...string) (Files, error) {
 	return f, newServerCert(f, names, ca, caKey)
 }
 
+// EnsureCertsWithCA is EnsureCerts with a CA made elsewhere (for example
+// kept in a Kubernetes Secret, so that clients can trust it before the hub
+// first starts): caCertFile and caKeyFile are read, never written, and the
+// CA certificate is copied to dir/ca.pem for clients of the data
+// directory. The server certificate in dir is re-issued when it was not
+// signed by that CA. The key is an EC key in SEC 1 or PKCS #8 PEM.
+func EnsureCertsWithCA(dir, caCertFile, caKeyFile string, hostnames ...string) (Files, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Files{}, fmt.Errorf("tls directory %s: %w", dir, err)
+	}
+	f := Files{
+		CAFile:   filepath.Join(dir, "ca.pem"),
+		CertFile: filepath.Join(dir, "server.pem"),
+		KeyFile:  filepath.Join(dir, "server-key.pem"),
+	}
+	ca, caKey, err := loadPair(caCertFile, caKeyFile)
+	if err != nil {
+		return Files{}, fmt.Errorf("CA %s, %s: %w", caCertFile, caKeyFile, err)
+	}
+	if !ca.IsCA {
+		return Files{}, fmt.Errorf("CA %s: the certificate is not a CA", caCertFile)
+	}
+	// A CA generated earlier in dir must not be used with the server
+	// certificate of this one.
+	os.Remove(filepath.Join(dir, "ca-key.pem"))
+	if err := os.WriteFile(f.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), 0o644); err != nil {
+		return Files{}, fmt.Errorf("write %s: %w", f.CAFile, err)
+	}
+	names := wantNames(hostnames)
+	if cert, _, err := loadPair(f.CertFile, f.KeyFile); err == nil && covers(cert, names) &&
+		time.Until(cert.NotAfter) > renewBefore && cert.CheckSignatureFrom(ca) == nil {
+		return f, nil
+	}
+	return f, newServerCert(f, names, ca, caKey)
+}
+
 // renewBefore is how long before expiry a certificate is replaced.
 const renewBefore = 30 * 24 * time.Hour
 
@@ -133,7 +169,12 @@ func loadPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, e
 	}
 	key, err := x509.ParseECPrivateKey(kp.Bytes)
 	if err != nil {
-		return nil, nil, err
+		k, err8 := x509.ParsePKCS8PrivateKey(kp.Bytes)
+		ek, ok := k.(*ecdsa.PrivateKey)
+		if err8 != nil || !ok {
+			return nil, nil, fmt.Errorf("the key is not an EC private key: %w", err)
+		}
+		key = ek
 	}
 	return cert, key, nil
 }

@@ -3,6 +3,7 @@ package tlsutil
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
@@ -131,5 +132,61 @@ func TestEnsureCertsNamesAndRepair(t *testing.T) {
 	}
 	if _, err := LoadFiles(filepath.Join(dir, "missing.pem"), f.KeyFile); err == nil {
 		t.Fatal("LoadFiles accepted a missing file")
+	}
+}
+
+// TestEnsureCertsWithCA: a CA made elsewhere signs the server certificate
+// (replacing one signed by a CA the data directory made earlier), is
+// copied to dir/ca.pem without its key, and a certificate that is no CA is
+// refused. Keys in PKCS #8 load as well as SEC 1.
+func TestEnsureCertsWithCA(t *testing.T) {
+	caDir := t.TempDir()
+	made, err := EnsureCerts(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKeyFile := filepath.Join(caDir, "ca-key.pem")
+	_, key, err := loadPair(made.CAFile, caKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8 := filepath.Join(caDir, "ca-key-pkcs8.pem")
+	os.WriteFile(pkcs8, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+
+	for _, keyFile := range []string{caKeyFile, pkcs8} {
+		dir := t.TempDir()
+		if _, err := EnsureCerts(dir, "fleetsim-hub.fleetsim.svc"); err != nil { // its own CA first
+			t.Fatal(err)
+		}
+		f, err := EnsureCertsWithCA(dir, made.CAFile, keyFile, "fleetsim-hub.fleetsim.svc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(made.CAFile)
+		if got, _ := os.ReadFile(f.CAFile); string(got) != string(want) {
+			t.Error("dir/ca.pem is not the given CA")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ca-key.pem")); !os.IsNotExist(err) {
+			t.Errorf("the data directory's own CA key is still there: %v", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(want)
+		cert, _, err := loadPair(f.CertFile, f.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "fleetsim-hub.fleetsim.svc"}); err != nil {
+			t.Errorf("server certificate with key %s: %v", filepath.Base(keyFile), err)
+		}
+	}
+	if _, err := EnsureCertsWithCA(t.TempDir(), made.CertFile, made.KeyFile); err == nil {
+		t.Error("a server certificate was taken as a CA")
+	}
+	if _, err := EnsureCertsWithCA(t.TempDir(), made.CAFile, filepath.Join(caDir, "missing.pem")); err == nil {
+		t.Error("a missing CA key was not an error")
 	}
 }

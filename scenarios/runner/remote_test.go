@@ -2,12 +2,20 @@ package runner_test
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
+	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
@@ -73,5 +81,100 @@ func TestShardsAgainstAServedHub(t *testing.T) {
 	}
 	if devices != 200 {
 		t.Errorf("the shards ran %d devices, want 200", devices)
+	}
+}
+
+// serveHub runs a served hub on loopback for the test and returns how to
+// reach it; the hub stops when the test ends.
+func serveHub(t *testing.T) (hubjobs.Endpoints, *tls.Config) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan hubjobs.Endpoints, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runner.Serve(ctx, runner.ServeOptions{
+			DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+			Ready: func(ep hubjobs.Endpoints) { ready <- ep },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	var ep hubjobs.Endpoints
+	select {
+	case ep = <-ready:
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	}
+	tlsConf, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep, tlsConf
+}
+
+// TestJudgingThroughFailedJobReads puts a proxy in front of a served hub's
+// REST API that answers job reads with 503: a few of them are retried
+// away; when no read gets through, the run does not end early calling the
+// job done, and the report says the job could not be read, not that it was
+// never created.
+func TestJudgingThroughFailedJobReads(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		failures   int64 // job reads answered 503 before the hub is reached; -1 all
+		wantPass   bool
+		wantDetail string
+	}{
+		{"a few failed reads", 3, true, ""},
+		{"no read gets through", -1, false, "the job could not be read: GET /jobs/v2/ping-all: gave up after"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ep, tlsConf := serveHub(t)
+			hub, err := url.Parse("https://" + ep.HTTPSAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp := httputil.NewSingleHostReverseProxy(hub)
+			tr := &http.Transport{TLSClientConfig: tlsConf}
+			defer tr.CloseIdleConnections()
+			rp.Transport = tr
+			var failed atomic.Int64
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/jobs/v2/") &&
+					(tt.failures < 0 || failed.Add(1) <= tt.failures) {
+					w.Header().Set("Retry-After", "0")
+					w.Header().Set("iothub-errorcode", "ServiceUnavailable")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					w.Write([]byte(`{"Message":"ErrorCode:ServiceUnavailable;the test's proxy refused"}`))
+					return
+				}
+				rp.ServeHTTP(w, r)
+			}))
+			defer proxy.Close()
+			sc, err := scenarios.Load("testdata/one-job.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := runner.Run(t.Context(), sc, runner.Options{Remote: &runner.Remote{
+				ServiceConnectionString: ep.ServiceConnectionString,
+				RESTURL:                 proxy.URL,
+				MQTTURL:                 "ssl://" + ep.MQTTAddr,
+				TLSConfig:               tlsConf,
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Passed != tt.wantPass {
+				t.Errorf("passed %v, want %v: %+v", rep.Passed, tt.wantPass, rep.Expectations)
+			}
+			if tt.wantDetail != "" {
+				if len(rep.Expectations) == 0 || !strings.HasPrefix(rep.Expectations[0].Detail, tt.wantDetail) {
+					t.Errorf("expectations %+v, want the first to say %q", rep.Expectations, tt.wantDetail)
+				}
+			}
+		})
 	}
 }

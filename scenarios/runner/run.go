@@ -166,8 +166,9 @@ type player struct {
 	jobs           []string // created (or, on other shards, expected), in timeline order
 	createErr      map[string]error
 	finalRows      map[string][]deviceOutcome
-	waves          sync.WaitGroup // one goroutine per disconnect wave
-	waveCount      int            // disconnect waves played so far
+	readErr        map[string]error // the last failed read of each job
+	waves          sync.WaitGroup   // one goroutine per disconnect wave
+	waveCount      int              // disconnect waves played so far
 	wavesCtx       context.Context
 	wavesCancelled context.CancelFunc
 	settle         settleState
@@ -188,6 +189,7 @@ func (p *player) deviceKey(id string) []byte {
 func (p *player) play(ctx context.Context) (*Report, error) {
 	p.createErr = map[string]error{}
 	p.finalRows = map[string][]deviceOutcome{}
+	p.readErr = map[string]error{}
 	p.jobStarts = map[string]map[string]time.Time{}
 	p.jobLocalOK = map[string]int{}
 	for _, e := range p.sc.Expectations {
@@ -358,14 +360,18 @@ func (p *player) timeline(ctx context.Context) error {
 }
 
 // settled reports whether every created job is terminal and the fleet
-// expectations hold.
+// expectations hold. A job that cannot be read is never done: it may not
+// be created by shard 1 yet, or the hub may not answer for now (the REST
+// client has already retried); the next tick asks again.
 func (p *player) settled(ctx context.Context) bool {
 	for _, id := range p.jobs {
 		j, err := p.hub.job(ctx, id)
-		if err != nil && !p.leads() {
-			return false // not created by shard 1 yet
+		if err != nil {
+			p.readErr[id] = err
+			return false
 		}
-		if err == nil && !j.Status.Terminal() {
+		delete(p.readErr, id)
+		if !j.Status.Terminal() {
 			return false
 		}
 	}
@@ -622,8 +628,9 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	}
 	byID := map[string]*JobReport{}
 	for _, id := range p.jobs {
-		jr := p.jobReport(ctx, id)
-		if jr == nil {
+		jr, err := p.jobReport(ctx, id)
+		if err != nil {
+			p.readErr[id] = err
 			continue
 		}
 		rep.Jobs = append(rep.Jobs, *jr)
@@ -664,6 +671,8 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 			if byID[e.Job] == nil {
 				if err := p.createErr[e.Job]; err != nil {
 					jr[0].Detail = "the job was not created: " + err.Error()
+				} else if err := p.readErr[e.Job]; err != nil && (p.leads() || !errors.Is(err, &iothub.Error{Code: iothub.CodeJobNotFound})) {
+					jr[0].Detail = "the job could not be read: " + err.Error()
 				}
 			}
 			results = append(results, jr...)
@@ -676,11 +685,11 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	return rep
 }
 
-// jobReport builds one job's report, or nil when the job is gone.
-func (p *player) jobReport(ctx context.Context, id string) *JobReport {
+// jobReport builds one job's report, or says why the job could not be read.
+func (p *player) jobReport(ctx context.Context, id string) (*JobReport, error) {
 	j, err := p.hub.job(ctx, id)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	s := j.DeviceJobStatistics
 	jr := &JobReport{
@@ -708,5 +717,5 @@ func (p *player) jobReport(ctx context.Context, id string) *JobReport {
 	}
 	p.jobStarts[id] = starts
 	jr.Latency, jr.Failures, jr.DeviceStatuses, jr.Completion, jr.OpsPerSecond = jobFigures(j.StartTime, rows)
-	return jr
+	return jr, nil
 }

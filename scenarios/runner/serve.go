@@ -29,6 +29,11 @@ type ServeOptions struct {
 	// Pacing is the jobs pacing profile (default unlimited, or the
 	// scenario's when one is given).
 	Pacing string
+	// CACertFile and CAKeyFile, when set, are the CA that signs the server
+	// certificate (see StackOptions).
+	CACertFile, CAKeyFile string
+	// OwnerKey, when set, is the iothubowner policy's primary key in base64.
+	OwnerKey string
 	// Scenario, when set, brings its fleet (not its timeline) online.
 	Scenario *scenarios.Scenario
 	// Logger receives the hub's logs.
@@ -52,6 +57,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	st, err := hubjobs.New(hubjobs.Config{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: pacing, Logger: o.Logger,
+		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	})
 	if err != nil {
 		return err
