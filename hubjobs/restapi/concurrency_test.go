@@ -68,7 +68,10 @@ func TestConcurrentMethods(t *testing.T) {
 				wg.Go(func() {
 					id := fmt.Sprintf("c%04d", i)
 					want := fmt.Sprintf(`{"i":%d}`, i)
-					res, err := call(id, iothub.MethodRequest{MethodName: "barrier", Payload: []byte(want)})
+					// The longest timeout IoT Hub allows: the calls wait at the
+					// barrier until the last of the n connections is made.
+					timeout := 300
+					res, err := call(id, iothub.MethodRequest{MethodName: "barrier", Payload: []byte(want), ResponseTimeoutInSeconds: &timeout})
 					switch {
 					case err != nil:
 						errs <- fmt.Errorf("%s: %w", id, err)

@@ -60,7 +60,7 @@ func TestShardsAgainstAServedHub(t *testing.T) {
 	for i := range 2 {
 		g.Go(func() error {
 			var err error
-			reports[i], err = runner.Run(ctx, load(t, "quickstart"), runner.Options{Remote: remote, Shard: i + 1, Shards: 2})
+			reports[i], err = runner.Run(ctx, withoutLatencyBounds(load(t, "quickstart")), runner.Options{Remote: remote, Shard: i + 1, Shards: 2})
 			return err
 		})
 	}
@@ -177,4 +177,15 @@ func TestJudgingThroughFailedJobReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutLatencyBounds drops the scenario's latency limits: they hold on a
+// quiet machine, but over TLS with two shards under -race on a loaded one
+// they measure the machine, and these tests check what sharding does.
+func withoutLatencyBounds(sc *scenarios.Scenario) *scenarios.Scenario {
+	for i := range sc.Expectations {
+		sc.Expectations[i].MaxP99Latency = 0
+		sc.Expectations[i].MaxAckP99 = 0
+	}
+	return sc
 }
