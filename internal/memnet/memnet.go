@@ -6,13 +6,19 @@ package memnet
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 )
 
-// ErrClosed is returned by Accept and Dial once the listener is closed.
-var ErrClosed = errors.New("memnet: listener closed")
+// ErrClosed is returned by Accept and Dial once the listener is closed. It
+// is also net.ErrClosed, so accept loops written for network listeners end
+// on it instead of taking it for a passing failure.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string { return "memnet: listener closed" }
+func (closedError) Unwrap() error { return net.ErrClosed }
 
 // Addr is the address of an in-memory listener.
 type Addr string

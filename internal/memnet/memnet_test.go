@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -57,7 +58,7 @@ func TestDialAfterClose(t *testing.T) {
 	if _, err := l.Dial(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Dial after Close = %v, want ErrClosed", err)
 	}
-	if _, err := l.Accept(); !errors.Is(err, ErrClosed) {
+	if _, err := l.Accept(); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close = %v, want ErrClosed", err)
 	}
 }
