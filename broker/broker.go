@@ -96,6 +96,9 @@ type Config struct {
 	Hostname string
 	// Identities gives device keys; required.
 	Identities Identities
+	// Modules gives module keys (broker/identity.go); nil refuses every
+	// module connection.
+	Modules ModuleIdentities
 	// Policies gives shared access policy keys for device tokens with skn;
 	// nil refuses such tokens.
 	Policies Policies
