@@ -171,3 +171,15 @@ func TestModuleTopics(t *testing.T) {
 		t.Errorf("ModuleTelemetryTopic = %q", got)
 	}
 }
+
+// TestDeviceTopicRulesDoNotAllocate: the identity-aware topic rules cost a
+// device's connection nothing per packet.
+func TestDeviceTopicRulesDoNotAllocate(t *testing.T) {
+	var ok bool
+	if n := testing.AllocsPerRun(100, func() {
+		ok = SubscriptionAllowed("device-000123", "devices/device-000123/messages/devicebound/#")
+		_, ok = cutTelemetryPrefix("device-000123", "devices/device-000123/messages/events/")
+	}); n != 0 || !ok {
+		t.Fatalf("%v allocations per device check (ok=%v)", n, ok)
+	}
+}
