@@ -152,7 +152,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 		r.mu.Unlock()
 		return Module{}, iothub.Errorf(iothub.CodeModuleAlreadyExistsOnDevice, "A module with ID '%s' already exists on device '%s'.", m.ModuleID, m.DeviceID)
 	}
-	if n := r.moduleCountLocked(m.DeviceID); n >= MaxModulesPerDevice {
+	if n := len(r.modsOf[m.DeviceID]); n >= MaxModulesPerDevice {
 		r.mu.Unlock()
 		return Module{}, iothub.Errorf(iothub.CodeIotHubQuotaExceeded, "Device %s already has %d modules, the most a device may have.", m.DeviceID, n)
 	}
@@ -164,6 +164,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 		default:
 		}
 		r.modules[key] = e
+		r.addModIDLocked(rec.ID, rec.Module)
 		r.showModuleLocked(e, rec)
 		r.mu.Unlock()
 		return renderModule(rec, live{}), nil
@@ -177,6 +178,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 			e.gone = true
 			if r.modules[key] == e {
 				delete(r.modules, key)
+				r.removeModIDLocked(rec.ID, rec.Module)
 			}
 		}
 		if e.next == rec {
@@ -192,6 +194,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	}
 	e.next = rec
 	r.modules[key] = e
+	r.addModIDLocked(rec.ID, rec.Module) // counts against the limit from now on
 	r.mu.Unlock()
 	if err := wait.wait(key); err != nil {
 		return Module{}, err
@@ -199,28 +202,34 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	return renderModule(rec, live{}), nil
 }
 
-// moduleCountLocked counts a device's modules, those being created
-// included. The caller holds Registry.mu.
-func (r *Registry) moduleCountLocked(deviceID string) int {
-	n := len(r.modsOf[deviceID])
-	prefix := deviceID + "/"
-	for k, e := range r.modules {
-		if strings.HasPrefix(k, prefix) && e.rec == nil {
-			n++
-		}
+// addModIDLocked adds a module id to its device's list, which holds the
+// modules being created too (readers skip those). The caller holds
+// Registry.mu.
+func (r *Registry) addModIDLocked(deviceID, moduleID string) {
+	mods := r.modsOf[deviceID]
+	if i, found := slices.BinarySearch(mods, moduleID); !found {
+		r.modsOf[deviceID] = slices.Insert(mods, i, moduleID)
 	}
-	return n
+}
+
+// removeModIDLocked removes a module id from its device's list. The
+// caller holds Registry.mu.
+func (r *Registry) removeModIDLocked(deviceID, moduleID string) {
+	mods := r.modsOf[deviceID]
+	if i, found := slices.BinarySearch(mods, moduleID); found {
+		mods = slices.Delete(mods, i, i+1)
+	}
+	if len(mods) == 0 {
+		delete(r.modsOf, deviceID)
+	} else {
+		r.modsOf[deviceID] = mods
+	}
 }
 
 // showModuleLocked makes a created module visible. The caller holds
 // Registry.mu (and e.mu if others may see e).
 func (r *Registry) showModuleLocked(e *entry, rec *record) {
 	e.rec = rec
-	mods := r.modsOf[rec.ID]
-	i, found := slices.BinarySearch(mods, rec.Module)
-	if !found {
-		r.modsOf[rec.ID] = slices.Insert(mods, i, rec.Module)
-	}
 }
 
 // hideModuleLocked removes a deleted module and wakes its waiters. The
@@ -233,15 +242,7 @@ func (r *Registry) hideModuleLocked(e *entry, key string) {
 	}
 	delete(r.modules, key)
 	dev, mod, _ := strings.Cut(key, "/")
-	mods := r.modsOf[dev]
-	if i, found := slices.BinarySearch(mods, mod); found {
-		mods = slices.Delete(mods, i, i+1)
-	}
-	if len(mods) == 0 {
-		delete(r.modsOf, dev)
-	} else {
-		r.modsOf[dev] = mods
-	}
+	r.removeModIDLocked(dev, mod)
 }
 
 // UpdateModule updates a module identity: PUT

@@ -23,7 +23,7 @@
 // (DevicePublished, DeviceConnected, DeviceDisconnected, DeviceSubscribed)
 // plus Credentials, which the wiring adapts to the broker's Identities.
 //
-// Lock order: Registry.mu, then entry.mu, then the committer's, the method
+// Lock order: Registry.mu, then entry.mu (a device's before its modules'), then the committer's, the method
 // shards' and the query index's own locks. The committer's callbacks take
 // Registry.mu and entry.mu, so nothing waits for a write to be durable while
 // holding either. No registry lock is held while calling DeviceLink.Disconnect

@@ -73,7 +73,7 @@ type Twin struct {
 	ModuleID                  string         `json:"moduleId,omitempty"`
 	Etag                      string         `json:"etag"`
 	DeviceEtag                string         `json:"deviceEtag"`
-	Status                    string         `json:"status"`
+	Status                    string         `json:"status,omitempty"` // empty for a module twin
 	StatusReason              *string        `json:"statusReason,omitempty"`
 	StatusUpdateTime          string         `json:"statusUpdateTime"`
 	ConnectionState           string         `json:"connectionState"`
