@@ -68,7 +68,9 @@ type PolicyCredentials struct {
 	DeviceConnect            bool
 }
 
-// Hub receives what devices send to the hub and their connection events. Every
+// Hub receives what devices send to the hub and their connection events. A
+// deviceID here is the connection's identity: a device id, or
+// "deviceId/moduleId" for a module (see identity.go). Every
 // method is called on the device's own connection goroutine: it must not do
 // I/O or wait for the broker, and may wait only briefly, to hold a device back
 // that sends faster than the hub keeps up (back-pressure on that device
@@ -96,6 +98,9 @@ type Config struct {
 	Hostname string
 	// Identities gives device keys; required.
 	Identities Identities
+	// Modules gives module keys (broker/identity.go); nil refuses every
+	// module connection.
+	Modules ModuleIdentities
 	// Policies gives shared access policy keys for device tokens with skn;
 	// nil refuses such tokens.
 	Policies Policies

@@ -52,7 +52,8 @@ func (s *Server) live(deviceID string) *mqtt.Client {
 	return cl
 }
 
-// Deliver queues a hub message for deviceID's live connection only, at QoS 0
+// Deliver queues a hub message for deviceID's live connection only (a
+// module's identity is "deviceId/moduleId"), at QoS 0
 // (docs/iothub.md §1.4: the hub sends method requests, twin responses and desired
 // patches at QoS 0). It never passes through mochi's topic tree, so no other
 // client can see it, and it never blocks: the message goes into the

@@ -32,15 +32,16 @@ import (
 
 // The wiring checks that each part satisfies the interfaces its consumers declare.
 var (
-	_ jobs.MethodInvoker  = (*registry.Registry)(nil)
-	_ jobs.TwinPatcher    = (*registry.Registry)(nil)
-	_ jobs.DeviceSelector = (*registry.Registry)(nil)
-	_ broker.Hub          = (*registry.Registry)(nil)
-	_ broker.Identities   = identities{}
-	_ broker.Policies     = policyKeys(nil)
-	_ registry.DeviceLink = (*broker.Server)(nil)
-	_ restapi.Registry    = apiRegistry{}
-	_ restapi.Jobs        = (*jobs.Engine)(nil)
+	_ jobs.MethodInvoker      = (*registry.Registry)(nil)
+	_ jobs.TwinPatcher        = (*registry.Registry)(nil)
+	_ jobs.DeviceSelector     = (*registry.Registry)(nil)
+	_ broker.Hub              = (*registry.Registry)(nil)
+	_ broker.Identities       = identities{}
+	_ broker.ModuleIdentities = identities{}
+	_ broker.Policies         = policyKeys(nil)
+	_ registry.DeviceLink     = (*broker.Server)(nil)
+	_ restapi.Registry        = apiRegistry{}
+	_ restapi.Jobs            = (*jobs.Engine)(nil)
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -127,6 +128,22 @@ func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
 	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
 }
 
+// ModuleCredentials adapts the registry's module keys to the broker's
+// ModuleIdentities.
+func (i identities) ModuleCredentials(deviceID, moduleID string) (broker.Credentials, error) {
+	p, s, enabled, err := i.r.ModuleCredentials(deviceID, moduleID)
+	var e *iothub.Error
+	switch {
+	case errors.Is(err, registry.ErrDeviceNotFound):
+		return broker.Credentials{}, fmt.Errorf("%w: %s", broker.ErrUnknownDevice, deviceID)
+	case errors.As(err, &e) && e.Code == iothub.CodeModuleNotFound:
+		return broker.Credentials{}, fmt.Errorf("%w: %s/%s", broker.ErrUnknownModule, deviceID, moduleID)
+	case err != nil:
+		return broker.Credentials{}, err
+	}
+	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
+}
+
 // policyKeys adapts the shared access policies to the broker's Policies.
 type policyKeys []restapi.Policy
 
@@ -197,6 +214,7 @@ func New(opts Config) (h *Hub, err error) {
 	if s.Broker, err = broker.New(broker.Config{
 		Hostname:   opts.Hostname,
 		Identities: identities{s.Registry},
+		Modules:    identities{s.Registry},
 		Policies:   policyKeys(s.policies),
 		Hub:        s.Registry,
 		TLSAddr:    opts.MQTTAddr,
@@ -225,6 +243,7 @@ func New(opts Config) (h *Hub, err error) {
 		Hostname: opts.Hostname,
 		Policies: s.policies,
 		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
+		Modules:  s.Registry,
 		Jobs:     s.Jobs,
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{

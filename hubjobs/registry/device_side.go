@@ -39,9 +39,11 @@ func (r *Registry) setConnected(id string, on bool) {
 	}
 	now := r.clk.Now()
 	if e.live.connected != on {
-		if on {
+		switch {
+		case e.rec.Module != "": // connectedDeviceCount counts devices
+		case on:
 			r.connected.Add(1)
-		} else {
+		default:
 			r.connected.Add(-1)
 		}
 		e.live.connected = on

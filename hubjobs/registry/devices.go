@@ -250,6 +250,9 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 			return Device{}, err
 		}
 	}
+	if err := deviceOnly(d.DeviceID); err != nil {
+		return Device{}, err
+	}
 	e, err := r.lockWritable(d.DeviceID)
 	if err != nil {
 		return Device{}, err
@@ -293,6 +296,9 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 
 // GetDevice returns a device identity, or DeviceNotFound.
 func (r *Registry) GetDevice(id string) (Device, error) {
+	if err := deviceOnly(id); err != nil {
+		return Device{}, err
+	}
 	e, err := r.lockEntry(id)
 	if err != nil {
 		return Device{}, err
@@ -307,6 +313,9 @@ func (r *Registry) GetDevice(id string) (Device, error) {
 // PreconditionFailed, ThrottlingException, ServerError, ServiceUnavailable.
 func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if err := deviceOnly(id); err != nil {
 		return err
 	}
 	wait := newDurable()
@@ -336,11 +345,21 @@ func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		default:
 		}
 		r.hideLocked(e, id)
+		gone := r.dropModulesLocked(id)
 		e.mu.Unlock()
 		r.mu.Unlock()
+		r.disconnectAll(gone)
 	} else {
+		// Its modules go first, then the device, each visible until its
+		// deletion is durable.
+		modWaits, err := r.deleteModulesLocked(id)
+		if err != nil {
+			e.mu.Unlock()
+			r.mu.Unlock()
+			return err
+		}
 		// The device stays visible until its deletion is durable.
-		err := r.queue(id, nil, func(err error) {
+		err = r.queue(id, nil, func(err error) {
 			r.mu.Lock()
 			e.mu.Lock()
 			if err == nil {
@@ -360,6 +379,9 @@ func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		e.deleting = true
 		e.mu.Unlock()
 		r.mu.Unlock()
+		if err := r.waitModules(modWaits); err != nil {
+			return err
+		}
 		if err := wait.wait(id); err != nil {
 			return err
 		}
@@ -425,6 +447,9 @@ func (r *Registry) TelemetryCount() int64 { return r.telemetry.Load() }
 // error matching ErrDeviceNotFound. It does no I/O: the broker calls it on
 // the connecting device's goroutine. The slices must not be modified.
 func (r *Registry) Credentials(deviceID string) (primary, secondary []byte, enabled bool, err error) {
+	if err := deviceOnly(deviceID); err != nil {
+		return nil, nil, false, err
+	}
 	e, err := r.lockEntry(deviceID)
 	if err != nil {
 		return nil, nil, false, err

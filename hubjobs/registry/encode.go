@@ -19,6 +19,14 @@ func appendRecord(b []byte, rec *record) ([]byte, error) {
 	b = strconv.AppendInt(b, recordFormat, 10)
 	b = appendKey(b, "id")
 	b = appendString(b, rec.ID)
+	if rec.Module != "" {
+		b = appendKey(b, "module")
+		b = appendString(b, rec.Module)
+	}
+	if rec.ManagedBy != "" {
+		b = appendKey(b, "managedBy")
+		b = appendString(b, rec.ManagedBy)
+	}
 	b = appendKey(b, "gen")
 	b = appendString(b, rec.Generation)
 	b = appendKey(b, "etag")

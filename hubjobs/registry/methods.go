@@ -90,6 +90,15 @@ func (t *methodTable) complete(device, rid string, status int, body []byte) {
 // ends first, an error wrapping ctx.Err(). The device's own status,
 // whatever it is, is in the result.
 func (r *Registry) InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
+	if err := deviceOnly(deviceID); err != nil {
+		return iothub.MethodResult{}, err
+	}
+	return r.invoke(ctx, deviceID, req)
+}
+
+// invoke calls a method on a device, or on a module given as
+// "deviceId/moduleId": the request goes to that identity's connection only.
+func (r *Registry) invoke(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
 	if err := req.Validate(); err != nil {
 		return iothub.MethodResult{}, err
 	}

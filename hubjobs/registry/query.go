@@ -47,7 +47,7 @@ func (r *Registry) Scan(after string, fn func(key string, doc map[string]any) bo
 }
 
 // Query runs a query over device twins (POST /devices/query, docs/iothub.md
-// §4.5). FROM devices.modules yields no rows (fleetsim has no modules yet);
+// §4.5). FROM devices.modules runs over module twins (modules.go);
 // FROM devices.jobs belongs to the jobs engine and is ArgumentInvalid here.
 // Query errors (a bad continuation token) match query.ErrInvalidQuery.
 func (r *Registry) Query(q *query.Query, pageSize int, continuation string) (query.Page, error) {
@@ -55,7 +55,7 @@ func (r *Registry) Query(q *query.Query, pageSize int, continuation string) (que
 	case query.Devices:
 		return q.Execute(r, r.index, pageSize, continuation)
 	case query.Modules:
-		return q.Execute(emptySource{}, nil, pageSize, continuation)
+		return q.Execute(moduleSource{r}, nil, pageSize, continuation)
 	}
 	return query.Page{}, argInvalid("FROM %s is not served by the device registry", q.From())
 }
@@ -87,11 +87,6 @@ func (r *Registry) SelectDeviceIDs(ctx context.Context, q *query.Query) ([]strin
 	}
 	return ids, nil
 }
-
-type emptySource struct{}
-
-func (emptySource) Scan(string, func(string, map[string]any) bool) {}
-func (emptySource) Get(string) (map[string]any, bool)              { return nil, false }
 
 // Constant parts of documents, shared by every device.
 var (

@@ -23,7 +23,7 @@
 // (DevicePublished, DeviceConnected, DeviceDisconnected, DeviceSubscribed)
 // plus Credentials, which the wiring adapts to the broker's Identities.
 //
-// Lock order: Registry.mu, then entry.mu, then the committer's, the method
+// Lock order: Registry.mu, then entry.mu (a device's before its modules'), then the committer's, the method
 // shards' and the query index's own locks. The committer's callbacks take
 // Registry.mu and entry.mu, so nothing waits for a write to be durable while
 // holding either. No registry lock is held while calling DeviceLink.Disconnect
@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -112,6 +113,10 @@ type Registry struct {
 	mu      sync.RWMutex
 	devices map[string]*entry
 	ids     idList
+	// modules holds module identities by "deviceId/moduleId", and modsOf
+	// each device's module ids in order (modules.go).
+	modules map[string]*entry
+	modsOf  map[string][]string
 	index   *query.Index
 
 	total, enabled, connected atomic.Int64
@@ -176,6 +181,8 @@ func New(opts Options) (*Registry, error) {
 		clk:     opts.Clock,
 		log:     opts.Logger,
 		devices: map[string]*entry{},
+		modules: map[string]*entry{},
+		modsOf:  map[string][]string{},
 		index:   query.NewIndex(),
 		closing: make(chan struct{}),
 	}
@@ -200,6 +207,11 @@ func (r *Registry) load(st Persistence) error {
 		if err != nil {
 			return fmt.Errorf("device %q: %w", id, err)
 		}
+		maxEtag = max(maxEtag, rec.Etag)
+		if rec.Module != "" {
+			r.modules[rec.key()] = &entry{rec: rec, online: make(chan struct{})}
+			return nil
+		}
 		r.devices[rec.ID] = &entry{rec: rec, online: make(chan struct{})}
 		r.ids.add(rec.ID)
 		r.index.Update(rec.ID, nil, indexDoc(rec))
@@ -207,12 +219,12 @@ func (r *Registry) load(st Persistence) error {
 		if rec.Status == StatusEnabled {
 			r.enabled.Add(1)
 		}
-		maxEtag = max(maxEtag, rec.Etag)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load registry: %w", err)
 	}
+	r.loadModules()
 	r.etags.Store(maxEtag)
 	return nil
 }
@@ -273,7 +285,12 @@ func (r *Registry) Close() error {
 	return nil
 }
 
+// notFound is DeviceNotFound for a device id, ModuleNotFound for a
+// module's "deviceId/moduleId".
 func notFound(id string) error {
+	if dev, mod, ok := strings.Cut(id, "/"); ok {
+		return moduleNotFound(dev, mod)
+	}
 	return iothub.Errorf(iothub.CodeDeviceNotFound, "Device %s not found.", id)
 }
 
@@ -281,11 +298,17 @@ func unavailable() error {
 	return &iothub.Error{Code: iothub.CodeServiceUnavailable, Message: "The registry is shutting down.", Err: ErrClosed}
 }
 
-// lookup returns the entry of a device id, which may not be visible yet
-// (its creation is not durable) or any more (gone).
+// lookup returns the entry of a device id, or of a module's
+// "deviceId/moduleId", which may not be visible yet (its creation is not
+// durable) or any more (gone).
 func (r *Registry) lookup(id string) (*entry, error) {
 	r.mu.RLock()
-	e := r.devices[id]
+	var e *entry
+	if strings.IndexByte(id, '/') < 0 {
+		e = r.devices[id]
+	} else {
+		e = r.modules[id]
+	}
 	r.mu.RUnlock()
 	if e == nil {
 		return nil, notFound(id)
@@ -367,7 +390,7 @@ func (r *Registry) commitLocked(e *entry, rec *record, tagsChanged bool, done fu
 		done(nil)
 		return nil
 	}
-	err := r.queue(rec.ID, rec, func(err error) {
+	err := r.queue(rec.key(), rec, func(err error) {
 		e.mu.Lock()
 		if err == nil && !e.gone {
 			r.applyLocked(e, rec, tagsChanged)
@@ -392,6 +415,9 @@ func (r *Registry) applyLocked(e *entry, rec *record, tagsChanged bool) {
 	old := e.rec
 	e.rec = rec
 	e.doc = nil
+	if rec.Module != "" {
+		return // modules have no status and are not in the device index
+	}
 	if old.Status != rec.Status {
 		if rec.Status == StatusEnabled {
 			r.enabled.Add(1)

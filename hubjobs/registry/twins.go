@@ -11,6 +11,9 @@ import (
 
 // GetTwin returns a device twin (GET /twins/{id}), or DeviceNotFound.
 func (r *Registry) GetTwin(id string) (Twin, error) {
+	if err := deviceOnly(id); err != nil {
+		return Twin{}, err
+	}
 	e, err := r.lockEntry(id)
 	if err != nil {
 		return Twin{}, err
@@ -36,6 +39,9 @@ func (r *Registry) PatchTwin(ctx context.Context, id string, patch []byte, ifMat
 
 // PatchTwinWith is PatchTwin with a patch already parsed and checked.
 func (r *Registry) PatchTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (Twin, error) {
+	if err := deviceOnly(id); err != nil {
+		return Twin{}, err
+	}
 	return rendered(r.applyTwin(ctx, id, p, ifMatch, false))
 }
 
@@ -53,6 +59,9 @@ func (r *Registry) ReplaceTwin(ctx context.Context, id string, twin []byte, ifMa
 // ReplaceTwinWith is ReplaceTwin with a replacement already parsed and
 // checked.
 func (r *Registry) ReplaceTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (Twin, error) {
+	if err := deviceOnly(id); err != nil {
+		return Twin{}, err
+	}
 	return rendered(r.applyTwin(ctx, id, p, ifMatch, true))
 }
 
@@ -61,6 +70,9 @@ func (r *Registry) ReplaceTwinWith(ctx context.Context, id string, p iothub.Twin
 // so no device pays for that again and none fails on a rule the job's
 // creation checked.
 func (r *Registry) ForceUpdateTwin(ctx context.Context, id string, p iothub.TwinPatch) error {
+	if err := deviceOnly(id); err != nil {
+		return err
+	}
 	_, err := r.applyTwin(ctx, id, p, "*", false)
 	return err
 }
@@ -189,6 +201,7 @@ func renderTwin(rec *record, lv live) Twin {
 	reported["$version"] = rec.ReportedVersion
 	return Twin{
 		DeviceID:           rec.ID,
+		ModuleID:           rec.Module,
 		Etag:               twinEtag(rec.TwinEtag),
 		DeviceEtag:         deviceEtag(rec.Etag),
 		Status:             rec.Status,

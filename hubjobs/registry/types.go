@@ -70,9 +70,10 @@ type Capabilities struct {
 // treat them as read-only.
 type Twin struct {
 	DeviceID                  string         `json:"deviceId"`
+	ModuleID                  string         `json:"moduleId,omitempty"`
 	Etag                      string         `json:"etag"`
 	DeviceEtag                string         `json:"deviceEtag"`
-	Status                    string         `json:"status"`
+	Status                    string         `json:"status,omitempty"` // empty for a module twin
 	StatusReason              *string        `json:"statusReason,omitempty"`
 	StatusUpdateTime          string         `json:"statusUpdateTime"`
 	ConnectionState           string         `json:"connectionState"`
@@ -151,6 +152,8 @@ type Statistics struct {
 // record they loaded without holding any lock.
 type record struct {
 	ID              string         `json:"id"`
+	Module          string         `json:"module,omitempty"`    // a module's id; "" for a device
+	ManagedBy       string         `json:"managedBy,omitempty"` // a module's managedBy
 	Generation      string         `json:"gen"`
 	Etag            int64          `json:"etag"` // device etag counter
 	Status          string         `json:"status"`

@@ -190,6 +190,12 @@ type methodBody struct {
 // whatever status the device chose: a device's 500 must not become an HTTP
 // 500, which the Node SDK would retry for 240 s (docs/sdk-notes.md §1.6).
 func (s *Server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
+	return s.callMethod(w, r, s.cfg.Registry.InvokeMethod)
+}
+
+// callMethod reads a direct-method request and answers with what invoke
+// returns for the path's device id.
+func (s *Server) callMethod(w http.ResponseWriter, r *http.Request, invoke func(ctx context.Context, id string, req iothub.MethodRequest) (iothub.MethodResult, error)) error {
 	body, err := readBody(r, true)
 	if err != nil {
 		return err
@@ -210,7 +216,7 @@ func (s *Server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	res, err := s.cfg.Registry.InvokeMethod(r.Context(), r.PathValue("id"), req)
+	res, err := invoke(r.Context(), r.PathValue("id"), req)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	Policies []Policy
 	// Registry serves devices, twins, methods and twin queries. Required.
 	Registry Registry
+	// Modules serves module identities, module twins and module methods;
+	// when nil those endpoints are not served.
+	Modules Modules
 	// Jobs serves Jobs v2 and devices.jobs queries. When nil those endpoints
 	// answer 503 ServiceUnavailable.
 	Jobs Jobs

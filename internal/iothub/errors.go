@@ -34,8 +34,10 @@ var (
 	CodeDeviceNotFound                      = Code{"DeviceNotFound", 404001}
 	CodeJobNotFound                         = Code{"JobNotFound", 404002}
 	CodeDeviceNotOnline                     = Code{"DeviceNotOnline", 404103}
+	CodeModuleNotFound                      = Code{"ModuleNotFound", 404010}
 	CodeDeviceAlreadyExists                 = Code{"DeviceAlreadyExists", 409001}
 	CodeJobAlreadyExists                    = Code{"JobAlreadyExists", 409002}
+	CodeModuleAlreadyExistsOnDevice         = Code{"ModuleAlreadyExistsOnDevice", 409301}
 	CodePreconditionFailed                  = Code{"PreconditionFailed", 412001}
 	CodeMessageTooLarge                     = Code{"MessageTooLarge", 413001}
 	CodeTooManyDevices                      = Code{"TooManyDevices", 413002}

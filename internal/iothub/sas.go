@@ -167,3 +167,9 @@ func NewSAS(resource string, key []byte, keyName string, expiry time.Time) strin
 
 // DeviceResource returns the SAS resource URI of a device: "{host}/devices/{id}".
 func DeviceResource(host, deviceID string) string { return host + "/devices/" + deviceID }
+
+// ModuleResource is the resource a module's SAS token is signed for:
+// {host}/devices/{deviceId}/modules/{moduleId}.
+func ModuleResource(host, deviceID, moduleID string) string {
+	return host + "/devices/" + deviceID + "/modules/" + moduleID
+}

@@ -101,8 +101,7 @@ func ParseDeviceTopic(deviceID, topic string) (DeviceTopic, error) {
 		}
 		return DeviceTopic{Kind: KindTwinReported, RequestID: rid, Properties: props}, nil
 	}
-	if p := "devices/" + deviceID + "/messages/events"; strings.HasPrefix(topic, p) {
-		rest := topic[len(p):]
+	if rest, ok := cutTelemetryPrefix(deviceID, topic); ok {
 		if rest != "" && rest[0] != '/' {
 			return DeviceTopic{}, fmt.Errorf("%w: %q", ErrTopic, topic)
 		}
@@ -152,16 +151,53 @@ func parseRidQueryValues(topic, q string) (string, url.Values, error) {
 	return rid, vals, nil
 }
 
-// SubscriptionAllowed reports whether a device may subscribe to filter
-// (docs/iothub.md §1.4, §1.5). Only the documented filters are allowed.
-func SubscriptionAllowed(deviceID, filter string) bool {
+// cutTelemetryPrefix returns what follows identity's telemetry topic prefix,
+// devices/{deviceId}/messages/events for a device and
+// devices/{deviceId}/modules/{moduleId}/messages/events for a module
+// (identity "deviceId/moduleId"), and whether topic starts with it. It
+// builds no string.
+func cutTelemetryPrefix(identity, topic string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, "devices/")
+	if !ok {
+		return "", false
+	}
+	dev, mod, isModule := strings.Cut(identity, "/")
+	if rest, ok = strings.CutPrefix(rest, dev); !ok {
+		return "", false
+	}
+	if isModule {
+		if rest, ok = strings.CutPrefix(rest, "/modules/"); !ok {
+			return "", false
+		}
+		if rest, ok = strings.CutPrefix(rest, mod); !ok {
+			return "", false
+		}
+	}
+	return strings.CutPrefix(rest, "/messages/events")
+}
+
+// SubscriptionAllowed reports whether a device or module (identity
+// "deviceId" or "deviceId/moduleId") may subscribe to filter (docs/iothub.md
+// §1.4, §1.5). Only the documented filters are allowed: the twin and method
+// filters, which the hub scopes to the subscribing connection, a device's
+// own cloud-to-device filter and a module's own input filter.
+func SubscriptionAllowed(identity, filter string) bool {
 	switch filter {
 	case FilterMethods, FilterTwinResponses, FilterDesired:
 		return true
-	case "devices/" + deviceID + "/messages/devicebound/#":
-		return true
 	}
-	return false
+	rest, ok := strings.CutPrefix(filter, "devices/")
+	if !ok {
+		return false
+	}
+	dev, mod, isModule := strings.Cut(identity, "/")
+	if rest, ok = strings.CutPrefix(rest, dev); !ok {
+		return false
+	}
+	if !isModule {
+		return rest == "/messages/devicebound/#"
+	}
+	return rest == "/modules/"+mod+"/inputs/#"
 }
 
 // MethodRequestTopic formats the topic of a direct-method request to a device:
@@ -236,3 +272,8 @@ func TwinReportedTopic(rid string) string { return TwinReportedPrefix + "?$rid="
 
 // TelemetryTopic formats the device-to-cloud telemetry topic.
 func TelemetryTopic(deviceID string) string { return "devices/" + deviceID + "/messages/events/" }
+
+// ModuleTelemetryTopic formats a module's device-to-cloud telemetry topic.
+func ModuleTelemetryTopic(deviceID, moduleID string) string {
+	return "devices/" + deviceID + "/modules/" + moduleID + "/messages/events/"
+}

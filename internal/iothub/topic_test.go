@@ -129,3 +129,57 @@ func TestSubscriptionAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestModuleTopics(t *testing.T) {
+	subs := []struct {
+		identity, filter string
+		want             bool
+	}{
+		{"d1/m1", FilterMethods, true},
+		{"d1/m1", FilterTwinResponses, true},
+		{"d1/m1", "devices/d1/modules/m1/inputs/#", true},
+		{"d1/m1", "devices/d1/modules/m2/inputs/#", false},
+		{"d1/m1", "devices/d1/modules/m1x/inputs/#", false},
+		{"d1/m1", "devices/d1/messages/devicebound/#", false},
+		{"d1/m1", "devices/d1/m1/messages/devicebound/#", false},
+		{"d1", "devices/d1/modules/m1/inputs/#", false},
+		{"d1", "devices/d1x/messages/devicebound/#", false},
+	}
+	for _, tt := range subs {
+		if got := SubscriptionAllowed(tt.identity, tt.filter); got != tt.want {
+			t.Errorf("SubscriptionAllowed(%q, %q) = %v, want %v", tt.identity, tt.filter, got, tt.want)
+		}
+	}
+	pubs := []struct {
+		identity, topic string
+		ok              bool
+	}{
+		{"d1/m1", "devices/d1/modules/m1/messages/events/", true},
+		{"d1/m1", "devices/d1/modules/m1/messages/events/a=1", true},
+		{"d1/m1", "devices/d1/modules/m2/messages/events/", false},
+		{"d1/m1", "devices/d1/messages/events/", false},
+		{"d1/m1", "devices/d1/m1/messages/events/", false},
+		{"d1", "devices/d1/modules/m1/messages/events/", false},
+	}
+	for _, tt := range pubs {
+		got, err := ParseDeviceTopic(tt.identity, tt.topic)
+		if ok := err == nil && got.Kind == KindTelemetry; ok != tt.ok {
+			t.Errorf("ParseDeviceTopic(%q, %q) = %v, %v; want telemetry %v", tt.identity, tt.topic, got.Kind, err, tt.ok)
+		}
+	}
+	if got := ModuleTelemetryTopic("d1", "m1"); got != "devices/d1/modules/m1/messages/events/" {
+		t.Errorf("ModuleTelemetryTopic = %q", got)
+	}
+}
+
+// TestDeviceTopicRulesDoNotAllocate: the identity-aware topic rules cost a
+// device's connection nothing per packet.
+func TestDeviceTopicRulesDoNotAllocate(t *testing.T) {
+	var ok bool
+	if n := testing.AllocsPerRun(100, func() {
+		ok = SubscriptionAllowed("device-000123", "devices/device-000123/messages/devicebound/#")
+		_, ok = cutTelemetryPrefix("device-000123", "devices/device-000123/messages/events/")
+	}); n != 0 || !ok {
+		t.Fatalf("%v allocations per device check (ok=%v)", n, ok)
+	}
+}
