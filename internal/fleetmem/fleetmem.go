@@ -4,13 +4,15 @@
 // and the machine's memory: stack shrinking, the GC target and memory limit,
 // the number of Ps, or a refusal with the largest fleet that would fit.
 //
-// The package only computes; the command applies the plan (the GODEBUG
-// re-exec for stack shrinking, debug.SetMemoryLimit and friends).
+// Stack shrinking is a GODEBUG setting the runtime reads once, at start:
+// the command applies it by re-executing itself; Plan.Apply sets the rest.
 package fleetmem
 
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 )
 
 // KiB and MiB are byte counts.
@@ -282,4 +284,30 @@ func Machines(f Fleet, memory int64) (machines, perMachine int) {
 		return 0, 0
 	}
 	return (f.Devices + one.MaxDevices - 1) / one.MaxDevices, one.MaxDevices
+}
+
+// Apply sets the runtime up as p says: its memory limit, GC target and
+// number of Ps, each only where p sets it (small fleets and settings the
+// environment made are left alone). It returns a function that restores
+// the previous settings. Only commands call it: the settings are the
+// whole process's.
+func (p Plan) Apply() (restore func()) {
+	var undo []func()
+	if p.SetMemoryLimit {
+		prev := debug.SetMemoryLimit(p.MemoryLimit)
+		undo = append(undo, func() { debug.SetMemoryLimit(prev) })
+	}
+	if p.GCPercent != 0 {
+		prev := debug.SetGCPercent(p.GCPercent)
+		undo = append(undo, func() { debug.SetGCPercent(prev) })
+	}
+	if p.Procs > 0 {
+		prev := runtime.GOMAXPROCS(p.Procs)
+		undo = append(undo, func() { runtime.GOMAXPROCS(prev) })
+	}
+	return func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
 }

@@ -2,6 +2,8 @@ package fleetmem
 
 import (
 	"errors"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -122,5 +124,31 @@ func TestSize(t *testing.T) {
 		if got := Size(n); got != want {
 			t.Errorf("Size(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestApply(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	limit := debug.SetMemoryLimit(-1)
+	gc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gc)
+
+	restore := Plan{SetMemoryLimit: true, MemoryLimit: 3 * GiB, GCPercent: 400, Procs: procs + 1}.Apply()
+	if got := debug.SetMemoryLimit(-1); got != 3*GiB {
+		t.Errorf("memory limit %d", got)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+		t.Errorf("GOMAXPROCS %d", got)
+	}
+	restore()
+	if debug.SetMemoryLimit(-1) != limit || runtime.GOMAXPROCS(0) != procs {
+		t.Errorf("not restored")
+	}
+	if got := debug.SetGCPercent(gc); got != gc {
+		t.Errorf("GC percent %d after restore, want %d", got, gc)
+	}
+	Plan{}.Apply()() // a small fleet's plan changes nothing
+	if debug.SetMemoryLimit(-1) != limit || runtime.GOMAXPROCS(0) != procs {
+		t.Errorf("an empty plan changed the runtime")
 	}
 }
