@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsim/fleetsim/internal/fleetmem"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/sysmem"
 )
@@ -67,9 +68,13 @@ var benchBehavior = Behavior{
 
 var benchSizes = []int{1000, 10000, 100000}
 
-// tuneGC gives the benchmark the GC settings of a scenario run
-// (sysmem.TuneGC).
-func tuneGC(b *testing.B) { b.Cleanup(sysmem.TuneGC()) }
+// tuneGC gives the benchmark the GC settings a scenario run of n devices
+// gets (its memory plan, without the extra P).
+func tuneGC(b *testing.B, n int) {
+	p := fleetmem.Decide(fleetmem.Fleet{Devices: n}, fleetmem.FromEnv(sysmem.Available(), os.Getenv))
+	p.Procs = 0
+	b.Cleanup(p.Apply())
+}
 
 // BenchmarkConnect connects a fleet in process to a tuned mochi
 // (MaximumClientWritesPending 64) and reports connect rate, memory and
@@ -88,7 +93,7 @@ func BenchmarkConnect(b *testing.B) {
 				if testing.Short() && n > 10000 {
 					b.Skip("short")
 				}
-				tuneGC(b)
+				tuneGC(b, n)
 				beh := benchBehavior
 				if keepAlive {
 					beh.Connectivity.KeepAlive = 0
@@ -129,7 +134,7 @@ func BenchmarkConnect(b *testing.B) {
 func BenchmarkMethodRoundTrip(b *testing.B) {
 	for _, n := range benchSizes[:2] {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
-			tuneGC(b)
+			tuneGC(b, n)
 			f, hub, _, stop := benchFleet(b, n, benchBehavior)
 			defer stop()
 			devs := f.Devices()

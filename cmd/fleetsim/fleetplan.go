@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 
@@ -74,11 +73,7 @@ func scenarioFleet(s *scenarios.Scenario, shard, shards int, remote bool) fleetm
 // machineNow describes this process's machine and environment for the
 // memory model.
 func machineNow(getenv func(string) string) fleetmem.Machine {
-	m := fleetmem.Machine{Memory: sysmem.Available(), CPUs: runtime.GOMAXPROCS(0),
-		GCSet: getenv("GOGC") != "", ProcsSet: getenv("GOMAXPROCS") != ""}
-	if getenv("GOMEMLIMIT") != "" {
-		m.MemoryLimit = debug.SetMemoryLimit(-1) // as the runtime parsed it
-	}
+	m := fleetmem.FromEnv(sysmem.Available(), getenv)
 	if v, named := shrinkSetting(getenv("GODEBUG")); named && getenv(stacksMarker) == "" {
 		m.Stacks = fleetmem.StacksShrunk
 		if v {

@@ -134,6 +134,18 @@ type Machine struct {
 	Stacks Stacks
 }
 
+// FromEnv returns the Machine of a process that may use memory bytes and
+// has getenv as its environment: its CPUs as GOMAXPROCS says now, and what
+// GOGC, GOMEMLIMIT and GOMAXPROCS fix. Stacks stay StacksAuto: whether
+// GODEBUG's setting is the user's is the command's to say.
+func FromEnv(memory int64, getenv func(string) string) Machine {
+	m := Machine{Memory: memory, CPUs: runtime.GOMAXPROCS(0), GCSet: getenv("GOGC") != "", ProcsSet: getenv("GOMAXPROCS") != ""}
+	if getenv("GOMEMLIMIT") != "" {
+		m.MemoryLimit = debug.SetMemoryLimit(-1) // as the runtime parsed it
+	}
+	return m
+}
+
 // Stacks is a stack-shrinking setting.
 type Stacks int
 

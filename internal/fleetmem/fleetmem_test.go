@@ -152,3 +152,15 @@ func TestApply(t *testing.T) {
 		t.Errorf("an empty plan changed the runtime")
 	}
 }
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{"GOGC": "off", "GOMAXPROCS": "1"}
+	m := FromEnv(8*GiB, func(k string) string { return env[k] })
+	if m.Memory != 8*GiB || m.CPUs != runtime.GOMAXPROCS(0) || !m.GCSet || !m.ProcsSet || m.MemoryLimit != 0 || m.Stacks != StacksAuto {
+		t.Errorf("FromEnv = %+v", m)
+	}
+	env = map[string]string{"GOMEMLIMIT": "1GiB"}
+	if m := FromEnv(8*GiB, func(k string) string { return env[k] }); m.MemoryLimit != debug.SetMemoryLimit(-1) || m.GCSet {
+		t.Errorf("FromEnv with GOMEMLIMIT = %+v", m)
+	}
+}

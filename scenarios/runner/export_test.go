@@ -3,8 +3,6 @@ package runner
 import (
 	"context"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
@@ -17,12 +15,7 @@ import (
 // memory plan of internal/fleetmem; stack shrinking is the GODEBUG the
 // benchmark runs with).
 func TuneRuntime(devices int) (restore func()) {
-	m := fleetmem.Machine{Memory: sysmem.Available(), CPUs: runtime.GOMAXPROCS(0),
-		GCSet: os.Getenv("GOGC") != "", ProcsSet: os.Getenv("GOMAXPROCS") != ""}
-	if os.Getenv("GOMEMLIMIT") != "" {
-		m.MemoryLimit = debug.SetMemoryLimit(-1)
-	}
-	return fleetmem.Decide(fleetmem.Fleet{Devices: devices}, m).Apply()
+	return fleetmem.Decide(fleetmem.Fleet{Devices: devices}, fleetmem.FromEnv(sysmem.Available(), os.Getenv)).Apply()
 }
 
 // JobRows is a job's devices.jobs rows on st, read as a run's report reads
