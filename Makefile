@@ -4,10 +4,10 @@ PKGS     ?= ./...
 BENCHTIME ?= 1x
 SCENARIO ?= quickstart
 
-.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench fuzz clean image-root image
+.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench bench-200k fuzz clean image-root image
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/fleetsim
 	$(GO) build -o bin/fleetsim ./cmd/fleetsim
@@ -52,9 +52,12 @@ sdk-deps: ## install the pinned Node SDKs for the compatibility suite
 sdktest: sdk-deps ## only the SDK compatibility suite
 	$(GO) test -race -count=1 -v -run 'TestSDK' ./sdktest/
 
-bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices (with the GODEBUG fleetsim run/serve use), then the hub's component benchmarks
-	GODEBUG=$${GODEBUG:-gcshrinkstackoff=1} $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./broker/ ./devicesim/ ./scenarios/...
+bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices, each figure with its paho+mochi ceiling (ceiling-ratio), then the hub's component benchmarks
+	GODEBUG=$${GODEBUG:-gcshrinkstackoff=1} $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 90m ./internal/ceiling/ ./broker/ ./devicesim/ ./scenarios/...
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./hubjobs/...
+
+bench-200k: ## the fleet benchmark at 200k devices (long), with the stack shrinking fleetsim's memory plan picks for it
+	GODEBUG=$${GODEBUG:-gcshrinkstackoff=0} $(GO) test -run '^$$' -bench 'FleetJobs' -benchtime 1x -timeout 90m ./scenarios/runner/ -args -devices 200000
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 	./.ci/fuzz $${FUZZTIME:-30s}

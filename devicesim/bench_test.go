@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetsim/fleetsim/internal/ceiling"
+	"github.com/fleetsim/fleetsim/internal/fleetmem"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/sysmem"
 )
@@ -67,9 +69,13 @@ var benchBehavior = Behavior{
 
 var benchSizes = []int{1000, 10000, 100000}
 
-// tuneGC gives the benchmark the GC settings of a scenario run
-// (sysmem.TuneGC).
-func tuneGC(b *testing.B) { b.Cleanup(sysmem.TuneGC()) }
+// tuneGC gives the benchmark the GC settings a scenario run of n devices
+// gets (its memory plan, without the extra P).
+func tuneGC(b *testing.B, n int) {
+	p := fleetmem.Decide(fleetmem.Fleet{Devices: n}, fleetmem.FromEnv(sysmem.Available(), os.Getenv))
+	p.Procs = 0
+	b.Cleanup(p.Apply())
+}
 
 // BenchmarkConnect connects a fleet in process to a tuned mochi
 // (MaximumClientWritesPending 64) and reports connect rate, memory and
@@ -88,7 +94,7 @@ func BenchmarkConnect(b *testing.B) {
 				if testing.Short() && n > 10000 {
 					b.Skip("short")
 				}
-				tuneGC(b)
+				tuneGC(b, n)
 				beh := benchBehavior
 				if keepAlive {
 					beh.Connectivity.KeepAlive = 0
@@ -117,6 +123,12 @@ func BenchmarkConnect(b *testing.B) {
 					b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/device")
 					b.ReportMetric(float64(sysmem.PeakRSS())/(1<<20), "peak-rss-MiB")
 					b.ReportMetric(float64(f.Stats().ConnectFailures), "connect-failures")
+					if !keepAlive {
+						reportCeiling(b, "ceiling-B/conn", float64(heap1-heap0)/float64(n), func(ctx context.Context) (float64, error) {
+							m, err := ceiling.IdleConnections(ctx, n)
+							return m.HeapBytes + m.StackBytes, err
+						})
+					}
 				}
 			})
 		}
@@ -129,8 +141,9 @@ func BenchmarkConnect(b *testing.B) {
 func BenchmarkMethodRoundTrip(b *testing.B) {
 	for _, n := range benchSizes[:2] {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
-			tuneGC(b)
-			f, hub, _, stop := benchFleet(b, n, benchBehavior)
+			tuneGC(b, n)
+			f, hub, _, stopFleet := benchFleet(b, n, benchBehavior)
+			stop := sync.OnceFunc(stopFleet)
 			defer stop()
 			devs := f.Devices()
 			const window = 1000
@@ -167,6 +180,11 @@ func BenchmarkMethodRoundTrip(b *testing.B) {
 				b.Errorf("%d answers were not 200", bad)
 			}
 			b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "device-ops/s")
+			stop()
+			reportCeiling(b, "ceiling-ops/s", float64(n*b.N)/elapsed.Seconds(), func(ctx context.Context) (float64, error) {
+				r, err := ceiling.MethodRoundTrips(ctx, n)
+				return r.PerSecond(), err
+			})
 		})
 	}
 }
@@ -192,4 +210,18 @@ func writeHeapProfile(b *testing.B, path string) {
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// reportCeiling measures, in the same process and runtime settings, what
+// paho and mochi alone reach (internal/ceiling), reports it as unit and
+// figure divided by it as ceiling-ratio.
+func reportCeiling(b *testing.B, unit string, figure float64, measure func(context.Context) (float64, error)) {
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
+	defer cancel()
+	c, err := measure(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(c, unit)
+	b.ReportMetric(figure/c, "ceiling-ratio")
 }

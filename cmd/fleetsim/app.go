@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/fleetsim/fleetsim/internal/fleetmem"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
@@ -43,6 +44,11 @@ type app struct {
 	play func(ctx context.Context, sc scenario, o playOptions) (*runner.Report, error)
 	// hub runs `fleetsim serve`'s hub (tests substitute a fake).
 	hub func(ctx context.Context, o serveOptions) error
+	// machine describes the machine to the memory model (nil: machineNow;
+	// tests substitute one), and reexec re-executes the command with an
+	// environment (nil: never, as in tests); see planFleet.
+	machine func(getenv func(string) string) fleetmem.Machine
+	reexec  func(env []string)
 }
 
 // run is the whole command: it parses args, runs the command and returns the
@@ -50,7 +56,7 @@ type app struct {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv,
 		stdoutTTY: isTerminal(stdout), stderrTTY: isTerminal(stderr), dialHub: newHubClient,
-		open: openScenario, play: playScenario, hub: serveHub}
+		open: openScenario, play: playScenario, hub: serveHub, reexec: execSelf}
 	return a.main(ctx, args)
 }
 

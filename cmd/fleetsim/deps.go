@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/fleetmem"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
@@ -42,6 +44,8 @@ type playOptions struct {
 	// Hub, when set, is the service connection string of a remote hub;
 	// HubURL, MQTTURL and CAFile say how to reach it.
 	Hub, HubURL, MQTTURL, CAFile string
+	// Plan is the fleet's memory plan (planFleet), applied for the run.
+	Plan fleetmem.Plan
 }
 
 // serveOptions mirror runner.ServeOptions.
@@ -52,6 +56,8 @@ type serveOptions struct {
 	Pacing                                 string
 	Logger                                 zerolog.Logger
 	Ready                                  func(endpoints)
+	// Plan is the scenario fleet's memory plan (planFleet).
+	Plan fleetmem.Plan
 }
 
 // openScenario loads an embedded scenario by name or a scenario file by path.
@@ -106,8 +112,13 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 			ro.Remote.TLSConfig = tc
 		}
 	}
-	defer tuneRuntime(runner.FleetSize(s, ro))()
-	return runner.Run(ctx, s, ro)
+	defer o.Plan.Apply()()
+	logPlan(o.Logger, o.Plan)
+	rep, err := runner.Run(ctx, s, ro)
+	if rep != nil {
+		rep.Runtime = runtimeSettings(o.Plan, os.Getenv)
+	}
+	return rep, err
 }
 
 // serveHub runs a hub until ctx ends.
@@ -128,6 +139,8 @@ func serveHub(ctx context.Context, o serveOptions) error {
 			return fmt.Errorf("scenario %s: not a loaded scenario", o.Scenario.Name())
 		}
 		so.Scenario = s
+		defer o.Plan.Apply()()
+		logPlan(o.Logger, o.Plan)
 	}
 	if o.Ready != nil {
 		so.Ready = func(ep hubjobs.Endpoints) {

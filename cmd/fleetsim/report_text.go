@@ -29,6 +29,7 @@ func renderText(r *runner.Report) []byte {
 	if r.Interrupted {
 		fmt.Fprintf(&b, "INTERRUPTED after %s: the run was stopped before it finished; what follows is what had happened by then\n", fmtDur(time.Duration(r.Duration)))
 	}
+	writeRuntimeText(&b, r.Runtime)
 	writeSettleText(&b, r)
 
 	f := r.Fleet

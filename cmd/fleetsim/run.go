@@ -156,6 +156,9 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 	if err != nil {
 		return err
 	}
+	if opts.Plan, err = a.planFleet(f.name, sc, opts); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

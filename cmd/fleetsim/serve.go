@@ -92,6 +92,9 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 		if so.Scenario, err = a.loadScenario(f.name, o.scenario); err != nil {
 			return err
 		}
+		if so.Plan, err = a.planFleet(f.name, so.Scenario, playOptions{}); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

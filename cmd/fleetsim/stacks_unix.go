@@ -17,7 +17,9 @@ import (
 // job (10.5k device ops/s with shrinking, 19.9k without) while peak RSS was
 // no lower. A GODEBUG that already names gcshrinkstackoff (=0 to keep
 // shrinking) is left alone, as are the client commands. If the exec fails the
-// command runs unchanged.
+// command runs unchanged. The re-executed process carries stacksMarker: once
+// it has read its scenario, its memory plan may turn shrinking back on for
+// a fleet that would not fit otherwise (planFleet).
 func keepStacks(args []string) {
 	if len(args) == 0 || (args[0] != "run" && args[0] != "serve") {
 		return
@@ -30,14 +32,14 @@ func keepStacks(args []string) {
 	if err != nil {
 		return
 	}
-	if godebug != "" {
-		godebug += ","
+	_ = syscall.Exec(exe, os.Args, stacksEnv(os.Environ(), false)) // returns only on failure
+}
+
+// execSelf re-executes the command with env; it returns only on failure.
+func execSelf(env []string) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
 	}
-	env := []string{"GODEBUG=" + godebug + "gcshrinkstackoff=1"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GODEBUG=") {
-			env = append(env, kv)
-		}
-	}
-	_ = syscall.Exec(exe, os.Args, env) // returns only on failure
+	_ = syscall.Exec(exe, os.Args, env)
 }

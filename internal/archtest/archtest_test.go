@@ -25,6 +25,7 @@ var rules = []rule{
 	{pkg: "internal/memnet", stdlib: true},
 	{pkg: "internal/clock", stdlib: true},
 	{pkg: "internal/sysmem", stdlib: true},
+	{pkg: "internal/fleetmem", stdlib: true},
 	{pkg: "internal/walframe", stdlib: true},
 	{pkg: "internal/archtest", stdlib: true},
 	// The manifests' package has no code; the Kubernetes modules are its test's alone.

@@ -1,13 +1,10 @@
-// Package sysmem reads the machine's and the process's memory from /proc,
-// and sets the Go runtime up for a large fleet: its garbage collection,
-// sized with that memory, and its number of Ps.
+// Package sysmem reads the machine's and the process's memory from /proc
+// (and the memory limit of the process's cgroup).
 package sysmem
 
 import (
 	"bufio"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 )
@@ -41,43 +38,4 @@ func kBField(path, name string) int64 {
 		}
 	}
 	return 0
-}
-
-// TuneGC sets the runtime up for a large fleet (see the README's Performance section):
-// mochi's small per-connection queues cost throughput unless the GC runs
-// less often, so GOGC goes to 400 and a memory limit at 75 % of the machine
-// keeps the heap bounded instead. It leaves the runtime alone when GOGC or
-// GOMEMLIMIT is set in the environment or the machine's memory is unknown.
-// It returns a function that restores the previous settings.
-func TuneGC() (restore func()) {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
-	}
-	total := Total()
-	if total == 0 {
-		return func() {}
-	}
-	prevLimit := debug.SetMemoryLimit(total * 3 / 4)
-	prevPercent := debug.SetGCPercent(400)
-	return func() {
-		debug.SetGCPercent(prevPercent)
-		debug.SetMemoryLimit(prevLimit)
-	}
-}
-
-// TuneProcs gives the scheduler one P more than it has (by default, one per
-// CPU the process may use). fleetsim's stores fsync on the goroutines that
-// commit, and a P whose thread waits in fsync runs nothing else until the
-// call returns or the runtime's monitor takes the P back, which can take up
-// to 10 ms: on two CPUs, a core idle for much of every commit. Measured at
-// 100k devices on 2 CPUs: method jobs 12 % faster with p99 halved, twin jobs
-// 9 % faster, connecting 10 % slower (pure CPU, more threads to schedule).
-// It leaves the runtime alone when GOMAXPROCS is set in the environment, and
-// returns a function that restores the previous setting.
-func TuneProcs() (restore func()) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return func() {}
-	}
-	prev := runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-	return func() { runtime.GOMAXPROCS(prev) }
 }

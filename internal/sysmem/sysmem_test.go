@@ -2,7 +2,6 @@ package sysmem
 
 import (
 	"runtime"
-	"strconv"
 	"testing"
 )
 
@@ -41,22 +40,5 @@ func TestKBFieldMissing(t *testing.T) {
 		if got := kBField("/proc/meminfo", "NoSuchField"); got != 0 {
 			t.Errorf("missing field: %d", got)
 		}
-	}
-}
-
-func TestTuneProcs(t *testing.T) {
-	before := runtime.GOMAXPROCS(0)
-	restore := TuneProcs()
-	if got := runtime.GOMAXPROCS(0); got != before+1 {
-		t.Errorf("GOMAXPROCS %d after TuneProcs, want %d", got, before+1)
-	}
-	restore()
-	if got := runtime.GOMAXPROCS(0); got != before {
-		t.Errorf("GOMAXPROCS %d after restore, want %d", got, before)
-	}
-	t.Setenv("GOMAXPROCS", strconv.Itoa(before))
-	defer TuneProcs()()
-	if got := runtime.GOMAXPROCS(0); got != before {
-		t.Errorf("GOMAXPROCS %d with GOMAXPROCS set, want it left at %d", got, before)
 	}
 }

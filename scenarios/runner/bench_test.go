@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ var (
 // completion time and p50/p99 device latency per job, connects/s, and the
 // heap per connected device (broker, registry and client side together).
 func BenchmarkFleetJobs(b *testing.B) {
-	for _, n := range []int{1_000, 10_000, 100_000} {
+	for _, n := range fleetSizes() {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			if testing.Short() && n > 10_000 {
 				b.Skip("short mode")
@@ -202,13 +203,17 @@ func runJob(b *testing.B, st benchFleetStack, n int, req jobs.JobRequest) (creat
 func benchFleet(b *testing.B, n int) {
 	defer runner.TuneRuntime(n)()
 	base := heap()
-	st, stop := benchStack(b, n, hubjobs.Config{MaxInFlight: *benchInFlight})
+	st, stopStack := benchStack(b, n, hubjobs.Config{MaxInFlight: *benchInFlight})
+	stop := sync.OnceFunc(stopStack)
 	defer stop()
-	b.ReportMetric(float64(heap()-base)/float64(n), "B/device")
+	var fig fleetFigures
+	fig.heap = float64(heap()-base) / float64(n)
+	b.ReportMetric(fig.heap, "B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(ms.StackInuse)/float64(n), "stack-B/device")
+	fig.stack = float64(ms.StackInuse) / float64(n)
+	b.ReportMetric(fig.stack, "stack-B/device")
 	// The whole process's resident memory (issue 6 sets its budget per
 	// device), after the GC above.
 	b.ReportMetric(float64(sysmem.RSS())/float64(n), "rss-B/device")
@@ -226,6 +231,7 @@ func benchFleet(b *testing.B, n int) {
 		stopProfile := profileJob(b, req.JobID)
 		created, took := runJob(b, st, n, req)
 		stopProfile()
+		fig.ops(req.JobID, float64(n)/took.Seconds())
 		b.ReportMetric(float64(n)/took.Seconds(), req.JobID+"-device-ops/s")
 		b.ReportMetric(float64(took.Milliseconds()), req.JobID+"-ms/job")
 		rows := runner.JobRows(st.Hub, req.JobID)
@@ -247,6 +253,8 @@ func benchFleet(b *testing.B, n int) {
 	// Stacks only grow with shrinking off: what the jobs left behind.
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.StackInuse)/float64(n), "after-jobs-stack-B/device")
+	stop()
+	reportCeilings(b, n, fig)
 }
 
 // profileJob starts a CPU profile of job into -jobprofile's FILE.job, if

@@ -2,24 +2,20 @@ package runner
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/internal/fleetmem"
 	"github.com/fleetsim/fleetsim/internal/sysmem"
 )
 
 // TuneRuntime gives the benchmarks, which build hubs and fleets themselves,
-// the runtime settings fleetsim run chooses for a fleet of that size (see
-// tuneRuntime in cmd/fleetsim).
+// the runtime settings fleetsim run chooses for a fleet of that size (the
+// memory plan of internal/fleetmem; stack shrinking is the GODEBUG the
+// benchmark runs with).
 func TuneRuntime(devices int) (restore func()) {
-	if devices < 5000 {
-		return func() {}
-	}
-	gc, procs := sysmem.TuneGC(), sysmem.TuneProcs()
-	return func() {
-		procs()
-		gc()
-	}
+	return fleetmem.Decide(fleetmem.Fleet{Devices: devices}, fleetmem.FromEnv(sysmem.Available(), os.Getenv)).Apply()
 }
 
 // JobRows is a job's devices.jobs rows on st, read as a run's report reads

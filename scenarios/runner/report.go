@@ -35,6 +35,9 @@ type Report struct {
 	// Warnings point out what no expectation checks but a reader must
 	// know, such as a job that selected no devices.
 	Warnings []string `json:"warnings,omitempty"`
+	// Runtime is the process's memory plan and runtime settings, when the
+	// command that ran the scenario made one.
+	Runtime *RuntimeSettings `json:"runtime,omitempty"`
 }
 
 // warnings lists what a report must point out although no expectation
