@@ -130,7 +130,8 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	if o.Ready != nil {
 		so.Ready = func(ep hubjobs.Endpoints) {
 			o.Ready(endpoints{HostName: ep.HostName, ServiceConnectionString: ep.ServiceConnectionString,
-				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr})
+				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr,
+				ConsoleURL: ep.ConsoleURL, ConsoleLoginURL: ep.ConsoleLoginURL})
 		}
 	}
 	return runner.Serve(ctx, so)
@@ -219,6 +220,8 @@ func (h restHub) Query(ctx context.Context, q string) (json.RawMessage, error) {
 // endpoints mirror hubjobs.Endpoints: how to reach a running hub.
 type endpoints struct {
 	HostName, ServiceConnectionString, CAFile, HTTPSAddr, MQTTAddr string
+	// ConsoleURL is the web console; ConsoleLoginURL signs a browser in once.
+	ConsoleURL, ConsoleLoginURL string
 }
 
 // jobSelection is how many of a scenario's devices a job's condition selects.
