@@ -61,7 +61,7 @@ function lineChart(canvas, series, opts) {
   const L = 48, B = 18;
   g.strokeStyle = "#2a343f"; g.fillStyle = "#8b98a5"; g.font = "11px system-ui";
   for (let i = 0; i <= 4; i++) { const y = (hgt - B) * (1 - i / 4) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(w, y); g.stroke(); g.fillText(fmt(y1 * i / 4), 2, y + 4); }
-  g.fillText(Math.round((x1 - x0) / 1000) + " s", w - 40, hgt - 4);
+  g.fillText(((x1 - x0) / 1000).toFixed(x1 - x0 < 10000 ? 1 : 0) + " s", w - 44, hgt - 4);
   for (const s of series) {
     g.strokeStyle = s.color; g.lineWidth = 1.5; g.beginPath();
     s.points.forEach((p, i) => { const x = L + (p[0] - x0) / (x1 - x0) * (w - L), y = (hgt - B) * (1 - p[1] / y1); i ? g.lineTo(x, y) : g.moveTo(x, y); });
@@ -262,12 +262,27 @@ function jobsView(v) {
       h("label", {}, "type"), f.type, h("label", {}, "devices: a query condition"), h("div", { class: "row" }, f.cond, f.count),
       methodPart, twinPart, h("div", { class: "row" }, h("div", {}, h("label", {}, "start time (empty: now)"), f.start), h("div", {}, h("label", {}, "max execution time (s)"), f.maxExec)),
       h("p", {}, h("button", { id: "create-job", type: "submit", disabled: !S.write }, "Create job")), f.msg));
+  // Rows are kept per job and updated in place, so a button is not
+  // replaced under the pointer by the next update.
+  const rowsById = new Map();
+  function row(j) {
+    let r = rowsById.get(j.jobId);
+    if (!r) {
+      r = { tr: h("tr", { "data-job": j.jobId }), status: h("td", {}), prog: h("td", {}), n: h("td", { class: "hide" }), act: h("td", {}) };
+      r.tr.append(h("td", {}, h("a", { href: "#/job/" + encodeURIComponent(j.jobId) }, j.jobId)), h("td", { class: "hide" }, j.type === "scheduleDeviceMethod" ? "method" : "twin"), r.status, r.prog, r.n, r.act);
+      rowsById.set(j.jobId, r);
+    }
+    if (r.status.textContent !== j.status) { r.status.textContent = j.status; r.status.className = "status-" + j.status; }
+    r.prog.replaceChildren(progress(j.deviceJobStatistics)); r.n.textContent = fmt(j.deviceJobStatistics.deviceCount);
+    const active = j.status === "running" || j.status === "scheduled" || j.status === "queued";
+    if (active && !r.act.firstChild) r.act.append(h("button", { class: "danger", "data-cancel": j.jobId, disabled: !S.write, onclick: () => cancelJob(j.jobId) }, "Cancel"));
+    if (!active && r.act.firstChild) r.act.replaceChildren();
+    return r.tr;
+  }
   function live(m) {
-    body.replaceChildren(...m.jobs.map((j) => h("tr", { "data-job": j.jobId },
-      h("td", {}, h("a", { href: "#/job/" + encodeURIComponent(j.jobId) }, j.jobId)), h("td", { class: "hide" }, j.type === "scheduleDeviceMethod" ? "method" : "twin"),
-      h("td", { class: "status-" + j.status }, j.status), h("td", {}, progress(j.deviceJobStatistics)), h("td", { class: "hide" }, fmt(j.deviceJobStatistics.deviceCount)),
-      h("td", {}, j.status === "running" || j.status === "scheduled" || j.status === "queued" ? h("button", { class: "danger", "data-cancel": j.jobId, disabled: !S.write, onclick: () => cancelJob(j.jobId) }, "Cancel") : ""))));
-    if (!m.jobs.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "dim" }, "no jobs yet")));
+    const trs = m.jobs.map(row);
+    if (trs.length !== body.children.length || trs.some((tr, i) => body.children[i] !== tr)) body.replaceChildren(...trs);
+    if (!m.jobs.length) body.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "dim" }, "no jobs yet")));
   }
   if (S.live) live(S.live);
   return { live };
@@ -289,7 +304,10 @@ function jobView(v, id) {
       statBox("devices", st.deviceCount), statBox("succeeded", st.succeededCount), statBox("failed", st.failedCount), statBox("running", st.runningCount), statBox("pending", st.pendingCount),
       terminal ? "" : h("button", { class: "danger", id: "cancel-job", disabled: !S.write, onclick: () => cancelJob(id) }, "Cancel")),
       progress(st), h("p", { class: "dim" }, (j.type === "scheduleDeviceMethod" ? "method " + j.cloudToDeviceMethod.methodName : "twin update") + " · condition " + j.queryCondition + " · started " + j.startTime + (j.failureReason ? " · " + j.failureReason : "")));
-    lineChart(chart, [{ name: "succeeded", color: "#2ecc71", points: d.series.map((p) => [p.t, p.succeeded]) }, { name: "failed", color: "#ff5c5c", points: d.series.map((p) => [p.t, p.failed]) }], { max: st.deviceCount });
+    const t0 = Date.parse(j.startTime), tEnd = j.endTime ? Date.parse(j.endTime) : null;
+    const ser = [{ t: t0, succeeded: 0, failed: 0 }].concat(d.series.filter((p) => p.t > t0));
+    if (tEnd && ser[ser.length - 1].t < tEnd) ser.push({ t: tEnd, succeeded: st.succeededCount, failed: st.failedCount });
+    lineChart(chart, [{ name: "succeeded", color: "#2ecc71", points: ser.map((p) => [p.t, p.succeeded]) }, { name: "failed", color: "#ff5c5c", points: ser.map((p) => [p.t, p.failed]) }], { max: st.deviceCount });
     if (Date.now() - lastAnalysis > 2000) { lastAnalysis = Date.now(); analysis(); }
   }
   async function analysis() {
