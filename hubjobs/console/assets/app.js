@@ -58,13 +58,13 @@ function lineChart(canvas, series, opts) {
   if (!pts.length) { g.fillStyle = "#8b98a5"; g.fillText("no data yet", 8, 20); return; }
   const x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]), x0 + 1);
   const y1 = Math.max(opts && opts.max || 0, ...pts.map((p) => p[1]), 1);
-  const L = 48, B = 18;
+  const L = 48, B = 18, T = 22;
   g.strokeStyle = "#2a343f"; g.fillStyle = "#8b98a5"; g.font = "11px system-ui";
-  for (let i = 0; i <= 4; i++) { const y = (hgt - B) * (1 - i / 4) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(w, y); g.stroke(); g.fillText(fmt(y1 * i / 4), 2, y + 4); }
+  for (let i = 0; i <= 4; i++) { const y = T + (hgt - B - T) * (1 - i / 4) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(w, y); g.stroke(); g.fillText(fmt(y1 * i / 4), 2, y + 4); }
   g.fillText(((x1 - x0) / 1000).toFixed(x1 - x0 < 10000 ? 1 : 0) + " s", w - 44, hgt - 4);
   for (const s of series) {
     g.strokeStyle = s.color; g.lineWidth = 1.5; g.beginPath();
-    s.points.forEach((p, i) => { const x = L + (p[0] - x0) / (x1 - x0) * (w - L), y = (hgt - B) * (1 - p[1] / y1); i ? g.lineTo(x, y) : g.moveTo(x, y); });
+    s.points.forEach((p, i) => { const x = L + (p[0] - x0) / (x1 - x0) * (w - L), y = T + (hgt - B - T) * (1 - p[1] / y1); i ? g.lineTo(x, y) : g.moveTo(x, y); });
     g.stroke();
   }
   let lx = L + 4; g.font = "11px system-ui";
