@@ -290,7 +290,7 @@ func sse(w io.Writer, event string, data []byte) error {
 }
 
 func cellsBody(f *fleetSnapshot) map[string]any {
-	return map[string]any{"version": f.version, "devices": len(f.ids), "rle": f.rle, "counts": f.counts}
+	return map[string]any{"version": f.version, "devices": len(f.ids), "enc": f.enc, "cells": f.cells, "counts": f.counts}
 }
 
 func (c *Console) apiCells(w http.ResponseWriter, r *http.Request, s *session) error {

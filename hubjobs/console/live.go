@@ -65,7 +65,8 @@ type fleetSnapshot struct {
 	version int64
 	ids     []string
 	codes   []byte
-	rle     string // base64 of (code, uvarint run length) pairs
+	enc     string // "rle" or "raw"
+	cells   string // base64 of (code, uvarint run length) pairs, or of the codes themselves when that is shorter
 	counts  map[string]int
 }
 
@@ -238,7 +239,11 @@ func (l *live) buildFleet(ctx context.Context, list []jobs.Job) {
 			counts["job:"+jobName(j)]++
 		}
 	}
-	f := &fleetSnapshot{ids: ids, codes: codes, counts: counts, rle: encodeRLE(codes)}
+	f := &fleetSnapshot{ids: ids, codes: codes, counts: counts, enc: "rle", cells: encodeRLE(codes)}
+	if raw := base64.StdEncoding.EncodedLen(len(codes)); raw < len(f.cells) {
+		// A fleet in which neighbours differ: a byte per device is shorter.
+		f.enc, f.cells = "raw", base64.StdEncoding.EncodeToString(codes)
+	}
 	f.version = prev.version
 	if !slices.Equal(prev.ids, ids) || !bytes.Equal(prev.codes, codes) || prev.version == 0 {
 		f.version++

@@ -38,7 +38,8 @@ function openEvents(job) {
 }
 
 function decodeCells(c) {
-  const bin = atob(c.rle || ""), codes = new Uint8Array(c.devices);
+  const bin = atob(c.cells || ""), codes = new Uint8Array(c.devices);
+  if (c.enc === "raw") { for (let i = 0; i < bin.length && i < codes.length; i++) codes[i] = bin.charCodeAt(i); return { version: c.version, n: c.devices, codes, counts: c.counts || {} }; }
   let p = 0, i = 0;
   while (i < bin.length) {
     const code = bin.charCodeAt(i++);
