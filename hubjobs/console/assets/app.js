@@ -294,16 +294,18 @@ function jobView(v, id) {
   const head = h("div", { class: "panel" }), chart = h("canvas", { class: "chart", id: "completion" }), hist = h("canvas", { class: "chart", id: "latency" });
   const fails = h("tbody", {}), rows = h("tbody", { id: "job-rows" }), more = h("button", { class: "secondary" }, "More");
   let cont = "", lastAnalysis = 0, terminal = false;
-  v.append(h("h1", {}, "Job ", h("code", {}, id)), head,
+  const cancelBtn = h("button", { class: "danger", id: "cancel-job", disabled: !S.write, onclick: () => cancelJob(id) }, "Cancel");
+  cancelBtn.hidden = true;
+  v.append(h("h1", {}, "Job ", h("code", {}, id), " ", cancelBtn), head,
     h("div", { class: "cols" }, h("div", { class: "panel" }, h("h2", {}, "Completion over time"), chart), h("div", { class: "panel" }, h("h2", {}, "Latency of completed devices (ms)"), hist)),
     h("div", { class: "panel" }, h("h2", {}, "Failures by cause"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "cause"), h("th", {}, "devices"), h("th", {}, "examples"))), fails)),
     h("div", { class: "panel" }, h("h2", {}, "Devices (devices.jobs)"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "device"), h("th", {}, "status"), h("th", { class: "hide" }, "start"), h("th", { class: "hide" }, "end"), h("th", {}, "outcome"))), rows), more));
   function show(d) {
     const j = d.job, st = j.deviceJobStatistics;
     terminal = ["completed", "failed", "cancelled"].includes(j.status);
+    cancelBtn.hidden = terminal;
     head.replaceChildren(h("div", { class: "row" }, h("div", { class: "stat" }, h("b", { id: "job-status", class: "status-" + j.status }, j.status), h("span", {}, "status")),
-      statBox("devices", st.deviceCount), statBox("succeeded", st.succeededCount), statBox("failed", st.failedCount), statBox("running", st.runningCount), statBox("pending", st.pendingCount),
-      terminal ? "" : h("button", { class: "danger", id: "cancel-job", disabled: !S.write, onclick: () => cancelJob(id) }, "Cancel")),
+      statBox("devices", st.deviceCount), statBox("succeeded", st.succeededCount), statBox("failed", st.failedCount), statBox("running", st.runningCount), statBox("pending", st.pendingCount)),
       progress(st), h("p", { class: "dim" }, (j.type === "scheduleDeviceMethod" ? "method " + j.cloudToDeviceMethod.methodName : "twin update") + " · condition " + j.queryCondition + " · started " + j.startTime + (j.failureReason ? " · " + j.failureReason : "")));
     const t0 = Date.parse(j.startTime), tEnd = j.endTime ? Date.parse(j.endTime) : null;
     const ser = [{ t: t0, succeeded: 0, failed: 0 }].concat(d.series.filter((p) => p.t > t0));
