@@ -39,6 +39,10 @@ type playOptions struct {
 	DataDir       string
 	Logger        zerolog.Logger
 	Progress      func(runner.Progress)
+	// ConsoleAddr serves the web console there; ConsoleReady gets its
+	// one-time login URL.
+	ConsoleAddr  string
+	ConsoleReady func(loginURL string)
 	// Hub, when set, is the service connection string of a remote hub;
 	// HubURL, MQTTURL and CAFile say how to reach it.
 	Hub, HubURL, MQTTURL, CAFile string
@@ -94,6 +98,7 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	ro := runner.Options{
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
 		Logger: o.Logger, Progress: o.Progress,
+		ConsoleAddr: o.ConsoleAddr, ConsoleReady: o.ConsoleReady,
 	}
 	if o.Hub != "" {
 		ro.Remote = &runner.Remote{ServiceConnectionString: o.Hub, RESTURL: o.HubURL, MQTTURL: o.MQTTURL}
