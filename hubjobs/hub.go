@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/broker"
+	"github.com/fleetsim/fleetsim/hubjobs/console"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
 	"github.com/fleetsim/fleetsim/hubjobs/metrics"
@@ -42,6 +43,9 @@ var (
 	_ registry.DeviceLink     = (*broker.Server)(nil)
 	_ restapi.Registry        = apiRegistry{}
 	_ restapi.Jobs            = (*jobs.Engine)(nil)
+	_ console.Devices         = consoleDevices{}
+	_ console.Jobs            = (*jobs.Engine)(nil)
+	_ console.Counters        = consoleCounters{}
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -77,6 +81,11 @@ type Endpoints struct {
 	CAFile                  string `json:"caFile"`
 	HTTPSAddr               string `json:"httpsAddr,omitempty"`
 	MQTTAddr                string `json:"mqttAddr,omitempty"`
+	// ConsoleURL is the web console, on the HTTPS listener.
+	ConsoleURL string `json:"consoleUrl,omitempty"`
+	// ConsoleLoginURL signs a browser in to the console once; it is a
+	// secret, printed at start and never written to connection.json.
+	ConsoleLoginURL string `json:"-"`
 }
 
 // Hub is a whole hub in one process: it owns the broker, the registry, the
@@ -89,6 +98,8 @@ type Hub struct {
 	REST     *restapi.Server
 	// Metrics serves Prometheus metrics at /metrics on the REST listener.
 	Metrics *metrics.Metrics
+	// Console is the web console at / on the REST listener.
+	Console *console.Console
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
@@ -112,6 +123,64 @@ type apiRegistry struct {
 
 func (r apiRegistry) InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
 	return r.methods.InvokeMethod(ctx, deviceID, req)
+}
+
+// consoleDevices is the registry as the console sees it: twins as JSON,
+// direct-method calls measured as the API's are.
+type consoleDevices struct {
+	*registry.Registry
+	methods metrics.MethodInvoker
+}
+
+func (d consoleDevices) TwinJSON(id string) ([]byte, error) {
+	t, err := d.GetTwin(id)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(t)
+}
+
+func (d consoleDevices) PatchTwinJSON(ctx context.Context, id string, patch []byte, ifMatch string) ([]byte, error) {
+	t, err := d.PatchTwin(ctx, id, patch, ifMatch)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(t)
+}
+
+func (d consoleDevices) InvokeMethod(ctx context.Context, id string, req iothub.MethodRequest) (iothub.MethodResult, error) {
+	return d.methods.InvokeMethod(ctx, id, req)
+}
+
+// consoleCounters reads the counters /metrics exports for the console.
+type consoleCounters struct {
+	b *broker.Server
+	r *registry.Registry
+	m *metrics.Metrics
+}
+
+func (c consoleCounters) Totals() console.Totals {
+	bs := c.b.Stats()
+	return console.Totals{
+		Devices: c.r.Statistics().TotalDeviceCount, Connected: c.r.ConnectedCount(),
+		MessagesIn: bs.MessagesIn, MessagesOut: bs.MessagesOut,
+		MethodCalls: c.m.MethodCallsTotal(), JobOps: c.m.JobOperationsTotal(),
+	}
+}
+
+// consolePolicies are the shared access policies as the console checks a
+// sign-in: reading needs RegistryRead or ServiceConnect, changing needs
+// ServiceConnect (twins, methods and jobs are service endpoints).
+func consolePolicies(ps []restapi.Policy) []console.Policy {
+	out := make([]console.Policy, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, console.Policy{
+			Name: p.Name, Keys: [][]byte{p.PrimaryKey, p.SecondaryKey},
+			Read:  p.Rights&(restapi.RegistryRead|restapi.ServiceConnect) != 0,
+			Write: p.Rights.Has(restapi.ServiceConnect),
+		})
+	}
+	return out
 }
 
 // identities adapts the registry to the broker's Identities interface.
@@ -239,6 +308,16 @@ func New(opts Config) (h *Hub, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("jobs engine: %w", err)
 	}
+	if s.Console, err = console.New(console.Config{
+		Hostname: opts.Hostname,
+		Policies: consolePolicies(s.policies),
+		Devices:  consoleDevices{s.Registry, s.Metrics.Methods("api", s.Registry)},
+		Jobs:     s.Jobs,
+		Counters: consoleCounters{s.Broker, s.Registry, s.Metrics},
+		Logger:   log.With().Str("component", "console").Logger(),
+	}); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	if s.REST, err = restapi.New(restapi.Config{
 		Hostname: opts.Hostname,
 		Policies: s.policies,
@@ -250,6 +329,8 @@ func New(opts Config) (h *Hub, err error) {
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
 			"/metrics":           s.Metrics.Handler(),
 			"/healthz":           http.HandlerFunc(s.healthz),
+			"/":                  s.Console.Handler(),
+			"/console/":          s.Console.Handler(),
 		},
 	}); err != nil {
 		return nil, fmt.Errorf("REST API: %w", err)
@@ -343,6 +424,7 @@ func (s *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return s.Jobs.Run(gctx) })
 	if s.httpsLn != nil {
 		g.Go(func() error { return s.REST.Serve(gctx, s.httpsLn, s.tlsConf) })
+		g.Go(func() error { return s.Console.Run(gctx) })
 	}
 	g.Go(func() error {
 		select {
@@ -359,6 +441,8 @@ func (s *Hub) Run(ctx context.Context) error {
 		}
 		if s.httpsLn != nil {
 			ep.HTTPSAddr = s.httpsLn.Addr().String()
+			ep.ConsoleURL = consoleURL(s.opts.Hostname, s.httpsLn.Addr())
+			ep.ConsoleLoginURL = strings.TrimSuffix(ep.ConsoleURL, "/") + s.Console.LoginURLPath()
 		}
 		s.mu.Lock()
 		s.endpoints = ep
@@ -377,6 +461,16 @@ func (s *Hub) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// consoleURL is the console's address: the hub's host name (which the
+// certificate names) and the listener's port.
+func consoleURL(host string, addr net.Addr) string {
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(host, port) + "/"
 }
 
 func (s *Hub) owner() restapi.Policy {

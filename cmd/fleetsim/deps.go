@@ -41,6 +41,10 @@ type playOptions struct {
 	DataDir       string
 	Logger        zerolog.Logger
 	Progress      func(runner.Progress)
+	// ConsoleAddr serves the web console there; ConsoleReady gets its
+	// one-time login URL.
+	ConsoleAddr  string
+	ConsoleReady func(loginURL string)
 	// Hub, when set, is the service connection string of a remote hub;
 	// HubURL, MQTTURL and CAFile say how to reach it.
 	Hub, HubURL, MQTTURL, CAFile string
@@ -101,6 +105,7 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	ro := runner.Options{
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
 		Logger: o.Logger, Progress: o.Progress,
+		ConsoleAddr: o.ConsoleAddr, ConsoleReady: o.ConsoleReady,
 	}
 	if o.Hub != "" {
 		ro.Remote = &runner.Remote{ServiceConnectionString: o.Hub, RESTURL: o.HubURL, MQTTURL: o.MQTTURL}
@@ -145,7 +150,8 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	if o.Ready != nil {
 		so.Ready = func(ep hubjobs.Endpoints) {
 			o.Ready(endpoints{HostName: ep.HostName, ServiceConnectionString: ep.ServiceConnectionString,
-				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr})
+				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr,
+				ConsoleURL: ep.ConsoleURL, ConsoleLoginURL: ep.ConsoleLoginURL})
 		}
 	}
 	return runner.Serve(ctx, so)
@@ -234,6 +240,8 @@ func (h restHub) Query(ctx context.Context, q string) (json.RawMessage, error) {
 // endpoints mirror hubjobs.Endpoints: how to reach a running hub.
 type endpoints struct {
 	HostName, ServiceConnectionString, CAFile, HTTPSAddr, MQTTAddr string
+	// ConsoleURL is the web console; ConsoleLoginURL signs a browser in once.
+	ConsoleURL, ConsoleLoginURL string
 }
 
 // jobSelection is how many of a scenario's devices a job's condition selects.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,24 @@ func TestBinaryRunTinyScenario(t *testing.T) {
 	validateReportJSON(t, b)
 	if err := json.Unmarshal(b, &rep); err != nil || !rep.Passed || len(rep.Jobs) == 0 {
 		t.Errorf("report.json: %v, passed %v, %d jobs", err, rep.Passed, len(rep.Jobs))
+	}
+}
+
+// TestBinaryRunConsole runs a scenario with --console: the console's
+// one-time login URL is printed on stderr, on the address asked for.
+func TestBinaryRunConsole(t *testing.T) {
+	dir := t.TempDir()
+	tiny, _ := filepath.Abs("testdata/tiny.yaml")
+	logFile := filepath.Join(dir, "run.log")
+	code, stdout, stderr := fleetsim(t, dir, "run", tiny, "--seed", "1", "--no-live", "--console", "127.0.0.1:0", "--log-file", logFile)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !regexp.MustCompile(`web console: https://localhost:\d+/console/login\?token=[\w-]{20,} `).MatchString(stderr) {
+		t.Errorf("no console login URL on stderr:\n%s", stderr)
+	}
+	if lb, _ := os.ReadFile(logFile); bytes.Contains(lb, []byte("token=")) {
+		t.Errorf("the login URL is in the log")
 	}
 }
 

@@ -26,6 +26,7 @@ type runFlags struct {
 	report  string
 	noLive  bool
 	logFile string
+	console string
 	// a remote hub instead of the embedded one
 	hub, hubFile, hubURL, mqttURL, ca string
 }
@@ -95,6 +96,7 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.data, "data", "", "keep the hub's stores in `DIR` (default: in memory, thrown away)")
 			f.fs.StringVar(&o.report, "report", "", "also write report.json, junit.xml and report.html to `DIR`")
 			f.fs.BoolVar(&o.noLive, "no-live", false, "no live progress, only the final report")
+			f.fs.StringVar(&o.console, "console", "", "serve the web console (and the REST API) on `ADDR`, e.g. localhost:8443, while the run lasts")
 			f.fs.StringVar(&o.logFile, "log-file", "", "write the logs to `FILE` (JSON lines) instead of stderr")
 			f.fs.StringVar(&o.hub, "hub", "", "play against the hub of this service connection `STRING` (a 'fleetsim serve' or an Azure IoT hub) instead of an embedded one; on the command line ps shows it: prefer the environment or --hub-file")
 			f.fs.StringVar(&o.hubFile, "hub-file", "", "read --hub's service connection string from `FILE`, e.g. a mounted Kubernetes Secret")
@@ -131,7 +133,10 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 	} else if hubOnCmdLine {
 		fmt.Fprintln(a.stderr, "fleetsim: warning: --hub puts the service connection string on the command line, where ps shows it to every user of the machine; set FLEETSIM_HUB or use --hub-file instead")
 	}
-	opts := playOptions{DataDir: o.data, Hub: o.hub, HubURL: o.hubURL, MQTTURL: o.mqttURL, CAFile: o.ca}
+	opts := playOptions{DataDir: o.data, Hub: o.hub, HubURL: o.hubURL, MQTTURL: o.mqttURL, CAFile: o.ca, ConsoleAddr: o.console}
+	if o.hub != "" && o.console != "" {
+		return usagef(f.name, "--console serves the embedded hub; with --hub, open that hub's own console")
+	}
 	if o.hub == "" && (o.hubURL != "" || o.mqttURL != "" || o.ca != "") {
 		return usagef(f.name, "--hub-url, --mqtt-url and --ca need --hub")
 	}
@@ -192,6 +197,17 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		return &usageError{cmd: f.name, msg: err.Error()}
 	}
 	opts.Logger = log
+	if o.console != "" {
+		// The login URL is a secret: it goes to the terminal (above the live
+		// view when there is one), never to the log.
+		urlDst := a.stderr
+		if view != nil && a.stdoutTTY && a.stderrTTY {
+			urlDst = view.LogWriter(a.stderr)
+		}
+		opts.ConsoleReady = func(u string) {
+			fmt.Fprintf(urlDst, "web console: %s (for as long as the run lasts)\n", u)
+		}
+	}
 
 	// The ticker that redraws the view is owned here and waited for.
 	var wg sync.WaitGroup

@@ -31,6 +31,8 @@ ports, and writes them to DIR/connection.json, where the client commands
 (jobs, devices, twin, invoke, query) find them.
 
 Prometheus metrics are served at /metrics on the HTTPS port, without a token.
+The web console is served at / on the HTTPS port: open the one-time login URL
+printed at start, or sign in with a service connection string.
 
 The data directory keeps the device registry, twins, jobs, the generated CA
 and server certificate, and the shared access policies across restarts. With
@@ -154,6 +156,9 @@ func printEndpoints(a *app, dataDir, ownerKeyFile string, ep endpoints) {
 	if ep.HTTPSAddr != "" {
 		fmt.Fprintf(tw, "REST API:\thttps://%s (MQTT over WebSocket at /$iothub/websocket)\n", dialable(ep.HTTPSAddr))
 		fmt.Fprintf(tw, "metrics:\thttps://%s/metrics\n", dialable(ep.HTTPSAddr))
+	}
+	if ep.ConsoleLoginURL != "" {
+		fmt.Fprintf(tw, "web console:\t%s (sign in once with this URL, or with a service connection string at %s)\n", ep.ConsoleLoginURL, ep.ConsoleURL)
 	}
 	if ep.MQTTAddr != "" {
 		fmt.Fprintf(tw, "MQTT over TLS:\t%s\n", dialable(ep.MQTTAddr))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
@@ -267,4 +268,31 @@ func (s *jobStore) Delete(jobIDs []string) error {
 	err := s.next.Delete(jobIDs)
 	s.m.observeWrite("jobs", "delete", start, len(jobIDs), err)
 	return err
+}
+
+// MethodCallsTotal is the sum of fleetsim_direct_method_calls_total over
+// its sources and outcomes: what the console plots as method calls/s.
+func (m *Metrics) MethodCallsTotal() float64 { return sumCounters(m.methodCalls) }
+
+// JobOperationsTotal is the sum of fleetsim_job_device_operations_total.
+func (m *Metrics) JobOperationsTotal() float64 { return sumCounters(m.jobOps) }
+
+// sumCounters adds up the values of a counter vector's series.
+func sumCounters(c *prometheus.CounterVec) float64 {
+	ch := make(chan prometheus.Metric)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Collect(ch)
+		close(ch)
+	}()
+	var sum float64
+	var pb dto.Metric
+	for mt := range ch {
+		if mt.Write(&pb) == nil && pb.Counter != nil {
+			sum += pb.Counter.GetValue()
+		}
+	}
+	<-done
+	return sum
 }

@@ -57,7 +57,7 @@ type Config struct {
 	// Extra serves other paths on the same listener without service auth,
 	// e.g. "/$iothub/websocket" (the broker's MQTT over WebSocket) or
 	// "/metrics". A key matches that exact path, or every path below it when
-	// it ends in "/".
+	// it ends in "/"; the key "/" matches the root path only.
 	Extra map[string]http.Handler
 	// MaxBodyBytes caps request bodies; larger ones get 413 (default 1 MiB).
 	MaxBodyBytes int64
@@ -248,7 +248,7 @@ func (s *Server) extra(p string) http.Handler {
 		return h
 	}
 	for k, h := range s.cfg.Extra {
-		if strings.HasSuffix(k, "/") && strings.HasPrefix(p, k) {
+		if k != "/" && strings.HasSuffix(k, "/") && strings.HasPrefix(p, k) {
 			return h
 		}
 	}

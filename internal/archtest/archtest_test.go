@@ -37,6 +37,7 @@ var rules = []rule{
 	{pkg: "hubjobs/regstore", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/jobstore", deny: []string{"hubjobs/restapi", "hubjobs/registry", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
+	{pkg: "hubjobs/console", deny: []string{"hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "hubjobs/metrics", "broker", "devicesim", "scenarios", "cmd", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},
 	{pkg: "hubjobs/metrics", deny: []string{"hubjobs/restapi", "hubjobs/regstore", "hubjobs/jobstore", "devicesim", "scenarios", "cmd"}},
 	{pkg: "devicesim", deny: []string{"broker", "hubjobs", "scenarios", "github.com/mochi-mqtt"}},
 	{pkg: "scenarios/runner", deny: []string{"broker", "hubjobs/jobs", "hubjobs/query", "hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/metrics", "internal/sysmem", "github.com/mochi-mqtt"}},

@@ -42,6 +42,12 @@ type Options struct {
 	Progress func(Progress)
 	// ProgressEvery is the time between snapshots (default 250 ms).
 	ProgressEvery time.Duration
+	// ConsoleAddr, when set, serves the embedded hub's HTTPS listener there
+	// (the REST API and the web console) for the length of the run.
+	ConsoleAddr string
+	// ConsoleReady, when set, is called once with the console's one-time
+	// login URL when the hub is up (only with ConsoleAddr).
+	ConsoleReady func(loginURL string)
 	// Remote, when set, plays against that hub instead of an embedded one:
 	// the fleet registers there and connects over MQTT, jobs are created
 	// through its REST API. With shards, only shard 1 creates and cancels
@@ -110,6 +116,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 
 	st, err := hubjobs.New(hubjobs.Config{
 		DataDir:     o.DataDir,
+		HTTPSAddr:   o.ConsoleAddr,
 		Pacing:      sc.Hub.Pacing,
 		MaxInFlight: sc.Hub.MaxInFlight,
 		Logger:      o.Logger,
@@ -127,6 +134,9 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 			<-hubDone
 		}
 		return nil, fmt.Errorf("start the hub: %w", err)
+	}
+	if o.ConsoleReady != nil && o.ConsoleAddr != "" {
+		o.ConsoleReady(st.Endpoints().ConsoleLoginURL)
 	}
 	p.hub = stackTarget{st}
 	rep, err := p.play(ctx)
