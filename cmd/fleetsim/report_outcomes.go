@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
@@ -57,3 +59,115 @@ func fmtMs(v float64) string {
 	}
 	return fmt.Sprintf("%.1f min", v/60000)
 }
+
+// htmlDeviceSide is what the devices did, ready for the page: one row per
+// kind of outcome, and the firmware phases.
+type htmlDeviceSide struct {
+	Rows   []outcomeRow
+	Phases []phaseRow
+}
+
+// outcomeRow is one kind of device-side outcome: how many finished well,
+// how many failed or rolled back ("-" where the kind has no such thing),
+// and the distribution of its time.
+type outcomeRow struct {
+	What, Measured     string
+	Done               string
+	Failed, RolledBack string
+	P50, P99, Max      string
+}
+
+// phaseRow is one firmware phase: updates that passed it and that failed in
+// it, with a bar of the two.
+type phaseRow struct {
+	Phase             string
+	Succeeded, Failed int
+	Segments          []segment
+}
+
+// deviceSideHTML lays out ds for the page; nil when there is nothing to
+// show. Telemetry is a row only where it is counted (the run).
+func deviceSideHTML(ds *runner.DeviceSide, telemetry bool) *htmlDeviceSide {
+	if ds == nil {
+		return nil
+	}
+	out := &htmlDeviceSide{}
+	dist := func(r *outcomeRow, m runner.MsSummary) {
+		r.P50, r.P99, r.Max = fmtMs(m.P50), fmtMs(m.P99), fmtMs(m.Max)
+	}
+	if a := ds.TwinAcks; a != nil {
+		r := outcomeRow{What: "Acknowledgements", Measured: "latency: desired change received → hub answered the reported acknowledgement",
+			Done: strconv.Itoa(a.Acknowledged), Failed: strconv.Itoa(a.Failed), RolledBack: "-"}
+		dist(&r, a.LatencyMs)
+		out.Rows = append(out.Rows, r)
+	}
+	if f := ds.Firmware; f != nil {
+		r := outcomeRow{What: "Firmware updates", Measured: "time to the new version: update accepted → new version reported",
+			Done: strconv.Itoa(f.Updated), Failed: strconv.Itoa(f.Failed), RolledBack: strconv.Itoa(f.RolledBack)}
+		dist(&r, f.TimeToVersionMs)
+		out.Rows = append(out.Rows, r)
+		for _, p := range f.Phases {
+			pr := phaseRow{Phase: p.Phase, Succeeded: p.Succeeded, Failed: p.Failed}
+			if total := p.Succeeded + p.Failed; total > 0 {
+				for _, s := range []segment{{Class: "ok", Label: "passed", Count: p.Succeeded}, {Class: "fail", Label: "failed", Count: p.Failed}} {
+					if s.Count > 0 {
+						s.Pct = strconv.FormatFloat(100*float64(s.Count)/float64(total), 'f', 2, 64)
+						pr.Segments = append(pr.Segments, s)
+					}
+				}
+			}
+			out.Phases = append(out.Phases, pr)
+		}
+	}
+	if rb := ds.Reboots; rb != nil {
+		r := outcomeRow{What: "Reboots", Measured: "offline time: went down → connected again",
+			Done: strconv.Itoa(rb.Count), Failed: "-", RolledBack: "-"}
+		dist(&r, rb.OfflineMs)
+		out.Rows = append(out.Rows, r)
+	}
+	if telemetry {
+		out.Rows = append(out.Rows, outcomeRow{What: "Telemetry messages sent", Done: strconv.FormatInt(ds.TelemetrySent, 10),
+			Failed: "-", RolledBack: "-", P50: "-", P99: "-", Max: "-"})
+	}
+	if len(out.Rows) == 0 {
+		return nil
+	}
+	return out
+}
+
+// settleHTML is the page's sentence on how the run ended: the note with
+// its first letter capitalised, and when the jobs and the devices were done.
+func settleHTML(s runner.Settle) string {
+	if s.Note == "" {
+		return ""
+	}
+	note := strings.ToUpper(s.Note[:1]) + s.Note[1:]
+	var when []string
+	at := func(v float64) string { return "T+" + fmtDur(time.Duration(v*float64(time.Millisecond))) }
+	if s.JobsDoneMs > 0 {
+		when = append(when, "every job terminal at "+at(s.JobsDoneMs))
+	}
+	if s.SettledMs > 0 {
+		when = append(when, "devices done at "+at(s.SettledMs))
+	}
+	if len(when) > 0 {
+		note += " (" + strings.Join(when, ", ") + ")"
+	}
+	return note + "."
+}
+
+// deviceSideTemplate is the page's block for a htmlDeviceSide, used for the
+// run and for each job.
+const deviceSideTemplate = `{{define "deviceside"}}<table class="outcomes">
+<thead><tr><th>Outcome</th><th class="num">Done</th><th class="num">Failed</th><th class="num">Rolled back</th><th class="num">p50</th><th class="num">p99</th><th class="num">max</th></tr></thead>
+<tbody>
+{{range .Rows}}<tr><td>{{.What}}{{with .Measured}}<br><span class="sub">{{.}}</span>{{end}}</td><td class="num">{{.Done}}</td><td class="num">{{.Failed}}</td><td class="num">{{.RolledBack}}</td><td class="num">{{.P50}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
+{{end}}</tbody>
+</table>
+{{with .Phases}}<table class="phases">
+<thead><tr><th>Firmware phase</th><th class="num">Passed</th><th class="num">Failed</th><th>Passed and failed</th></tr></thead>
+<tbody>
+{{range .}}<tr><td>{{.Phase}}</td><td class="num">{{.Succeeded}}</td>{{if .Failed}}<td class="num fail">{{.Failed}}</td>{{else}}<td class="num">0</td>{{end}}<td><div class="bar thin">{{range .Segments}}<div class="{{.Class}}" style="width: {{.Pct}}%" title="{{.Count}} {{.Label}}"></div>{{end}}</div></td></tr>
+{{end}}</tbody>
+</table>
+{{end}}{{end}}`
