@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
@@ -171,3 +172,119 @@ const deviceSideTemplate = `{{define "deviceside"}}<table class="outcomes">
 {{end}}</tbody>
 </table>
 {{end}}{{end}}`
+
+// liveLine is one labelled line of the live view. Its text wraps at
+// spaces; a no-break space (U+00A0) keeps a number with its noun.
+type liveLine struct {
+	label string
+	text  string
+}
+
+// nbsp joins the words of one figure so that it never wraps apart.
+const nbsp = "\u00a0"
+
+// deviceSideLive is the live view's device-side lines: settling or settled,
+// then the acknowledgements, firmware updates, reboots and telemetry
+// counted so far. Kinds nothing has happened to yet have no line.
+func deviceSideLive(p runner.Progress) []liveLine {
+	var out []liveLine
+	n := func(v int64, noun string) string { return strconv.FormatInt(v, 10) + nbsp + noun }
+	switch {
+	case p.Settled:
+		out = append(out, liveLine{"settled", "the devices finished the work the jobs started"})
+	case p.Settling:
+		what := "every job is terminal; waiting for the devices to go quiet"
+		if p.Outstanding > 0 {
+			ops := "device" + nbsp + "operations"
+			if p.Outstanding == 1 {
+				ops = "device" + nbsp + "operation"
+			}
+			what = "every job is terminal; " + n(p.Outstanding, ops) + " still in progress"
+		}
+		out = append(out, liveLine{"settling", what})
+	}
+	ds := p.DeviceSide
+	if a := ds.TwinAcks; a != nil {
+		out = append(out, liveLine{"acks", n(int64(a.Acknowledged), "accepted,") + " " + n(int64(a.Failed), "failed")})
+	}
+	if f := ds.Firmware; f != nil {
+		text := n(int64(f.Updated), "updated,") + " " + n(int64(f.Failed), "failed,") + " " + n(int64(f.RolledBack), "rolled"+nbsp+"back")
+		var in []string
+		for _, ph := range f.Phases {
+			if ph.Failed > 0 {
+				in = append(in, ph.Phase+nbsp+strconv.Itoa(ph.Failed))
+			}
+		}
+		if len(in) > 0 {
+			text += "; failed in " + strings.Join(in, ", ")
+		}
+		out = append(out, liveLine{"firmware", text})
+	}
+	if rb := ds.Reboots; rb != nil {
+		out = append(out, liveLine{"reboots", n(int64(rb.Count), "back"+nbsp+"online")})
+	}
+	if ds.TelemetrySent > 0 {
+		out = append(out, liveLine{"telemetry", n(ds.TelemetrySent, "sent")})
+	}
+	return out
+}
+
+// wrapFigures lays out a labelled line in the frame's label column,
+// wrapped at spaces (indented under the first line's text) so that no line
+// is wider than width visible runes; a word wider than the line is cut.
+func wrapFigures(label, text string, width int) []string {
+	const col = 9 // "devices  ", "jobs     "
+	head := label + " "
+	if n := utf8.RuneCountInString(head); n < col {
+		head += strings.Repeat(" ", col-n)
+	}
+	indent := strings.Repeat(" ", col)
+	var lines []string
+	line, fresh := head, true // fresh: nothing after the label or indent yet
+	for _, w := range strings.Fields(text) {
+		w = strings.ReplaceAll(w, nbsp, " ")
+		if !fresh && visibleLen(line)+1+utf8.RuneCountInString(w) > width {
+			lines = append(lines, line)
+			line, fresh = indent, true
+		}
+		if !fresh {
+			line += " "
+		}
+		line += w
+		fresh = false
+	}
+	lines = append(lines, line)
+	for i, l := range lines {
+		lines[i] = cut(l, width)
+	}
+	return lines
+}
+
+// plainDeviceSide is the plain progress line's device-side part.
+func plainDeviceSide(p runner.Progress) string {
+	var b strings.Builder
+	switch {
+	case p.Settled:
+		b.WriteString(" | settled")
+	case p.Settling:
+		fmt.Fprintf(&b, " | settling outstanding=%d", p.Outstanding)
+	}
+	ds := p.DeviceSide
+	var parts []string
+	if a := ds.TwinAcks; a != nil {
+		parts = append(parts, fmt.Sprintf("acks=%d ack-failures=%d", a.Acknowledged, a.Failed))
+	}
+	if f := ds.Firmware; f != nil {
+		parts = append(parts, fmt.Sprintf("fw-updated=%d fw-failed=%d fw-rolled-back=%d", f.Updated, f.Failed, f.RolledBack))
+	}
+	if rb := ds.Reboots; rb != nil {
+		parts = append(parts, fmt.Sprintf("reboots-back=%d", rb.Count))
+	}
+	if ds.TelemetrySent > 0 {
+		parts = append(parts, fmt.Sprintf("telemetry=%d", ds.TelemetrySent))
+	}
+	if len(parts) > 0 {
+		b.WriteString(" | devices " + strings.Join(parts, " "))
+	}
+	return b.String()
+}
