@@ -6,13 +6,19 @@ package memnet
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 )
 
-// ErrClosed is returned by Accept and Dial once the listener is closed.
-var ErrClosed = errors.New("memnet: listener closed")
+// ErrClosed is returned by Accept and Dial once the listener is closed. It
+// matches net.ErrClosed under errors.Is, as net.Listener implementations'
+// errors do, so an accept loop tells a closed listener from a failing one.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string { return "memnet: listener closed" }
+func (closedError) Unwrap() error { return net.ErrClosed }
 
 // Addr is the address of an in-memory listener.
 type Addr string
