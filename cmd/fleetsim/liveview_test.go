@@ -252,7 +252,7 @@ func TestLiveViewDeviceSide(t *testing.T) {
 	p := runner.Progress{Elapsed: 61 * time.Second, Devices: 1000, Connected: 989, Settling: true, Outstanding: 37,
 		Jobs: []runner.JobProgress{{JobID: "fw-broad", Status: "completed", DeviceCount: 942, Succeeded: 941, Failed: 1, OpsPerSecond: 93.3}},
 		DeviceSide: runner.DeviceSide{
-			TwinAcks: &runner.AckFigures{Acknowledged: 748, Failed: 3},
+			TwinAcks: &runner.AckFigures{Acknowledged: 748, Failed: 3, NotApplied: 7},
 			Firmware: &runner.FirmwareFigures{Updated: 932, Failed: 68, RolledBack: 25, Phases: []runner.PhaseFigures{
 				{Phase: "downloading", Succeeded: 969, Failed: 31}, {Phase: "verifying", Succeeded: 957, Failed: 12},
 				{Phase: "applying", Succeeded: 940, Failed: 17}, {Phase: "rebooting", Succeeded: 932, Failed: 8}}},
@@ -261,7 +261,7 @@ func TestLiveViewDeviceSide(t *testing.T) {
 		}}
 	wide := []string{
 		"settling every job is terminal; 37 device operations still in progress",
-		"acks     748 accepted, 3 failed",
+		"acks     748 accepted (7 not applied), 3 failed",
 		"firmware 932 updated, 68 failed, 25 rolled back; failed in downloading 31, verifying 12, applying 17, rebooting 8",
 		"reboots  940 back online",
 		"telemetry 8000 sent",
@@ -294,7 +294,7 @@ func TestLiveViewDeviceSide(t *testing.T) {
 		}
 	}
 	line := plainLine(p)
-	want := " | settling outstanding=37 | devices acks=748 ack-failures=3 fw-updated=932 fw-failed=68 fw-rolled-back=25 reboots-back=940 telemetry=8000"
+	want := " | settling outstanding=37 | devices acks=748 ack-failures=3 acks-not-applied=7 fw-updated=932 fw-failed=68 fw-rolled-back=25 reboots-back=940 telemetry=8000"
 	if !strings.HasSuffix(line, want) {
 		t.Errorf("plain line\n%s\nwant it to end in\n%s", line, want)
 	}

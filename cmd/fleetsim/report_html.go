@@ -152,6 +152,7 @@ svg text.val { fill: var(--ink); }
 .settle { background: #e8f5e9; border: 1px solid var(--ok); border-radius: 6px; padding: 8px 12px; margin: 12px 0 0; }
 table.outcomes, table.phases { margin-top: 8px; }
 .sub { color: var(--muted); font-size: 12px; }
+.sub.note { color: var(--fail); }
 td.num.fail { color: var(--fail); font-weight: 600; }
 .bar.thin { height: 10px; margin: 4px 0; min-width: 120px; }
 .none { color: var(--muted); font-style: italic; padding: 24px 0; }

@@ -28,8 +28,8 @@ func writeDeviceSideText(w io.Writer, indent string, ds *runner.DeviceSide) {
 		return
 	}
 	if a := ds.TwinAcks; a != nil {
-		fmt.Fprintf(w, "%sacknowledgements: %d accepted by the hub, %d failed; latency p50 %s, p99 %s, max %s\n",
-			indent, a.Acknowledged, a.Failed, fmtMs(a.LatencyMs.P50), fmtMs(a.LatencyMs.P99), fmtMs(a.LatencyMs.Max))
+		fmt.Fprintf(w, "%sacknowledgements: %d accepted by the hub%s, %d failed; latency p50 %s, p99 %s, max %s\n",
+			indent, a.Acknowledged, notAppliedNote(a), a.Failed, fmtMs(a.LatencyMs.P50), fmtMs(a.LatencyMs.P99), fmtMs(a.LatencyMs.Max))
 	}
 	if f := ds.Firmware; f != nil {
 		fmt.Fprintf(w, "%sfirmware: %d updated, %d failed, %d rolled back; time to the new version p50 %s, p99 %s\n",
@@ -46,6 +46,19 @@ func writeDeviceSideText(w io.Writer, indent string, ds *runner.DeviceSide) {
 		fmt.Fprintf(w, "%sreboots: %d back online; offline p50 %s, p99 %s, max %s\n",
 			indent, rb.Count, fmtMs(rb.OfflineMs.P50), fmtMs(rb.OfflineMs.P99), fmtMs(rb.OfflineMs.Max))
 	}
+}
+
+// notAppliedNote is " (N report the change was not applied)" for
+// acknowledgements of which N say the device failed to apply the change,
+// or "" when none did.
+func notAppliedNote(a *runner.AckFigures) string {
+	switch a.NotApplied {
+	case 0:
+		return ""
+	case 1:
+		return " (1 reports the change was not applied)"
+	}
+	return fmt.Sprintf(" (%d report the change was not applied)", a.NotApplied)
 }
 
 // fmtMs formats milliseconds for people.
@@ -73,6 +86,7 @@ type htmlDeviceSide struct {
 // and the distribution of its time.
 type outcomeRow struct {
 	What, Measured     string
+	Note               string // a second line under What
 	Done               string
 	Failed, RolledBack string
 	P50, P99, Max      string
@@ -99,6 +113,9 @@ func deviceSideHTML(ds *runner.DeviceSide, telemetry bool) *htmlDeviceSide {
 	if a := ds.TwinAcks; a != nil {
 		r := outcomeRow{What: "Acknowledgements", Measured: "latency: desired change received → hub answered the reported acknowledgement",
 			Done: strconv.Itoa(a.Acknowledged), Failed: strconv.Itoa(a.Failed), RolledBack: "-"}
+		if a.NotApplied > 0 {
+			r.Note = fmt.Sprintf("of the accepted, %d report that the device could not apply the change", a.NotApplied)
+		}
 		dist(&r, a.LatencyMs)
 		out.Rows = append(out.Rows, r)
 	}
@@ -162,7 +179,7 @@ func settleHTML(s runner.Settle) string {
 const deviceSideTemplate = `{{define "deviceside"}}<table class="outcomes">
 <thead><tr><th>Outcome</th><th class="num">Done</th><th class="num">Failed</th><th class="num">Rolled back</th><th class="num">p50</th><th class="num">p99</th><th class="num">max</th></tr></thead>
 <tbody>
-{{range .Rows}}<tr><td>{{.What}}{{with .Measured}}<br><span class="sub">{{.}}</span>{{end}}</td><td class="num">{{.Done}}</td><td class="num">{{.Failed}}</td><td class="num">{{.RolledBack}}</td><td class="num">{{.P50}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
+{{range .Rows}}<tr><td>{{.What}}{{with .Measured}}<br><span class="sub">{{.}}</span>{{end}}{{with .Note}}<br><span class="sub note">{{.}}</span>{{end}}</td><td class="num">{{.Done}}</td><td class="num">{{.Failed}}</td><td class="num">{{.RolledBack}}</td><td class="num">{{.P50}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
 {{end}}</tbody>
 </table>
 {{with .Phases}}<table class="phases">
@@ -205,7 +222,11 @@ func deviceSideLive(p runner.Progress) []liveLine {
 	}
 	ds := p.DeviceSide
 	if a := ds.TwinAcks; a != nil {
-		out = append(out, liveLine{"acks", n(int64(a.Acknowledged), "accepted,") + " " + n(int64(a.Failed), "failed")})
+		text := n(int64(a.Acknowledged), "accepted,")
+		if a.NotApplied > 0 {
+			text = n(int64(a.Acknowledged), "accepted") + " (" + n(int64(a.NotApplied), "not"+nbsp+"applied),")
+		}
+		out = append(out, liveLine{"acks", text + " " + n(int64(a.Failed), "failed")})
 	}
 	if f := ds.Firmware; f != nil {
 		text := n(int64(f.Updated), "updated,") + " " + n(int64(f.Failed), "failed,") + " " + n(int64(f.RolledBack), "rolled"+nbsp+"back")
@@ -273,6 +294,9 @@ func plainDeviceSide(p runner.Progress) string {
 	var parts []string
 	if a := ds.TwinAcks; a != nil {
 		parts = append(parts, fmt.Sprintf("acks=%d ack-failures=%d", a.Acknowledged, a.Failed))
+		if a.NotApplied > 0 {
+			parts = append(parts, fmt.Sprintf("acks-not-applied=%d", a.NotApplied))
+		}
 	}
 	if f := ds.Firmware; f != nil {
 		parts = append(parts, fmt.Sprintf("fw-updated=%d fw-failed=%d fw-rolled-back=%d", f.Updated, f.Failed, f.RolledBack))

@@ -395,7 +395,7 @@ func TestDeviceSideInEveryReport(t *testing.T) {
 	}{
 		{"settled", func(r *runner.Report) {}, []string{
 			"Run settled: the devices finished the work the jobs started 11.25s after the jobs ended",
-			"  acknowledgements: 248 accepted by the hub, 2 failed; latency p50 310 ms, p99 1.45 s, max 2.10 s",
+			"  acknowledgements: 248 accepted by the hub (3 report the change was not applied), 2 failed; latency p50 310 ms, p99 1.45 s, max 2.10 s",
 			"  firmware: 90 updated, 10 failed, 4 rolled back; time to the new version p50 14.20 s, p99 26.50 s",
 			"    phases: downloading 94 ok / 6 failed; verifying 94 ok / 0 failed; applying 91 ok / 3 failed; rebooting 90 ok / 1 failed",
 			"  reboots: 1086 back online; offline p50 4.00 s, p99 9.40 s, max 12.00 s",
@@ -403,7 +403,7 @@ func TestDeviceSideInEveryReport(t *testing.T) {
 			"8000 telemetry messages",
 		}, []string{
 			`<p class="settle">Settled: the devices finished the work the jobs started 11.25s after the jobs ended (every job terminal at T&#43;1m0.3s, devices done at T&#43;1m11.5s).</p>`,
-			`<td>Acknowledgements<br><span class="sub">latency: desired change received → hub answered the reported acknowledgement</span></td><td class="num">248</td><td class="num">2</td><td class="num">-</td><td class="num">310 ms</td><td class="num">1.45 s</td><td class="num">2.10 s</td>`,
+			`<td>Acknowledgements<br><span class="sub">latency: desired change received → hub answered the reported acknowledgement</span><br><span class="sub note">of the accepted, 3 report that the device could not apply the change</span></td><td class="num">248</td><td class="num">2</td><td class="num">-</td><td class="num">310 ms</td><td class="num">1.45 s</td><td class="num">2.10 s</td>`,
 			`<td>Firmware updates<br><span class="sub">time to the new version: update accepted → new version reported</span></td><td class="num">90</td><td class="num">10</td><td class="num">4</td><td class="num">14.20 s</td><td class="num">26.50 s</td><td class="num">1.2 min</td>`,
 			`<td>Reboots<br><span class="sub">offline time: went down → connected again</span></td><td class="num">1086</td><td class="num">-</td><td class="num">-</td><td class="num">4.00 s</td><td class="num">9.40 s</td><td class="num">12.00 s</td>`,
 			`<td>Reboots<br><span class="sub">offline time: went down → connected again</span></td><td class="num">995</td>`,

@@ -33,7 +33,7 @@ func TestReadyScenariosShowDeviceSide(t *testing.T) {
 			}
 		}},
 		{"twin-config-push", 100, func(t *testing.T, rep *runner.Report) {
-			total := 0
+			total, notApplied := 0, 0
 			for _, j := range rep.Jobs {
 				ds := j.DeviceSide
 				if ds == nil || ds.TwinAcks == nil || ds.TwinAcks.Acknowledged != j.Succeeded || j.Succeeded == 0 {
@@ -41,9 +41,10 @@ func TestReadyScenariosShowDeviceSide(t *testing.T) {
 					continue
 				}
 				total += ds.TwinAcks.Acknowledged
+				notApplied += ds.TwinAcks.NotApplied
 			}
-			if acks := rep.DeviceSide.TwinAcks; acks == nil || acks.Acknowledged != total {
-				t.Errorf("run acknowledgements %+v, jobs' %d", acks, total)
+			if acks := rep.DeviceSide.TwinAcks; acks == nil || acks.Acknowledged != total || acks.NotApplied != notApplied {
+				t.Errorf("run acknowledgements %+v, jobs' %d (%d not applied)", acks, total, notApplied)
 			}
 		}},
 		{"firmware-rollout", 200, func(t *testing.T, rep *runner.Report) {
