@@ -309,6 +309,16 @@ func TestDesiredAcknowledgement(t *testing.T) {
 					t.Errorf("reported %s, want %s", got, want)
 				}
 				waitUntil(t, "204", func() bool { return d.Stats().ReportedAcked == 1 })
+				notApplied := int64(0)
+				if tc.db.FailProbability == 1 {
+					notApplied = 1
+				}
+				if s := d.Stats(); s.TwinAcks != 1 || s.TwinAcksNotApplied != notApplied {
+					t.Errorf("acknowledgements %d, not applied %d; want 1, %d", s.TwinAcks, s.TwinAcksNotApplied, notApplied)
+				}
+				if o := d.Outcomes(); len(o) != 1 || o[0].NotApplied != (notApplied == 1) || !o[0].OK {
+					t.Errorf("outcomes %+v", o)
+				}
 				if _, rv := d.TwinVersions(); rv != 2 {
 					t.Errorf("reported version = %d, want 2", rv)
 				}

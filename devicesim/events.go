@@ -93,6 +93,10 @@ type Counters struct {
 	TelemetrySent     int64
 	QueueDropped      int64 // inbound messages dropped because the device's queue was full
 	EventsDropped     int64 // events dropped because DeviceConfig.Events was full
+
+	// TwinAcksNotApplied counts the TwinAcks that report the device failed
+	// to apply the change (status "failed", or ac 500).
+	TwinAcksNotApplied int64
 }
 
 // add sums o into c.
@@ -116,6 +120,7 @@ func (c *Counters) add(o Counters) {
 	c.FirmwareRollbacks += o.FirmwareRollbacks
 	c.TwinAcks += o.TwinAcks
 	c.TwinAckFailures += o.TwinAckFailures
+	c.TwinAcksNotApplied += o.TwinAcksNotApplied
 	c.RebootsBack += o.RebootsBack
 	for ph, n := range o.FirmwareFailedIn {
 		if c.FirmwareFailedIn == nil {
@@ -157,6 +162,7 @@ type counters struct {
 	firmwareFailures, telemetrySent, queueDropped, evDropped atomic.Int64
 	fwRollbacks, twinAcks, twinAckFailures, rebootsBack      atomic.Int64
 	fwFailedIn                                               [4]atomic.Int64 // by FirmwarePhases index
+	twinAcksNotApplied                                       atomic.Int64
 
 	statusMu sync.Mutex
 	byStatus []statusCount // usually one or two entries
@@ -204,6 +210,7 @@ func (c *counters) snapshot() Counters {
 		TwinAckFailures:   c.twinAckFailures.Load(),
 		RebootsBack:       c.rebootsBack.Load(),
 	}
+	s.TwinAcksNotApplied = c.twinAcksNotApplied.Load()
 	for i := range c.fwFailedIn {
 		if n := c.fwFailedIn[i].Load(); n > 0 {
 			if s.FirmwareFailedIn == nil {

@@ -42,6 +42,9 @@ type Outcome struct {
 	FailedPhase FirmwarePhase
 	// RolledBack is true when a failed update rolled back to the old version.
 	RolledBack bool
+	// NotApplied is true for an acknowledgement that reports the device
+	// failed to apply the change (OutcomeTwinAck).
+	NotApplied bool
 	// Version is the desired $version acknowledged (OutcomeTwinAck).
 	Version int64
 }

@@ -181,10 +181,13 @@ func (d *Device) ackDesired(patch map[string]any, version int64) {
 		d.busy(-1)
 		if ok {
 			d.stats.twinAcks.Add(1)
+			if failed {
+				d.stats.twinAcksNotApplied.Add(1)
+			}
 		} else {
 			d.stats.twinAckFailures.Add(1)
 		}
-		d.record(Outcome{Kind: OutcomeTwinAck, Start: received, End: d.clk.Now(), OK: ok, Version: version})
+		d.record(Outcome{Kind: OutcomeTwinAck, Start: received, End: d.clk.Now(), OK: ok, NotApplied: failed, Version: version})
 	}
 	d.reply(delay, func() {
 		ack := make(map[string]any, len(patch))

@@ -217,13 +217,17 @@ func (v *liveView) frameLocked() []string {
 		n := p.Connected * 20 / p.Devices
 		connBar = "  [" + c(ansiGreen, strings.Repeat("█", n)) + c(ansiDim, strings.Repeat("·", 20-n)) + "]"
 	}
-	lines = append(lines, fmt.Sprintf("devices  %d/%d connected%s", p.Connected, p.Devices, connBar))
+	width := v.opts.Width - 1 // the last column would wrap on some terminals
+	devices := fmt.Sprintf("devices  %d/%d connected", p.Connected, p.Devices)
+	if visibleLen(devices+connBar) <= width {
+		devices += connBar // the bar only where it fits whole
+	}
+	lines = append(lines, devices)
 	if len(p.Jobs) == 0 {
 		lines = append(lines, c(ansiDim, "no jobs yet"))
 	} else {
 		lines = append(lines, jobsSummary(p))
 	}
-	width := v.opts.Width - 1 // the last column would wrap on some terminals
 	idw := 0
 	for _, j := range p.Jobs {
 		idw = max(idw, utf8.RuneCountInString(j.JobID))
@@ -266,6 +270,9 @@ func (v *liveView) frameLocked() []string {
 				c(ansiYellow, string(barRunning)), j.Running, c(ansiDim, string(barPending)), j.Pending)
 		}
 		lines = append(lines, counts)
+	}
+	for _, l := range deviceSideLive(p) {
+		lines = append(lines, wrapFigures(l.label, l.text, width)...)
 	}
 	for _, n := range v.notes {
 		lines = append(lines, c(ansiDim, "› ")+n)
@@ -386,6 +393,7 @@ func plainLine(p runner.Progress) string {
 			j.JobID, j.Status, j.Succeeded+j.Failed, j.DeviceCount, j.Succeeded, j.Failed, j.Running, j.Pending,
 			fmtRate(j), fmtLatency(j, j.P50), fmtLatency(j, j.P99))
 	}
+	b.WriteString(plainDeviceSide(p))
 	return b.String()
 }
 
@@ -394,6 +402,13 @@ func jobStatuses(p runner.Progress) string {
 	var b strings.Builder
 	for _, j := range p.Jobs {
 		b.WriteString(j.JobID + "=" + j.Status + ";")
+	}
+	// A line when the run starts to wait for the devices, and when they are done.
+	if p.Settling {
+		b.WriteString("settling;")
+	}
+	if p.Settled {
+		b.WriteString("settled;")
 	}
 	return b.String()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,8 +11,9 @@ import (
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
-// progressSequence is a short run: devices connect, a job is created, runs
-// and completes with a few failures.
+// progressSequence is a short run: devices connect, a reboot job is created,
+// runs and completes with a few failures, and the run settles once the
+// rebooted devices are back.
 func progressSequence() []runner.Progress {
 	job := func(status string, ok, failed, running, pending int, ops float64, p50, p99 time.Duration) runner.JobProgress {
 		return runner.JobProgress{JobID: "reboot-all", Status: status, DeviceCount: 100, Succeeded: ok, Failed: failed,
@@ -24,9 +26,14 @@ func progressSequence() []runner.Progress {
 		{Elapsed: 1200 * time.Millisecond, Devices: 100, Connected: 100, Note: "T+1.2s: created job reboot-all",
 			Jobs: []runner.JobProgress{job("running", 0, 0, 10, 90, 0, 0, 0)}},
 		{Elapsed: 1500 * time.Millisecond, Devices: 100, Connected: 97,
-			Jobs: []runner.JobProgress{job("running", 40, 2, 10, 48, 140.5, 12*time.Millisecond, 80*time.Millisecond)}},
+			Jobs:       []runner.JobProgress{job("running", 40, 2, 10, 48, 140.5, 12*time.Millisecond, 80*time.Millisecond)},
+			DeviceSide: runner.DeviceSide{Reboots: &runner.RebootFigures{Count: 12}}},
 		{Elapsed: 2600 * time.Millisecond, Devices: 100, Connected: 98, Note: "T+2.6s: job reboot-all completed",
-			Jobs: []runner.JobProgress{job("completed", 95, 5, 0, 0, 95.2, 11*time.Millisecond, 310*time.Millisecond)}},
+			Jobs:     []runner.JobProgress{job("completed", 95, 5, 0, 0, 95.2, 11*time.Millisecond, 310*time.Millisecond)},
+			Settling: true, Outstanding: 37, DeviceSide: runner.DeviceSide{Reboots: &runner.RebootFigures{Count: 58}}},
+		{Elapsed: 4100 * time.Millisecond, Devices: 100, Connected: 100, Note: "T+4.1s: settled: the devices finished the work the jobs started",
+			Jobs:     []runner.JobProgress{job("completed", 95, 5, 0, 0, 95.2, 11*time.Millisecond, 310*time.Millisecond)},
+			Settling: true, Settled: true, DeviceSide: runner.DeviceSide{Reboots: &runner.RebootFigures{Count: 95}}},
 	}
 }
 
@@ -234,5 +241,69 @@ func TestVisibleLen(t *testing.T) {
 		if got := visibleLen(in); got != want {
 			t.Errorf("visibleLen(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// TestLiveViewDeviceSide feeds known device-side counts and a settling run
+// through the terminal frame at several widths and through the plain line,
+// and checks the numbers they show and that no line is wider than the
+// terminal allows.
+func TestLiveViewDeviceSide(t *testing.T) {
+	p := runner.Progress{Elapsed: 61 * time.Second, Devices: 1000, Connected: 989, Settling: true, Outstanding: 37,
+		Jobs: []runner.JobProgress{{JobID: "fw-broad", Status: "completed", DeviceCount: 942, Succeeded: 941, Failed: 1, OpsPerSecond: 93.3}},
+		DeviceSide: runner.DeviceSide{
+			TwinAcks: &runner.AckFigures{Acknowledged: 748, Failed: 3, NotApplied: 7},
+			Firmware: &runner.FirmwareFigures{Updated: 932, Failed: 68, RolledBack: 25, Phases: []runner.PhaseFigures{
+				{Phase: "downloading", Succeeded: 969, Failed: 31}, {Phase: "verifying", Succeeded: 957, Failed: 12},
+				{Phase: "applying", Succeeded: 940, Failed: 17}, {Phase: "rebooting", Succeeded: 932, Failed: 8}}},
+			Reboots:       &runner.RebootFigures{Count: 940},
+			TelemetrySent: 8000,
+		}}
+	wide := []string{
+		"settling every job is terminal; 37 device operations still in progress",
+		"acks     748 accepted (7 not applied), 3 failed",
+		"firmware 932 updated, 68 failed, 25 rolled back; failed in downloading 31, verifying 12, applying 17, rebooting 8",
+		"reboots  940 back online",
+		"telemetry 8000 sent",
+	}
+	for _, width := range []int{30, 40, 60, 80, 120, 200} {
+		var out bytes.Buffer
+		v := newLiveView(&out, viewOptions{Terminal: true, Width: width})
+		v.Update(p)
+		v.Draw()
+		frame := stripANSI(out.String())
+		for _, l := range strings.Split(strings.TrimSuffix(frame, "\n"), "\n") {
+			if n := len([]rune(l)); n >= width {
+				t.Errorf("width %d: line of %d characters: %q", width, n, l)
+			}
+		}
+		// Wrapped or not, the figures read the same once the frame's
+		// line breaks and indents are folded.
+		folded := regexp.MustCompile(`\n {9}`).ReplaceAllString(frame, " ")
+		for _, want := range wide {
+			if width >= 40 && !strings.Contains(folded, want) {
+				t.Errorf("width %d: frame lacks %q:\n%s", width, want, frame)
+			}
+		}
+		if width == 200 {
+			for _, want := range wide {
+				if !strings.Contains(frame, want+"\n") {
+					t.Errorf("width 200: %q is not one line:\n%s", want, frame)
+				}
+			}
+		}
+	}
+	line := plainLine(p)
+	want := " | settling outstanding=37 | devices acks=748 ack-failures=3 acks-not-applied=7 fw-updated=932 fw-failed=68 fw-rolled-back=25 reboots-back=940 telemetry=8000"
+	if !strings.HasSuffix(line, want) {
+		t.Errorf("plain line\n%s\nwant it to end in\n%s", line, want)
+	}
+	// Nothing device-side yet: no extra line, no extra figures.
+	quiet := runner.Progress{Elapsed: time.Second, Devices: 10, Connected: 10}
+	if got := deviceSideLive(quiet); len(got) != 0 {
+		t.Errorf("device-side lines for a quiet run: %v", got)
+	}
+	if got := plainDeviceSide(quiet); got != "" {
+		t.Errorf("plain device-side part for a quiet run: %q", got)
 	}
 }

@@ -25,10 +25,11 @@ func renderHTML(r *runner.Report) ([]byte, error) {
 			failed++
 		}
 	}
-	page := htmlPage{Report: r, Failed: failed}
+	page := htmlPage{Report: r, Failed: failed, Settle: settleHTML(r.Settle), DeviceSide: deviceSideHTML(&r.DeviceSide, true)}
 	for _, j := range r.Jobs {
 		page.Jobs = append(page.Jobs, htmlJob{
 			JobReport:     j,
+			DeviceSide:    deviceSideHTML(j.DeviceSide, false),
 			Kind:          jobKind(j),
 			Answers:       deviceAnswers(j.DeviceStatuses),
 			CompletionSVG: template.HTML(completionChart(j)),
@@ -45,9 +46,11 @@ func renderHTML(r *runner.Report) ([]byte, error) {
 }
 
 type htmlPage struct {
-	Report *runner.Report
-	Failed int
-	Jobs   []htmlJob
+	Report     *runner.Report
+	Failed     int
+	Settle     string
+	DeviceSide *htmlDeviceSide
+	Jobs       []htmlJob
 }
 
 type htmlJob struct {
@@ -56,6 +59,7 @@ type htmlJob struct {
 	Answers                                string
 	CompletionSVG, LatencySVG, FailuresSVG template.HTML
 	Segments                               []segment
+	DeviceSide                             *htmlDeviceSide
 }
 
 // segment is one part of a job's status bar.
@@ -91,7 +95,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"dur":  func(d runner.Duration) string { return fmtDur(time.Duration(d)) },
 	"time": fmtTime,
 	"ops":  func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-}).Parse(`<!DOCTYPE html>
+}).Parse(deviceSideTemplate + `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -107,6 +111,7 @@ header { display: flex; align-items: center; gap: 16px; flex-wrap: wrap; }
 h1 { font-size: 24px; margin: 0; }
 h2 { font-size: 18px; margin: 32px 0 12px; }
 h3 { font-size: 15px; margin: 0 0 8px; }
+h4 { font-size: 13px; margin: 16px 0 0; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; font-size: 13px; color: #fff; }
 .badge.pass, .badge.completed { background: var(--ok); }
 .badge.fail, .badge.failed, .badge.cancelled { background: var(--fail); }
@@ -144,6 +149,12 @@ svg .hbar { fill: var(--accent); }
 svg .fbar { fill: var(--fail); }
 svg text.val { fill: var(--ink); }
 .warn { background: #fff8e1; border: 1px solid var(--run); border-radius: 6px; padding: 8px 12px; margin: 12px 0 0; }
+.settle { background: #e8f5e9; border: 1px solid var(--ok); border-radius: 6px; padding: 8px 12px; margin: 12px 0 0; }
+table.outcomes, table.phases { margin-top: 8px; }
+.sub { color: var(--muted); font-size: 12px; }
+.sub.note { color: var(--fail); }
+td.num.fail { color: var(--fail); font-weight: 600; }
+.bar.thin { height: 10px; margin: 4px 0; min-width: 120px; }
 .none { color: var(--muted); font-style: italic; padding: 24px 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 </style>
@@ -155,6 +166,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 {{if .Report.Interrupted}}<span class="badge fail">INTERRUPTED</span>{{else if .Report.Passed}}<span class="badge pass">PASS</span>{{else}}<span class="badge fail">FAIL</span>{{end}}
 </header>
 {{if .Report.Interrupted}}<p class="warn">The run was stopped before it finished: this report judges what had happened by then.</p>{{end}}
+{{with .Settle}}{{if $.Report.Settle.Settled}}<p class="settle">{{.}}</p>{{else}}<p class="warn">{{.}}</p>{{end}}{{end}}
 {{range .Report.Warnings}}<p class="warn">Warning: {{.}}</p>{{end}}
 {{with .Report.Description}}<p class="desc">{{.}}</p>{{end}}
 <div class="meta">
@@ -183,6 +195,10 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 <tbody><tr>{{with .Report.Fleet}}<td class="num">{{.Connects}}</td><td class="num">{{.Disconnects}}</td><td class="num">{{.MethodCalls}}</td><td class="num">{{.DesiredPatches}}</td><td class="num">{{.ReportedUpdates}}</td><td class="num">{{.Telemetry}}</td><td class="num">{{.DroppedEvents}}</td>{{end}}</tr></tbody>
 </table>
 
+<h2>What the devices did</h2>
+<p class="desc">Measured at the devices, over the whole run.</p>
+{{with .DeviceSide}}{{template "deviceside" .}}{{else}}<p class="none">No device-side outcomes.</p>{{end}}
+
 <h2>Jobs</h2>
 {{if not .Jobs}}<p class="none">The scenario ran no jobs.</p>{{end}}
 {{range .Jobs}}<section class="job" id="job-{{.JobID}}">
@@ -195,6 +211,8 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 <thead><tr><th class="num">device-ops/s</th><th class="num">p50</th><th class="num">p95</th><th class="num">p99</th><th class="num">max</th><th>started</th><th>ended</th></tr></thead>
 <tbody><tr><td class="num">{{ops .OpsPerSecond}}</td><td class="num">{{dur .Latency.P50}}</td><td class="num">{{dur .Latency.P95}}</td><td class="num">{{dur .Latency.P99}}</td><td class="num">{{dur .Latency.Max}}</td><td>{{time .Started}}</td><td>{{time .Ended}}</td></tr></tbody>
 </table>
+{{with .DeviceSide}}<h4>What the devices did for this job</h4>
+{{template "deviceside" .}}{{end}}
 <div class="charts">
 <figure><figcaption>Completion over time</figcaption>{{.CompletionSVG}}</figure>
 <figure><figcaption>Latency histogram</figcaption>{{.LatencySVG}}</figure>

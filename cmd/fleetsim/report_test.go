@@ -99,13 +99,13 @@ func TestJUnitCounts(t *testing.T) {
 		edit          func(r *runner.Report)
 		tests, failed int
 	}{
-		{"fixture", func(r *runner.Report) {}, 4, 1},
+		{"fixture", func(r *runner.Report) {}, 8, 1},
 		{"all pass", func(r *runner.Report) {
 			for i := range r.Expectations {
 				r.Expectations[i].Passed = true
 			}
 			r.Passed = true
-		}, 4, 0},
+		}, 8, 0},
 		{"no expectations", func(r *runner.Report) { r.Expectations = nil }, 0, 0},
 	}
 	for _, tt := range tests {
@@ -170,7 +170,7 @@ func TestHTMLReportIsSelfContained(t *testing.T) {
 		svgs int
 	}{
 		// Per job: completion and latency; failures only for the job that has some.
-		{"fixture", func(r *runner.Report) {}, 5},
+		{"fixture", func(r *runner.Report) {}, 7},
 		{"no jobs", func(r *runner.Report) { r.Jobs = nil }, 0},
 		{"empty job", func(r *runner.Report) {
 			r.Jobs = []runner.JobReport{{JobID: "empty", Type: "scheduleUpdateTwin", Status: "completed"}}
@@ -242,11 +242,16 @@ func TestHTMLReportInChromium(t *testing.T) {
 		re   string
 		n    int
 	}{
-		{"charts", `<svg [^>]*class="chart `, 5},
-		{"completion lines", `<path class="line" d="M[0-9.]+ [0-9.]+( L[0-9.]+ [0-9.]+)+"`, 2},
-		{"latency bars", `<rect class="hbar" `, 11},
+		{"charts", `<svg [^>]*class="chart `, 7},
+		{"completion lines", `<path class="line" d="M[0-9.]+ [0-9.]+( L[0-9.]+ [0-9.]+)+"`, 3},
+		{"latency bars", `<rect class="hbar" `, 14},
 		{"failure bars", `<rect class="fbar" `, 2},
-		{"expectation rows", `<td class="(pass|fail)">`, 4},
+		{"expectation rows", `<td class="(pass|fail)">`, 8},
+		// The run's and the three jobs' device-side tables, and the
+		// firmware phases of the run and of fw-broad.
+		{"device-side tables", `<table class="outcomes">`, 4},
+		{"firmware phase rows", `<tr><td>(downloading|verifying|applying|rebooting)</td>`, 8},
+		{"settle note", `<p class="settle">Settled: `, 1},
 	}
 	for _, c := range checks {
 		if n := len(regexp.MustCompile(c.re).FindAllString(dom, -1)); n != c.n {
@@ -254,7 +259,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 		}
 	}
 	shot := filepath.Join(dir, "report.png")
-	cmd := exec.CommandContext(t.Context(), chromium, append(base, "--screenshot="+shot, "--window-size=1200,2000", "file://"+page)...)
+	cmd := exec.CommandContext(t.Context(), chromium, append(base, "--screenshot="+shot, "--window-size=1200,3600", "file://"+page)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
 	}
@@ -375,5 +380,79 @@ func TestChartAxisLabels(t *testing.T) {
 	}
 	if strings.Contains(svg, "≤") {
 		t.Error("histogram labels still carry ≤")
+	}
+}
+
+// TestDeviceSideInEveryReport feeds known device-side figures through the
+// text, JSON and HTML writers and checks each shows the same numbers, for
+// the run and per job, with the settle outcome.
+func TestDeviceSideInEveryReport(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(r *runner.Report)
+		text []string
+		html []string
+	}{
+		{"settled", func(r *runner.Report) {}, []string{
+			"Run settled: the devices finished the work the jobs started 11.25s after the jobs ended",
+			"  acknowledgements: 248 accepted by the hub (3 report the change was not applied), 2 failed; latency p50 310 ms, p99 1.45 s, max 2.10 s",
+			"  firmware: 90 updated, 10 failed, 4 rolled back; time to the new version p50 14.20 s, p99 26.50 s",
+			"    phases: downloading 94 ok / 6 failed; verifying 94 ok / 0 failed; applying 91 ok / 3 failed; rebooting 90 ok / 1 failed",
+			"  reboots: 1086 back online; offline p50 4.00 s, p99 9.40 s, max 12.00 s",
+			"  reboots: 91 back online; offline p50 3.50 s, p99 4.95 s, max 5.00 s",
+			"8000 telemetry messages",
+		}, []string{
+			`<p class="settle">Settled: the devices finished the work the jobs started 11.25s after the jobs ended (every job terminal at T&#43;1m0.3s, devices done at T&#43;1m11.5s).</p>`,
+			`<td>Acknowledgements<br><span class="sub">latency: desired change received → hub answered the reported acknowledgement</span><br><span class="sub note">of the accepted, 3 report that the device could not apply the change</span></td><td class="num">248</td><td class="num">2</td><td class="num">-</td><td class="num">310 ms</td><td class="num">1.45 s</td><td class="num">2.10 s</td>`,
+			`<td>Firmware updates<br><span class="sub">time to the new version: update accepted → new version reported</span></td><td class="num">90</td><td class="num">10</td><td class="num">4</td><td class="num">14.20 s</td><td class="num">26.50 s</td><td class="num">1.2 min</td>`,
+			`<td>Reboots<br><span class="sub">offline time: went down → connected again</span></td><td class="num">1086</td><td class="num">-</td><td class="num">-</td><td class="num">4.00 s</td><td class="num">9.40 s</td><td class="num">12.00 s</td>`,
+			`<td>Reboots<br><span class="sub">offline time: went down → connected again</span></td><td class="num">995</td>`,
+			`<td>Reboots<br><span class="sub">offline time: went down → connected again</span></td><td class="num">91</td>`,
+			`<td>Telemetry messages sent</td><td class="num">8000</td>`,
+			`<tr><td>downloading</td><td class="num">94</td><td class="num fail">6</td>`,
+			`<tr><td>verifying</td><td class="num">94</td><td class="num">0</td>`,
+			`<div class="ok" style="width: 96.81%" title="91 passed"></div><div class="fail" style="width: 3.19%" title="3 failed"></div>`,
+		}},
+		{"not settled", func(r *runner.Report) {
+			r.Settle = runner.Settle{JobsDoneMs: 60250, Outstanding: 37, Note: "not settled: the scenario's duration (1m0s) ended with 37 device-side operations unfinished"}
+			r.DeviceSide = runner.DeviceSide{}
+		}, []string{
+			"Run not settled: the scenario's duration (1m0s) ended with 37 device-side operations unfinished",
+		}, []string{
+			`<p class="warn">Not settled: the scenario&#39;s duration (1m0s) ended with 37 device-side operations unfinished (every job terminal at T&#43;1m0.3s).</p>`,
+			`<td>Telemetry messages sent</td><td class="num">0</td>`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := fixtureReport(t)
+			tt.edit(r)
+			text := string(renderText(r))
+			for _, want := range tt.text {
+				if !strings.Contains(text, want) {
+					t.Errorf("text lacks %q:\n%s", want, text)
+				}
+			}
+			page, err := renderHTML(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tt.html {
+				if !strings.Contains(string(page), want) {
+					t.Errorf("HTML lacks %s", want)
+				}
+			}
+			js, err := renderJSON(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back runner.Report
+			if err := json.Unmarshal(js, &back); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back.DeviceSide, r.DeviceSide) || !reflect.DeepEqual(back.Settle, r.Settle) {
+				t.Errorf("report.json's device side or settle differ: %+v %+v", back.DeviceSide, back.Settle)
+			}
+		})
 	}
 }

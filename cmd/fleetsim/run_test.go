@@ -68,7 +68,7 @@ func TestRunCommand(t *testing.T) {
 		if o.Seed == nil || *o.Seed != 42 || o.Shard != 2 || o.Shards != 3 || o.DataDir != "" || o.Hub != testHubCS {
 			t.Errorf("runner options %+v", o)
 		}
-		for _, w := range []string{"T+1.2s: created job reboot-all", "devices 98/100 connected", "PASS: 4 of 4 expectations passed", "Report written to"} {
+		for _, w := range []string{"T+1.2s: created job reboot-all", "devices 98/100 connected", "PASS: 8 of 8 expectations passed", "Report written to"} {
 			if !strings.Contains(stdout, w) {
 				t.Errorf("stdout lacks %q:\n%s", w, stdout)
 			}
@@ -89,7 +89,7 @@ func TestRunCommand(t *testing.T) {
 		if code != exitFail {
 			t.Errorf("exit %d, want 1", code)
 		}
-		if stderr != "fleetsim: run quickstart: 1 of 4 expectations failed\n" {
+		if stderr != "fleetsim: run quickstart: 1 of 8 expectations failed\n" {
 			t.Errorf("stderr %q", stderr)
 		}
 		if strings.Contains(stdout, "T+") || !strings.Contains(stdout, "FAIL  job firmware-canary completes within 40s") {

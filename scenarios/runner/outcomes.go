@@ -29,9 +29,12 @@ type DeviceSide struct {
 // receiving a desired change to the hub answering the reported patch that
 // acknowledged it.
 type AckFigures struct {
-	Acknowledged int       `json:"acknowledged"` // the hub accepted the acknowledgement
-	Failed       int       `json:"failed"`       // the hub refused it or never answered
-	LatencyMs    MsSummary `json:"latencyMs"`
+	Acknowledged int `json:"acknowledged"` // the hub accepted the acknowledgement
+	Failed       int `json:"failed"`       // the hub refused it or never answered
+	// NotApplied counts the acknowledgements the hub accepted that report
+	// the device failed to apply the change.
+	NotApplied int       `json:"notApplied"`
+	LatencyMs  MsSummary `json:"latencyMs"`
 }
 
 // FirmwareFigures count firmware updates by outcome and phase.
@@ -113,6 +116,9 @@ func deviceSideFigures(outcomes []devicesim.Outcome) DeviceSide {
 				continue
 			}
 			ds.TwinAcks.Acknowledged++
+			if o.NotApplied {
+				ds.TwinAcks.NotApplied++
+			}
 			ackLat = append(ackLat, o.End.Sub(o.Start))
 		case devicesim.OutcomeFirmware:
 			if ds.Firmware == nil {
@@ -172,6 +178,7 @@ func runDeviceSide(fs devicesim.FleetStats, outcomes []devicesim.Outcome) Device
 			ds.TwinAcks = &AckFigures{}
 		}
 		ds.TwinAcks.Acknowledged, ds.TwinAcks.Failed = int(fs.TwinAcks), int(fs.TwinAckFailures)
+		ds.TwinAcks.NotApplied = int(fs.TwinAcksNotApplied)
 	}
 	if fs.FirmwareUpdates+fs.FirmwareFailures > 0 {
 		if ds.Firmware == nil {

@@ -17,6 +17,7 @@ func TestDeviceSideFigures(t *testing.T) {
 	ack := func(start, took float64, ok bool) devicesim.Outcome {
 		return devicesim.Outcome{Kind: devicesim.OutcomeTwinAck, Start: at(start), End: at(start + took), OK: ok}
 	}
+	notApplied := func(o devicesim.Outcome) devicesim.Outcome { o.NotApplied = true; return o }
 	fw := func(start, took float64, failed devicesim.FirmwarePhase, rolledBack bool) devicesim.Outcome {
 		return devicesim.Outcome{Kind: devicesim.OutcomeFirmware, Start: at(start), End: at(start + took), OK: failed == "", FailedPhase: failed, RolledBack: rolledBack}
 	}
@@ -25,7 +26,7 @@ func TestDeviceSideFigures(t *testing.T) {
 	}
 	byDevice := map[string][]devicesim.Outcome{
 		"a": {ack(1.1, 0.2, true), ack(5.1, 0.4, true), fw(10.2, 30, "", false), reboot(35, 4)},
-		"b": {ack(1.2, 0.3, true), ack(5.2, 1, false), fw(10.1, 12, devicesim.FirmwareApplying, true)},
+		"b": {notApplied(ack(1.2, 0.3, true)), ack(5.2, 1, false), fw(10.1, 12, devicesim.FirmwareApplying, true)},
 		"c": {ack(0.5, 1, true) /* before any job: nobody's */, fw(10.3, 5, devicesim.FirmwareDownloading, false)},
 	}
 	starts := []map[string]time.Time{
@@ -42,7 +43,7 @@ func TestDeviceSideFigures(t *testing.T) {
 		got[i] = deviceSideFigures(o)
 	}
 	want := []DeviceSide{
-		{TwinAcks: &AckFigures{Acknowledged: 2, LatencyMs: MsSummary{P50: 200, P95: 300, P99: 300, Max: 300}}},
+		{TwinAcks: &AckFigures{Acknowledged: 2, NotApplied: 1, LatencyMs: MsSummary{P50: 200, P95: 300, P99: 300, Max: 300}}},
 		{TwinAcks: &AckFigures{Acknowledged: 1, Failed: 1, LatencyMs: MsSummary{P50: 400, P95: 400, P99: 400, Max: 400}}},
 		{
 			Firmware: &FirmwareFigures{Updated: 1, Failed: 2, RolledBack: 1, TimeToVersionMs: MsSummary{P50: 30000, P95: 30000, P99: 30000, Max: 30000},
@@ -57,10 +58,10 @@ func TestDeviceSideFigures(t *testing.T) {
 		}
 	}
 
-	fs := devicesim.FleetStats{Counters: devicesim.Counters{TwinAcks: 7, TwinAckFailures: 1, FirmwareUpdates: 3, FirmwareFailures: 2,
+	fs := devicesim.FleetStats{Counters: devicesim.Counters{TwinAcks: 7, TwinAckFailures: 1, TwinAcksNotApplied: 2, FirmwareUpdates: 3, FirmwareFailures: 2,
 		FirmwareRollbacks: 1, FirmwareFailedIn: map[devicesim.FirmwarePhase]int64{"verifying": 2}, RebootsBack: 4, TelemetrySent: 9}}
 	run := runDeviceSide(fs, nil)
-	if a := run.TwinAcks; a == nil || a.Acknowledged != 7 || a.Failed != 1 {
+	if a := run.TwinAcks; a == nil || a.Acknowledged != 7 || a.Failed != 1 || a.NotApplied != 2 {
 		t.Errorf("run acks %+v", a)
 	}
 	if f := run.Firmware; f == nil || f.Updated != 3 || f.Failed != 2 || f.RolledBack != 1 ||

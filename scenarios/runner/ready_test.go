@@ -7,10 +7,12 @@ import (
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
-// TestReadyScenariosShowDeviceSide runs the ready scenarios whose point is
-// device-side work, at small scale, and checks that their reports show it:
-// every acknowledgement, the firmware phases' failures and rollbacks, and a
-// run that waited for the devices.
+// TestReadyScenariosShowDeviceSide runs the ready scenarios at small scale
+// and checks that their reports show the device-side work: every
+// acknowledgement, the firmware phases' failures and rollbacks, every
+// rebooted device back with its offline time, and a run that waited for
+// the devices. (load-100k's jobs are quickstart's kinds at a scale, and its
+// timeline takes minutes.)
 func TestReadyScenariosShowDeviceSide(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -31,7 +33,7 @@ func TestReadyScenariosShowDeviceSide(t *testing.T) {
 			}
 		}},
 		{"twin-config-push", 100, func(t *testing.T, rep *runner.Report) {
-			total := 0
+			total, notApplied := 0, 0
 			for _, j := range rep.Jobs {
 				ds := j.DeviceSide
 				if ds == nil || ds.TwinAcks == nil || ds.TwinAcks.Acknowledged != j.Succeeded || j.Succeeded == 0 {
@@ -39,9 +41,10 @@ func TestReadyScenariosShowDeviceSide(t *testing.T) {
 					continue
 				}
 				total += ds.TwinAcks.Acknowledged
+				notApplied += ds.TwinAcks.NotApplied
 			}
-			if acks := rep.DeviceSide.TwinAcks; acks == nil || acks.Acknowledged != total {
-				t.Errorf("run acknowledgements %+v, jobs' %d", acks, total)
+			if acks := rep.DeviceSide.TwinAcks; acks == nil || acks.Acknowledged != total || acks.NotApplied != notApplied {
+				t.Errorf("run acknowledgements %+v, jobs' %d (%d not applied)", acks, total, notApplied)
 			}
 		}},
 		{"firmware-rollout", 200, func(t *testing.T, rep *runner.Report) {
@@ -73,6 +76,34 @@ func TestReadyScenariosShowDeviceSide(t *testing.T) {
 			}
 			if budget != 4 {
 				t.Errorf("%d per-phase budget expectations judged, want 4: %+v", budget, rep.Expectations)
+			}
+		}},
+		{"building43-reboot", 100, func(t *testing.T, rep *runner.Report) {
+			reboot, ping := rep.Jobs[0], rep.Jobs[1]
+			rb := rep.DeviceSide.Reboots
+			if rb == nil || rb.Count == 0 || rb.Count != reboot.Succeeded {
+				t.Fatalf("reboots %+v, reboot job succeeded on %d: every device that answered must be back", rb, reboot.Succeeded)
+			}
+			if jr := reboot.DeviceSide; jr == nil || jr.Reboots == nil || jr.Reboots.Count != rb.Count {
+				t.Errorf("reboot job's device side %+v, run's reboots %d", jr, rb.Count)
+			}
+			// The devices stay offline 5 to 15 s, as the scenario says.
+			if o := rb.OfflineMs; o.P50 < 5000 || o.P99 < o.P50 || o.Max < o.P99 {
+				t.Errorf("offline time %+v", o)
+			}
+			if ping.DeviceSide != nil {
+				t.Errorf("a ping job causes no device-side work: %+v", ping.DeviceSide)
+			}
+		}},
+		{"s1-throttled", 150, func(t *testing.T, rep *runner.Report) {
+			ping, twin := rep.Jobs[0], rep.Jobs[1]
+			acks := rep.DeviceSide.TwinAcks
+			if acks == nil || twin.DeviceSide == nil || twin.DeviceSide.TwinAcks == nil ||
+				acks.Acknowledged != twin.Succeeded || twin.DeviceSide.TwinAcks.Acknowledged != twin.Succeeded || int64(twin.Succeeded) != rep.Fleet.DesiredPatches {
+				t.Errorf("acknowledgements %+v, twin job %+v succeeded on %d, desired patches delivered %d", acks, twin.DeviceSide, twin.Succeeded, rep.Fleet.DesiredPatches)
+			}
+			if ping.DeviceSide != nil {
+				t.Errorf("a ping job causes no device-side work: %+v", ping.DeviceSide)
 			}
 		}},
 	} {

@@ -142,6 +142,9 @@ type Progress struct {
 	// Settling is true once every action has played and every job is
 	// terminal, while the run waits for the devices' work to finish.
 	Settling bool
+	// Settled is true once the device-side work has finished too: the
+	// run is ending.
+	Settled bool
 	// Outstanding is the device-side work started and not finished.
 	Outstanding int64
 	// DeviceSide are the fleet's device-side counts so far (no latencies).

@@ -544,6 +544,7 @@ func (p *player) progress(ctx context.Context, note string) {
 		Connected:   p.fleet.Connected(),
 		Note:        note,
 		Settling:    !p.settle.jobsDone.IsZero(),
+		Settled:     !p.settle.settled.IsZero(),
 		Outstanding: p.fleet.Outstanding(),
 		DeviceSide:  runDeviceSide(p.fleet.Stats(), nil),
 	}
