@@ -57,6 +57,10 @@ type Config struct {
 	MaxInFlight int
 	// Logger receives structured logs (default: none).
 	Logger zerolog.Logger
+	// TrustedCAFiles are PEM files of CA certificates that sign the
+	// certificates of certificateAuthority devices, in addition to the
+	// *.pem files in DataDir/trusted-ca.
+	TrustedCAFiles []string
 }
 
 // Endpoints tells clients how to reach a running hub; serve writes it to DataDir/connection.json.
@@ -107,14 +111,14 @@ func (r apiRegistry) InvokeMethod(ctx context.Context, deviceID string, req ioth
 type identities struct{ r *registry.Registry }
 
 func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
-	p, s, enabled, err := i.r.Credentials(id)
+	a, err := i.r.Authentication(id)
 	if errors.Is(err, registry.ErrDeviceNotFound) {
 		return broker.Credentials{}, fmt.Errorf("%w: %s", broker.ErrUnknownDevice, id)
 	}
 	if err != nil {
 		return broker.Credentials{}, err
 	}
-	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
+	return brokerCredentials(a), nil
 }
 
 // policyKeys adapts the shared access policies to the broker's Policies.
@@ -179,7 +183,12 @@ func New(opts Config) (h *Hub, err error) {
 	if s.policies, err = loadPolicies(dir, opts.DataDir != ""); err != nil {
 		return nil, err
 	}
+	trusted, err := loadTrustedCAs(opts.DataDir, opts.TrustedCAFiles)
+	if err != nil {
+		return nil, err
+	}
 	if s.Broker, err = broker.New(broker.Config{
+		TrustedCAs: trusted,
 		Hostname:   opts.Hostname,
 		Identities: identities{s.Registry},
 		Policies:   policyKeys(s.policies),
