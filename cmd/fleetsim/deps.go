@@ -51,6 +51,7 @@ type serveOptions struct {
 	Pacing                                 string
 	Logger                                 zerolog.Logger
 	Ready                                  func(endpoints)
+	TrustedCAFiles                         []string
 }
 
 // openScenario loads an embedded scenario by name or a scenario file by path.
@@ -118,7 +119,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	defer unlock()
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: o.Pacing, Logger: o.Logger,
+		Pacing: o.Pacing, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
 	}
 	if o.Scenario != nil {
 		s, ok := o.Scenario.(*scenarios.Scenario)

@@ -16,6 +16,7 @@ import (
 
 type serveFlags struct {
 	data, hostname, httpsAddr, mqttAddr, scenario, pacing, pprof string
+	trustCA                                                      stringList
 }
 
 func serveCommand() *command {
@@ -32,13 +33,19 @@ Prometheus metrics are served at /metrics on the HTTPS port, without a token.
 
 The data directory keeps the device registry, twins, jobs, the generated CA
 and server certificate, and the shared access policies across restarts. With
---scenario the scenario's simulated fleet runs against the hub as well.`,
+--scenario the scenario's simulated fleet runs against the hub as well.
+
+Devices authenticate with SAS keys or X.509 certificates. CA-signed
+(certificateAuthority) devices need their CA trusted: --trust-ca FILE, or
+the PEM file copied into DIR/trusted-ca/. 'fleetsim certs' makes a test CA
+and device certificates.`,
 		examples: []string{
 			"fleetsim serve",
 			"fleetsim serve --data /var/lib/fleetsim --hostname myhub.local --https-addr :443",
 			"fleetsim serve --scenario quickstart --pacing S1",
 			"FLEETSIM_PPROF=localhost:6060 fleetsim serve",
 			"fleetsim serve --config fleetsim.yaml",
+			"fleetsim serve --trust-ca certs/ca/ca.pem",
 		},
 		setup: func(f *flagSet) action {
 			var o serveFlags
@@ -48,6 +55,7 @@ and server certificate, and the shared access policies across restarts. With
 			f.fs.StringVar(&o.mqttAddr, "mqtt-addr", ":8883", "`ADDR` of MQTT over TLS")
 			f.fs.StringVar(&o.scenario, "scenario", "", "also run this scenario's simulated fleet (`NAME` or file)")
 			f.fs.StringVar(&o.pacing, "pacing", "", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4); default the --scenario's, else unlimited")
+			f.fs.Var(&o.trustCA, "trust-ca", "trust the CA certificate(s) in PEM `FILE` for certificateAuthority devices (repeatable; DIR/trusted-ca/*.pem are trusted too)")
 			f.fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on `ADDR`, e.g. localhost:6060; off when empty")
 			return func(ctx context.Context, a *app, args []string) error {
 				if len(args) > 0 {
@@ -64,7 +72,7 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 	if err != nil {
 		return err
 	}
-	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log}
+	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log, TrustedCAFiles: o.trustCA}
 	if o.scenario != "" {
 		if so.Scenario, err = a.loadScenario(f.name, o.scenario); err != nil {
 			return err
