@@ -1,8 +1,11 @@
 package hubjobs
 
 import (
+	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -60,3 +63,25 @@ func brokerCredentials(a registry.DeviceAuth) broker.Credentials {
 	}
 	return c
 }
+
+// DialDeviceTLS opens an in-process connection on which the broker speaks
+// TLS, for a simulated X.509 device: the device runs the TLS client over it
+// with DeviceTLSConfig and its certificate.
+func (s *Hub) DialDeviceTLS(ctx context.Context) (net.Conn, error) {
+	return s.Broker.DialMemoryTLS(ctx)
+}
+
+// DeviceTLSConfig is a TLS client configuration that trusts the hub's
+// server certificate, for devices in this process.
+func (s *Hub) DeviceTLSConfig() (*tls.Config, error) {
+	tc, err := tlsutil.ClientConfig(s.certs)
+	if err != nil {
+		return nil, err
+	}
+	tc.ServerName = s.opts.Hostname
+	return tc, nil
+}
+
+// TrustCA makes the running hub trust a CA for certificateAuthority devices
+// (a run trusts the CA it made for its fleet).
+func (s *Hub) TrustCA(ca *x509.Certificate) { s.Broker.TrustCA(ca) }
