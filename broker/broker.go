@@ -8,6 +8,7 @@ package broker
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,10 +46,16 @@ type Identities interface {
 	DeviceCredentials(deviceID string) (Credentials, error)
 }
 
-// Credentials are a device's symmetric keys (raw, base64-decoded) and status.
+// Credentials are how a device authenticates and its status: symmetric keys
+// (raw, base64-decoded) for a SAS device, thumbprints for a self-signed one.
 type Credentials struct {
 	PrimaryKey, SecondaryKey []byte
 	Enabled                  bool
+	// Auth is how the device authenticates; the zero value is SAS.
+	Auth AuthType
+	// Thumbprints are a self-signed device's certificate thumbprints, hex
+	// SHA-1 or SHA-256 in any case; empty ones are ignored.
+	Thumbprints []string
 }
 
 // Policies gives the hub's shared access policies, for device tokens signed
@@ -106,6 +113,9 @@ type Config struct {
 	Policies Policies
 	// Hub receives device messages and events; nil drops them.
 	Hub Hub
+	// TrustedCAs are the CAs that sign the certificates of certificateAuthority
+	// devices; nil trusts none.
+	TrustedCAs *x509.CertPool
 	// TLSAddr is MQTT over TLS (IoT Hub's 8883, e.g. ":8883"); "" means off.
 	TLSAddr string
 	// TLSConfig is required for TLSAddr and WSAddr.
@@ -152,6 +162,8 @@ type Server struct {
 	log   zerolog.Logger
 
 	mem       *memnet.Listener
+	memTLS    *memnet.Listener // in-process with TLS, for X.509 devices; nil without TLSConfig
+	trusted   atomic.Pointer[x509.CertPool]
 	ws        *chanListener
 	tlsLn     net.Listener
 	wsLn      net.Listener
@@ -220,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 
 		expiries: newExpiries(),
 	}
+	s.trusted.Store(cfg.TrustedCAs)
 	s.mochi = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// Small per-connection buffers: a device's packets are small and an idle
@@ -263,6 +276,12 @@ func (s *Server) bind() error {
 	}
 	if err := add("websocket", s.ws); err != nil {
 		return err
+	}
+	if cfg.TLSConfig != nil {
+		s.memTLS = memnet.Listen("fleetsim-inprocess-tls")
+		if err := add("inprocess-tls", &memTLSListener{Listener: s.memTLS, cfg: cfg.TLSConfig}); err != nil {
+			return err
+		}
 	}
 	var err error
 	if cfg.TLSAddr != "" {
@@ -356,6 +375,9 @@ func (s *Server) closeListeners() {
 		if l != nil {
 			l.Close()
 		}
+	}
+	if s.memTLS != nil {
+		s.memTLS.Close()
 	}
 }
 

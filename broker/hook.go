@@ -73,26 +73,13 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 	if err != nil {
 		return bad, err
 	}
-	if !pk.Connect.PasswordFlag {
-		return bad, errors.New("no SAS token (X.509 is not supported)")
-	}
-	tok, err := iothub.ParseSAS(string(pk.Connect.Password))
-	if err != nil {
-		return bad, err
-	}
-	if !tok.CoversResource(iothub.DeviceResource(h.s.cfg.Hostname, u.DeviceID)) {
-		return bad, fmt.Errorf("%w: sr %q", iothub.ErrSASScope, tok.Resource)
-	}
-	keys := [][]byte{creds.PrimaryKey, creds.SecondaryKey}
-	if tok.KeyName != "" {
-		// docs/iothub.md §1.3: a token signed with a shared access policy's key
-		// (skn names it) authenticates the device if the policy grants
-		// DeviceConnect.
-		if keys, err = h.policyKeys(tok.KeyName); err != nil {
+	if creds.Auth != AuthSAS {
+		// docs/iothub.md §1.2: an X.509 device sends no password; its TLS
+		// client certificate authenticates it.
+		if err := h.authenticateX509(cl, u.DeviceID, creds, pk.Connect.Password); err != nil {
 			return bad, err
 		}
-	}
-	if _, err := tok.Verify(h.s.cfg.Clock.Now(), keys...); err != nil {
+	} else if err := h.authenticateSAS(u.DeviceID, creds, pk); err != nil {
 		return bad, err
 	}
 	if pk.Connect.WillFlag {
@@ -105,6 +92,31 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 		return packets.ErrServerUnavailable, fmt.Errorf("device %s is disabled", u.DeviceID) // v3 return code 3
 	}
 	return packets.CodeSuccess, nil
+}
+
+// authenticateSAS checks the SAS token in the CONNECT password (docs/iothub.md §1.3).
+func (h *hook) authenticateSAS(deviceID string, creds Credentials, pk packets.Packet) error {
+	if !pk.Connect.PasswordFlag {
+		return errors.New("no SAS token")
+	}
+	tok, err := iothub.ParseSAS(string(pk.Connect.Password))
+	if err != nil {
+		return err
+	}
+	if !tok.CoversResource(iothub.DeviceResource(h.s.cfg.Hostname, deviceID)) {
+		return fmt.Errorf("%w: sr %q", iothub.ErrSASScope, tok.Resource)
+	}
+	keys := [][]byte{creds.PrimaryKey, creds.SecondaryKey}
+	if tok.KeyName != "" {
+		// docs/iothub.md §1.3: a token signed with a shared access policy's key
+		// (skn names it) authenticates the device if the policy grants
+		// DeviceConnect.
+		if keys, err = h.policyKeys(tok.KeyName); err != nil {
+			return err
+		}
+	}
+	_, err = tok.Verify(h.s.cfg.Clock.Now(), keys...)
+	return err
 }
 
 // policyKeys returns the keys of a policy that grants DeviceConnect.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -41,7 +42,11 @@ func (s *Server) WebSocketHandler() http.Handler {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		if err := s.ws.push(&wsConn{c: c}); err != nil {
+		wc := &wsConn{c: c}
+		if r.TLS != nil {
+			wc.peer = r.TLS.PeerCertificates
+		}
+		if err := s.ws.push(wc); err != nil {
 			c.Close()
 		}
 	})
@@ -54,7 +59,12 @@ type wsConn struct {
 	r        io.Reader
 	wmu      sync.Mutex
 	deadline atomic.Pointer[time.Time] // write deadline, applied by Write
+	peer     []*x509.Certificate       // the client certificates of the HTTPS connection
 }
+
+// PeerCertificates are the client certificates of the TLS connection the
+// WebSocket runs on, for X.509 devices.
+func (w *wsConn) PeerCertificates() []*x509.Certificate { return w.peer }
 
 func (w *wsConn) Read(p []byte) (int, error) {
 	for {

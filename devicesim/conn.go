@@ -96,6 +96,8 @@ func (c *connection) dial(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) 
 		err  error
 	)
 	switch {
+	case t.Dial != nil && d.cfg.Identity.Certificate != nil:
+		conn, err = dialTLS(ctx, t.DialTLS, o.TLSConfig)
 	case t.Dial != nil:
 		conn, err = t.Dial(ctx)
 	case uri.Scheme == "tcp" || uri.Scheme == "mqtt":
@@ -165,6 +167,9 @@ func (d *Device) options(c *connection, password string) (*mqtt.ClientOptions, e
 	o.AutoReconnect = false // the device reconnects itself, with a fresh token
 	o.ConnectRetry = false
 	o.TLSConfig = d.cfg.Transport.TLSConfig
+	if cert := d.cfg.Identity.Certificate; cert != nil {
+		o.TLSConfig = withCertificate(o.TLSConfig, cert)
+	}
 	o.DefaultPublishHandler = c.onMessage
 	o.OnConnectionLost = c.onLost
 	o.CustomOpenConnectionFn = c.dial
@@ -225,7 +230,10 @@ func (d *Device) connect(why connectReason) error {
 	conf := d.cfg.Behavior.Connectivity.withDefaults()
 	now := d.clk.Now()
 	expiry := now.Add(conf.TokenLifetime)
-	sas := iothub.NewSAS(iothub.DeviceResource(d.cfg.Identity.Hostname, d.id), d.cfg.Identity.Key, "", expiry)
+	sas := ""
+	if d.cfg.Identity.Certificate == nil {
+		sas = iothub.NewSAS(iothub.DeviceResource(d.cfg.Identity.Hostname, d.id), d.cfg.Identity.Key, "", expiry)
+	}
 	c := &connection{d: d, done: make(chan struct{})}
 	o, err := d.options(c, sas)
 	if err != nil {
@@ -254,7 +262,9 @@ func (d *Device) connect(why connectReason) error {
 	d.debug().Bool("session", session).Msg("connected")
 
 	gen := d.gen
-	d.at(expiry.Add(-conf.RenewalMargin), func() { d.renew(gen) })
+	if d.cfg.Identity.Certificate == nil { // an X.509 device has no token to renew
+		d.at(expiry.Add(-conf.RenewalMargin), func() { d.renew(gen) })
+	}
 	if f := conf.Flapping; f != nil {
 		d.after(sample(f.MTBF, d.rng), func() { d.flap(gen) })
 	}

@@ -31,8 +31,12 @@ type Transport struct {
 	// BrokerURL is tcp://host:port, ssl://host:8883 (also mqtts://, tls://)
 	// or wss://host:443/$iothub/websocket (also ws://).
 	BrokerURL string
-	// TLSConfig is used for ssl:// and wss://; nil uses the system roots.
+	// TLSConfig is used for ssl:// and wss://, and for DialTLS; nil uses the
+	// system roots.
 	TLSConfig *tls.Config
+	// DialTLS opens an in-process connection on which the hub speaks TLS;
+	// devices with a Certificate use it instead of Dial.
+	DialTLS Dialer
 	// ClientType is the DeviceClientType sent in the username; empty sends
 	// DefaultClientType.
 	ClientType string
@@ -49,6 +53,9 @@ type Identity struct {
 	// Hostname is the hub name the SAS and username are made for
 	// ({hub}.azure-devices.net), even when Transport connects elsewhere.
 	Hostname string
+	// Certificate, when set, makes the device an X.509 device: it presents
+	// this TLS client certificate, sends no SAS token and needs no Key.
+	Certificate *tls.Certificate
 }
 
 // DeviceConfig configures one device.
@@ -205,8 +212,11 @@ func (d *Device) validate() error {
 	if id.Hostname == "" {
 		errs = append(errs, errors.New("empty hostname"))
 	}
-	if len(id.Key) == 0 {
-		errs = append(errs, errors.New("empty key"))
+	if len(id.Key) == 0 && id.Certificate == nil {
+		errs = append(errs, errors.New("neither a key nor a certificate"))
+	}
+	if id.Certificate != nil && d.cfg.Transport.Dial != nil && d.cfg.Transport.DialTLS == nil {
+		errs = append(errs, errors.New("a certificate needs TLS: Dial without DialTLS"))
 	}
 	if d.cfg.Transport.Dial == nil && d.cfg.Transport.BrokerURL == "" {
 		errs = append(errs, errors.New("neither Dial nor BrokerURL"))

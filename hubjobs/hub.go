@@ -72,6 +72,10 @@ type Config struct {
 	OwnerKey string
 	// Logger receives structured logs (default: none).
 	Logger zerolog.Logger
+	// TrustedCAFiles are PEM files of CA certificates that sign the
+	// certificates of certificateAuthority devices, in addition to the
+	// *.pem files in DataDir/trusted-ca.
+	TrustedCAFiles []string
 }
 
 // Endpoints tells clients how to reach a running hub; serve writes it to DataDir/connection.json.
@@ -187,14 +191,14 @@ func consolePolicies(ps []restapi.Policy) []console.Policy {
 type identities struct{ r *registry.Registry }
 
 func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
-	p, s, enabled, err := i.r.Credentials(id)
+	a, err := i.r.Authentication(id)
 	if errors.Is(err, registry.ErrDeviceNotFound) {
 		return broker.Credentials{}, fmt.Errorf("%w: %s", broker.ErrUnknownDevice, id)
 	}
 	if err != nil {
 		return broker.Credentials{}, err
 	}
-	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
+	return brokerCredentials(a), nil
 }
 
 // ModuleCredentials adapts the registry's module keys to the broker's
@@ -280,7 +284,12 @@ func New(opts Config) (h *Hub, err error) {
 	if s.policies, err = loadPolicies(dir, opts.DataDir != "", opts.OwnerKey); err != nil {
 		return nil, err
 	}
+	trusted, err := loadTrustedCAs(opts.DataDir, opts.TrustedCAFiles)
+	if err != nil {
+		return nil, err
+	}
 	if s.Broker, err = broker.New(broker.Config{
+		TrustedCAs: trusted,
 		Hostname:   opts.Hostname,
 		Identities: identities{s.Registry},
 		Modules:    identities{s.Registry},

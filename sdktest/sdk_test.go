@@ -35,13 +35,26 @@ func TestSDK(t *testing.T) {
 		ln.Close()
 	}
 
+	// The device SDK's X.509 client ignores GatewayHostName and always
+	// connects to port 8883, so MQTT over TLS is served there.
+	mqttAddr := os.Getenv("FLEETSIM_SDKTEST_MQTT_ADDR")
+	if mqttAddr == "" {
+		mqttAddr = "127.0.0.1:8883"
+	}
+	if ln, err := net.Listen("tcp", mqttAddr); err != nil {
+		t.Fatalf("the Node device SDK's X.509 client always connects to port 8883, and %s cannot be bound here (%v)", mqttAddr, err)
+	} else {
+		ln.Close()
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	dataDir := t.TempDir()
+	x509Dir := makeX509Fixtures(t, dataDir)
 	stack, err := hubjobs.New(hubjobs.Config{
 		DataDir:   dataDir,
 		Hostname:  "localhost",
 		HTTPSAddr: httpsAddr,
-		MQTTAddr:  "127.0.0.1:0",
+		MQTTAddr:  mqttAddr,
 		Pacing:    "unlimited",
 	})
 	if err != nil {
@@ -87,6 +100,7 @@ func TestSDK(t *testing.T) {
 		"FLEETSIM_HOSTNAME="+ep.HostName,
 		"FLEETSIM_MQTT_ADDR="+strings.Replace(ep.MQTTAddr, "127.0.0.1", "localhost", 1),
 		"NODE_EXTRA_CA_CERTS="+ep.CAFile,
+		"FLEETSIM_X509_DIR="+x509Dir,
 	)
 	out, err := run.CombinedOutput()
 	t.Logf("node --test output:\n%s", out)

@@ -32,6 +32,7 @@ func commands() []*command {
 	return []*command{
 		runCommand(),
 		serveCommand(),
+		certsCommand(),
 		jobsCommand(),
 		devicesCommand(),
 		twinCommand(),

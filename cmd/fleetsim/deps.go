@@ -62,6 +62,8 @@ type serveOptions struct {
 	Ready                                  func(endpoints)
 	// Plan is the scenario fleet's memory plan (planFleet).
 	Plan fleetmem.Plan
+	// TrustedCAFiles are CA certificates that sign CA-signed devices' certificates.
+	TrustedCAFiles []string
 }
 
 // openScenario loads an embedded scenario by name or a scenario file by path.
@@ -135,7 +137,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	defer unlock()
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: o.Pacing, Logger: o.Logger,
+		Pacing: o.Pacing, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
 		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	}
 	if o.Scenario != nil {

@@ -18,6 +18,7 @@ import (
 type serveFlags struct {
 	data, hostname, httpsAddr, mqttAddr, scenario, pacing, pprof string
 	caCert, caKey, ownerKeyFile                                  string
+	trustCA                                                      stringList
 }
 
 func serveCommand() *command {
@@ -42,7 +43,12 @@ To hand out the CA and a service connection string before the hub first
 starts (a Kubernetes Secret, say), give the hub that CA with --ca-cert and
 --ca-key, and the iothubowner policy's key with --owner-key-file; the
 connection string is then
-HostName=<--hostname>;SharedAccessKeyName=iothubowner;SharedAccessKey=<key>.`,
+HostName=<--hostname>;SharedAccessKeyName=iothubowner;SharedAccessKey=<key>.
+
+Devices authenticate with SAS keys or X.509 certificates. CA-signed
+(certificateAuthority) devices need their CA trusted: --trust-ca FILE, or
+the PEM file copied into DIR/trusted-ca/. 'fleetsim certs' makes a test CA
+and device certificates.`,
 		examples: []string{
 			"fleetsim serve",
 			"fleetsim serve --data /var/lib/fleetsim --hostname myhub.local --https-addr :443",
@@ -50,6 +56,7 @@ HostName=<--hostname>;SharedAccessKeyName=iothubowner;SharedAccessKey=<key>.`,
 			"FLEETSIM_PPROF=localhost:6060 fleetsim serve",
 			"fleetsim serve --config fleetsim.yaml",
 			"fleetsim serve --hostname fleetsim-hub.fleetsim.svc --ca-cert ca/ca.pem --ca-key ca/ca-key.pem --owner-key-file owner.key",
+			"fleetsim serve --trust-ca certs/ca/ca.pem",
 		},
 		setup: func(f *flagSet) action {
 			var o serveFlags
@@ -59,6 +66,7 @@ HostName=<--hostname>;SharedAccessKeyName=iothubowner;SharedAccessKey=<key>.`,
 			f.fs.StringVar(&o.mqttAddr, "mqtt-addr", ":8883", "`ADDR` of MQTT over TLS")
 			f.fs.StringVar(&o.scenario, "scenario", "", "also run this scenario's simulated fleet (`NAME` or file)")
 			f.fs.StringVar(&o.pacing, "pacing", "", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4); default the --scenario's, else unlimited")
+			f.fs.Var(&o.trustCA, "trust-ca", "trust the CA certificate(s) in PEM `FILE` for certificateAuthority devices (repeatable; DIR/trusted-ca/*.pem are trusted too)")
 			f.fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on `ADDR`, e.g. localhost:6060; off when empty")
 			f.fs.StringVar(&o.caCert, "ca-cert", "", "sign the server certificate with the CA certificate in `FILE` (PEM; needs --ca-key) instead of a CA generated in --data")
 			f.fs.StringVar(&o.caKey, "ca-key", "", "the EC private key `FILE` of --ca-cert (PEM, SEC 1 or PKCS #8)")
@@ -79,7 +87,7 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 		return err
 	}
 	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log,
-		CACertFile: o.caCert, CAKeyFile: o.caKey}
+		CACertFile: o.caCert, CAKeyFile: o.caKey, TrustedCAFiles: o.trustCA}
 	if (o.caCert == "") != (o.caKey == "") {
 		return usagef(f.name, "--ca-cert and --ca-key go together")
 	}

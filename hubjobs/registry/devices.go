@@ -81,16 +81,6 @@ func parseStatus(s string) (string, error) {
 	return "", argInvalid("status must be enabled or disabled, not %q", s)
 }
 
-func checkAuth(a Authentication) error {
-	if a.X509Thumbprint.PrimaryThumbprint != nil || a.X509Thumbprint.SecondaryThumbprint != nil {
-		return argInvalid("X.509 authentication is not supported; fleetsim devices use SAS keys")
-	}
-	if t := a.Type; t != "" && !strings.EqualFold(t, AuthenticationSAS) {
-		return argInvalid("authentication type %q is not supported; fleetsim devices use SAS keys", t)
-	}
-	return nil
-}
-
 func checkStatusReason(r *string) error {
 	if r != nil && len(*r) > 128 {
 		return argInvalid("statusReason is longer than 128 characters")
@@ -108,7 +98,8 @@ func (r *Registry) newRecord(d Device) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAuth(d.Authentication); err != nil {
+	auth, err := parseAuth(d.Authentication)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkStatusReason(d.StatusReason); err != nil {
@@ -123,7 +114,7 @@ func (r *Registry) newRecord(d Device) (*record, error) {
 		return nil, err
 	}
 	now := r.clk.Now()
-	return &record{
+	rec := &record{
 		ID:              d.DeviceID,
 		Generation:      strconv.FormatInt(r.gens.Add(1), 10),
 		Etag:            r.etags.Add(1),
@@ -140,7 +131,9 @@ func (r *Registry) newRecord(d Device) (*record, error) {
 		ReportedVersion: 1,
 		DesiredMeta:     &meta{Updated: now},
 		ReportedMeta:    &meta{Updated: now},
-	}, nil
+	}
+	setAuth(rec, auth)
+	return rec, nil
 }
 
 // CreateDevice registers a device: PUT /devices/{id} without If-Match
@@ -233,7 +226,8 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	if err != nil {
 		return Device{}, err
 	}
-	if err := checkAuth(d.Authentication); err != nil {
+	auth, err := parseAuth(d.Authentication)
+	if err != nil {
 		return Device{}, err
 	}
 	if err := checkStatusReason(d.StatusReason); err != nil {
@@ -269,6 +263,7 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	}
 	rec.StatusReason = d.StatusReason
 	rec.IotEdge = d.Capabilities.IotEdge
+	setAuth(&rec, auth)
 	if p != nil {
 		rec.Primary = p
 	}
@@ -555,14 +550,8 @@ func renderDevice(rec *record, lv live) Device {
 		ConnectionStateUpdatedTime: formatTime(lv.stateChanged),
 		StatusUpdatedTime:          formatTime(rec.StatusUpdated),
 		LastActivityTime:           formatTime(lv.lastActivity),
-		Authentication: Authentication{
-			SymmetricKey: SymmetricKey{
-				PrimaryKey:   base64.StdEncoding.EncodeToString(rec.Primary),
-				SecondaryKey: base64.StdEncoding.EncodeToString(rec.Secondary),
-			},
-			Type: AuthenticationSAS,
-		},
-		Capabilities: Capabilities{IotEdge: rec.IotEdge},
-		ParentScopes: []string{},
+		Authentication:             renderAuth(rec),
+		Capabilities:               Capabilities{IotEdge: rec.IotEdge},
+		ParentScopes:               []string{},
 	}
 }

@@ -43,6 +43,7 @@ func appendRecord(b []byte, rec *record) ([]byte, error) {
 	b = appendBytes(b, rec.Primary)
 	b = appendKey(b, "secondary")
 	b = appendBytes(b, rec.Secondary)
+	b = appendAuth(b, rec)
 	if rec.IotEdge {
 		b = append(b, `,"iotEdge":true`...)
 	}

@@ -103,7 +103,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	if err := deviceOnly(m.DeviceID); err != nil {
 		return Module{}, err
 	}
-	if err := checkAuth(m.Authentication); err != nil {
+	if err := checkModuleAuth(m.Authentication); err != nil {
 		return Module{}, err
 	}
 	p, err := decodeKey("primary", m.Authentication.SymmetricKey.PrimaryKey)
@@ -258,7 +258,7 @@ func (r *Registry) UpdateModule(ctx context.Context, m Module, ifMatch string) (
 	if err != nil {
 		return Module{}, err
 	}
-	if err := checkAuth(m.Authentication); err != nil {
+	if err := checkModuleAuth(m.Authentication); err != nil {
 		return Module{}, err
 	}
 	var p, s []byte
@@ -623,3 +623,16 @@ func (s moduleSource) Scan(after string, fn func(key string, doc map[string]any)
 }
 
 var _ query.Source = moduleSource{}
+
+// checkModuleAuth refuses what a module cannot use: modules authenticate
+// with SAS keys only (X.509 is for devices).
+func checkModuleAuth(a Authentication) error {
+	spec, err := parseAuth(a)
+	if err != nil {
+		return err
+	}
+	if spec.typ != "" && spec.typ != AuthenticationSAS {
+		return argInvalid("authentication type %q is not supported for modules; modules use SAS keys", spec.typ)
+	}
+	return nil
+}

@@ -38,8 +38,8 @@ type Device struct {
 	ParentScopes               []string       `json:"parentScopes"`
 }
 
-// Authentication holds a device's credentials. fleetsim authenticates
-// devices with SAS keys only; type is "sas".
+// Authentication holds a device's credentials: type "sas" with symmetric
+// keys, "selfSigned" with X.509 thumbprints, or "certificateAuthority".
 type Authentication struct {
 	SymmetricKey   SymmetricKey   `json:"symmetricKey"`
 	X509Thumbprint X509Thumbprint `json:"x509Thumbprint"`
@@ -53,7 +53,8 @@ type SymmetricKey struct {
 	SecondaryKey string `json:"secondaryKey"`
 }
 
-// X509Thumbprint is kept for the JSON shape; both are always null.
+// X509Thumbprint is a self-signed device's certificate thumbprints (hex
+// SHA-1 or SHA-256); null for other devices.
 type X509Thumbprint struct {
 	PrimaryThumbprint   *string `json:"primaryThumbprint"`
 	SecondaryThumbprint *string `json:"secondaryThumbprint"`
@@ -161,6 +162,9 @@ type record struct {
 	StatusUpdated   time.Time      `json:"statusUpdated"`
 	Primary         []byte         `json:"primary"` // raw key bytes (base64 in JSON)
 	Secondary       []byte         `json:"secondary"`
+	Auth            string         `json:"auth,omitempty"`   // "" (sas), selfSigned or certificateAuthority
+	Thumb1          string         `json:"thumb1,omitempty"` // self-signed thumbprints
+	Thumb2          string         `json:"thumb2,omitempty"`
 	IotEdge         bool           `json:"iotEdge,omitempty"`
 	TwinVersion     int64          `json:"twinVersion"`
 	TwinEtag        int64          `json:"twinEtag"` // per-twin etag counter

@@ -102,13 +102,17 @@ func LoadFiles(certFile, keyFile string) (Files, error) {
 	return Files{CertFile: certFile, KeyFile: keyFile}, nil
 }
 
-// ServerConfig is a TLS 1.2+ server configuration for the files.
+// ServerConfig is a TLS 1.2+ server configuration for the files that asks
+// clients for a certificate.
 func ServerConfig(f Files) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load certificate %s: %w", f.CertFile, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	// Client certificates are asked for, not required, and not checked here:
+	// SAS devices send none, and a self-signed device certificate chains to
+	// nothing. The broker checks what a device sends against the registry.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}, nil
 }
 
 // ClientConfig trusts the CA in f (for fleetsim's own clients and tests).

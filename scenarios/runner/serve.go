@@ -38,6 +38,9 @@ type ServeOptions struct {
 	Scenario *scenarios.Scenario
 	// Logger receives the hub's logs.
 	Logger zerolog.Logger
+	// TrustedCAFiles are PEM files of CAs that sign certificateAuthority
+	// devices' certificates (besides DataDir/trusted-ca/*.pem).
+	TrustedCAFiles []string
 	// Ready, when set, is called once with the endpoints when the hub is up.
 	Ready func(hubjobs.Endpoints)
 }
@@ -56,7 +59,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	st, err := hubjobs.New(hubjobs.Config{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: pacing, Logger: o.Logger,
+		Pacing: pacing, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
 		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	})
 	if err != nil {
