@@ -226,6 +226,7 @@ func New(opts Config) (h *Hub, err error) {
 		Policies: s.policies,
 		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Jobs:     s.Jobs,
+		Settings: hubSettings(profile, opts.MaxInFlight),
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),

@@ -42,6 +42,8 @@ type playOptions struct {
 	// Hub, when set, is the service connection string of a remote hub;
 	// HubURL, MQTTURL and CAFile say how to reach it.
 	Hub, HubURL, MQTTURL, CAFile string
+	// Run is how a remote run's shards meet on the hub.
+	Run runner.Coordination
 }
 
 // serveOptions mirror runner.ServeOptions.
@@ -50,6 +52,7 @@ type serveOptions struct {
 	CACertFile, CAKeyFile, OwnerKey        string
 	Scenario                               scenario
 	Pacing                                 string
+	MaxInFlight                            int
 	Logger                                 zerolog.Logger
 	Ready                                  func(endpoints)
 }
@@ -94,7 +97,7 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	}
 	ro := runner.Options{
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
-		Logger: o.Logger, Progress: o.Progress,
+		Logger: o.Logger, Progress: o.Progress, Run: o.Run,
 	}
 	if o.Hub != "" {
 		ro.Remote = &runner.Remote{ServiceConnectionString: o.Hub, RESTURL: o.HubURL, MQTTURL: o.MQTTURL}
@@ -119,7 +122,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	defer unlock()
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: o.Pacing, Logger: o.Logger,
+		Pacing: o.Pacing, MaxInFlight: o.MaxInFlight, Logger: o.Logger,
 		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	}
 	if o.Scenario != nil {

@@ -77,6 +77,7 @@ func (s *Server) routes() {
 	s.route("PUT /jobs/v2/{id}", ServiceConnect, s.createJob)
 	s.route("GET /jobs/v2/{id}", ServiceConnect, s.getJob)
 	s.route("POST /jobs/v2/{id}/cancel", ServiceConnect, s.cancelJob)
+	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
 	s.mux.HandleFunc("/", s.notFound)
 }
 
