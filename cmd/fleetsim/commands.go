@@ -38,6 +38,7 @@ func commands() []*command {
 		invokeCommand(),
 		queryCommand(),
 		scenariosCommand(),
+		reportCommand(),
 		versionCommand(),
 		completionCommand(),
 	}

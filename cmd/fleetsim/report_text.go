@@ -30,6 +30,7 @@ func renderText(r *runner.Report) []byte {
 		fmt.Fprintf(&b, "INTERRUPTED after %s: the run was stopped before it finished; what follows is what had happened by then\n", fmtDur(time.Duration(r.Duration)))
 	}
 	writeSettleText(&b, r)
+	writeShardsText(&b, r)
 
 	f := r.Fleet
 	fmt.Fprintf(&b, "\nFleet\n")

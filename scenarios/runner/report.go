@@ -39,6 +39,9 @@ type Report struct {
 	Hub *HubSettings `json:"hub,omitempty"`
 	// NeverConnected are the devices that never connected, by cause.
 	NeverConnected *NeverConnected `json:"neverConnected,omitempty"`
+	// Shards are each shard's own figures in a report merged from the
+	// shards' reports (fleetsim report merge).
+	Shards []ShardFigures `json:"shards,omitempty"`
 	// Warnings point out what no expectation checks but a reader must
 	// know, such as a job that selected no devices.
 	Warnings []string `json:"warnings,omitempty"`
