@@ -177,18 +177,18 @@ type coord struct {
 	owner, host   string
 	now           func() time.Time
 
-	mu        sync.Mutex
-	epoch     int
-	state     runState
-	devices   int
-	connected func() int
-	ready     bool
-	done      bool
-	late      bool
-	missing   []int
-	lost      map[int]time.Time // shard → its last heartbeat, once seen gone
-	beatErr   error
-	barrierMs time.Duration
+	mu          sync.Mutex
+	epoch       int
+	state       runState
+	devices     int
+	connected   func() int
+	ready       bool
+	done        bool
+	late        bool
+	missing     []int
+	lost        map[int]time.Time // shard → its last heartbeat, once seen gone
+	beatErr     error
+	barrierWait time.Duration
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -444,7 +444,7 @@ func (c *coord) barrier(ctx context.Context, poll time.Duration) error {
 		case <-t.C:
 		}
 	}
-	c.barrierMs = c.now().Sub(start)
+	c.barrierWait = c.now().Sub(start)
 	return nil
 }
 
@@ -481,7 +481,7 @@ func (c *coord) report() *RunReport {
 	defer c.mu.Unlock()
 	r := &RunReport{
 		ID: c.runID, Epoch: c.epoch, Shards: c.shards, JobSuffix: c.jobSuffix(),
-		MissingAtStart: c.missing, Late: c.late, BarrierWait: Duration(c.barrierMs),
+		MissingAtStart: c.missing, Late: c.late, BarrierWait: Duration(c.barrierWait),
 	}
 	for n, t := range c.lost {
 		r.Lost = append(r.Lost, LostShard{Shard: n, LastHeartbeat: t.UTC()})

@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +124,63 @@ func TestCoordinationOnAServedHub(t *testing.T) {
 			t.Errorf("missing %v, want [2]", r.MissingAtStart)
 		}
 	})
+}
+
+func TestHubSettings(t *testing.T) {
+	c, _ := servedHub(t, ServeOptions{Pacing: "S1", MaxInFlight: 7})
+	got := fetchSettings(t.Context(), c)
+	if !got.known || got.settings.Pacing != "S1" || got.settings.MaxInFlight != 7 || got.settings.OpsPerSecond == 0 {
+		t.Errorf("settings %+v, want S1 with 7 in flight", got)
+	}
+}
+
+// notFoundHub answers every request as a hub without fleetsim's settings
+// endpoint does.
+type notFoundHub struct{}
+
+func (notFoundHub) Do(context.Context, string, string, any, http.Header) (*restapi.Response, error) {
+	return nil, restapi.ParseError(http.StatusNotFound, nil, []byte(`{"Message":"ErrorCode:NotFound;not found"}`))
+}
+
+func TestHubSettingsUnknown(t *testing.T) {
+	got := fetchSettings(t.Context(), notFoundHub{})
+	if got.known || !strings.Contains(got.err, "not a fleetsim serve") {
+		t.Errorf("settings %+v, want unknown: not a fleetsim serve", got)
+	}
+}
+
+func TestConnectCause(t *testing.T) {
+	for _, tt := range []struct{ id, msg, want string }{
+		{"d-1", "", neverTried},
+		{"d-1", "connect d-1: dial tcp 10.0.0.1:8883: socket: too many open files", "connect <device>: dial tcp 10.0.0.1:8883: socket: too many open files"},
+	} {
+		if got := connectCause(tt.id, tt.msg); got != tt.want {
+			t.Errorf("connectCause(%q, %q) = %q, want %q", tt.id, tt.msg, got, tt.want)
+		}
+	}
+	nc := &NeverConnected{Count: 3, Causes: []NeverConnectedCause{{Cause: "connect <device>: dial tcp: socket: too many open files", Count: 3}}}
+	if s := nc.summary(10); !strings.Contains(s, "3 of 10 devices never connected") || !strings.Contains(s, "descriptor") {
+		t.Errorf("summary %q", s)
+	}
+}
+
+func TestRunID(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, tt := range []struct {
+		given string
+		env   map[string]string
+		want  string
+	}{
+		{"My Run", nil, "my-run"},
+		{"", map[string]string{EnvRunID: "from-env"}, "from-env"},
+		{"", nil, "load-100k-42"},
+		{"", map[string]string{EnvRunUID: "0f3c-77"}, "load-100k-42-0f3c-77"},
+	} {
+		if got := RunID(tt.given, "load-100k", 42, env(tt.env)); got != tt.want {
+			t.Errorf("RunID(%q, %v) = %q, want %q", tt.given, tt.env, got, tt.want)
+		}
+	}
+	if long := RunID(strings.Repeat("x", 100), "s", 1, env(nil)); len(long) != 48 {
+		t.Errorf("long run id %q has %d characters, want 48", long, len(long))
+	}
 }
