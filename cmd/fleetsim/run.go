@@ -155,7 +155,7 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		}
 		opts.Shard, opts.Shards = i, n
 	}
-	run, err := o.coord.resolve(o.hub != "", a.getenv)
+	run, err := o.coord.resolve(a.getenv)
 	if err != nil {
 		return usagef(f.name, "%v", err)
 	}

@@ -18,17 +18,15 @@ type coordFlags struct {
 }
 
 func (c *coordFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.runID, "run-id", "", "`ID` every shard of one run shares, on the hub's twin fleetsim-run-ID and in the run's job ids (default $"+runner.EnvRunID+", else the scenario's name and seed with $"+runner.EnvRunUID+"); needs --hub")
+	fs.StringVar(&c.runID, "run-id", "", "`ID` every shard of one run shares, on the hub's twin fleetsim-run-ID and in the run's job ids (default $"+runner.EnvRunID+", else the scenario's name and seed with $"+runner.EnvRunUID+"); with --hub only")
 	fs.DurationVar(&c.barrierTimeout, "barrier-timeout", 2*time.Minute, "with --hub, how long shard 1 waits for every shard to be ready before it starts the timeline without the missing ones")
 	fs.DurationVar(&c.heartbeatTimeout, "heartbeat-timeout", 30*time.Second, "with --hub, how long a shard may go without a heartbeat before the others report it gone")
 	fs.StringVar(&c.atEnd, "at-end", "leave", "with --hub, what shard 1 does with jobs still running when the run ends: `leave` them running (the report says so) or cancel them")
 }
 
 // resolve checks the flags and returns the runner's settings.
-func (c *coordFlags) resolve(remote bool, getenv func(string) string) (runner.Coordination, error) {
-	if c.runID != "" && !remote {
-		return runner.Coordination{}, errors.New("--run-id needs --hub: runs on an embedded hub do not meet")
-	}
+// They only matter with a remote hub: runs on an embedded hub do not meet.
+func (c *coordFlags) resolve(getenv func(string) string) (runner.Coordination, error) {
 	if c.barrierTimeout <= 0 || c.heartbeatTimeout <= 0 {
 		return runner.Coordination{}, errors.New("--barrier-timeout and --heartbeat-timeout must be positive")
 	}
