@@ -217,6 +217,8 @@ func (d *Device) tryConnect() {
 		}
 		d.attempt++
 		d.stats.connectFailures.Add(1)
+		msg := err.Error()
+		d.lastConnErr.Store(&msg)
 		d.emit(EventConnectFailed, "", 0, err.Error())
 		d.debug().Err(err).Msg("connect failed")
 		d.planConnect(d.clk.Now().Add(d.backoff()))

@@ -103,6 +103,8 @@ type Device struct {
 	lim   *connectLimiter
 	fleet *Fleet
 	stats counters
+	// lastConnErr is the device's last failed connect, for reports.
+	lastConnErr atomic.Pointer[string]
 
 	// mu guards the executor's queue and the views read by other goroutines.
 	mu         sync.Mutex

@@ -333,6 +333,7 @@ func New(opts Config) (h *Hub, err error) {
 		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Modules:  s.Registry,
 		Jobs:     s.Jobs,
+		Settings: hubSettings(profile, opts.MaxInFlight),
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),

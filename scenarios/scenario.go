@@ -325,6 +325,9 @@ type Action interface {
 type JobAction struct {
 	At    time.Duration
 	JobID string
+	// PinID keeps JobID as written on a remote hub, where runs otherwise
+	// append their run's suffix.
+	PinID bool
 	// Type is jobs.TypeDeviceMethod or jobs.TypeUpdateTwin.
 	Type jobs.JobType
 	// Method is the method call of a method job.

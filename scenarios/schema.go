@@ -141,6 +141,7 @@ type JobSpec struct {
 	ConnectTimeout   Duration       `yaml:"connectTimeout" doc:"How long the hub waits for an offline device to connect, 0..300s; default 0."`
 	StartIn          Duration       `yaml:"startIn" doc:"Start time of the job relative to the action; default 0 (at once)."`
 	MaxExecutionTime Duration       `yaml:"maxExecutionTime" doc:"maxExecutionTimeInSeconds of the job; default 1h."`
+	PinID            bool           `yaml:"pinId" doc:"Keep the job id as written on a remote hub; by default a run against a remote hub appends its run's suffix, so re-runs never collide."`
 }
 
 // TwinPatchSpec is the patch a twin job applies.

@@ -298,7 +298,7 @@ func (d *decoder) jobAction(j *JobSpec, path string) (JobAction, bool) {
 		d.problem(d.where(ptr, j), p, format, args...)
 		ok = false
 	}
-	act := JobAction{JobID: j.ID, Condition: j.Condition, StartIn: j.StartIn.D()}
+	act := JobAction{JobID: j.ID, PinID: j.PinID, Condition: j.Condition, StartIn: j.StartIn.D()}
 	switch {
 	case j.Method != "" && j.Twin != nil:
 		bad(&j.Twin, "twin", "a job has either method or twin, not both")

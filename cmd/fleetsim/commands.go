@@ -39,6 +39,7 @@ func commands() []*command {
 		invokeCommand(),
 		queryCommand(),
 		scenariosCommand(),
+		reportCommand(),
 		versionCommand(),
 		completionCommand(),
 	}

@@ -50,6 +50,8 @@ type playOptions struct {
 	Hub, HubURL, MQTTURL, CAFile string
 	// Plan is the fleet's memory plan (planFleet), applied for the run.
 	Plan fleetmem.Plan
+	// Run is how a remote run's shards meet on the hub.
+	Run runner.Coordination
 }
 
 // serveOptions mirror runner.ServeOptions.
@@ -58,6 +60,7 @@ type serveOptions struct {
 	CACertFile, CAKeyFile, OwnerKey        string
 	Scenario                               scenario
 	Pacing                                 string
+	MaxInFlight                            int
 	Logger                                 zerolog.Logger
 	Ready                                  func(endpoints)
 	// Plan is the scenario fleet's memory plan (planFleet).
@@ -106,7 +109,7 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	}
 	ro := runner.Options{
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
-		Logger: o.Logger, Progress: o.Progress,
+		Logger: o.Logger, Progress: o.Progress, Run: o.Run,
 		ConsoleAddr: o.ConsoleAddr, ConsoleReady: o.ConsoleReady,
 	}
 	if o.Hub != "" {
@@ -137,7 +140,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 	defer unlock()
 	so := runner.ServeOptions{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: o.Pacing, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
+		Pacing: o.Pacing, MaxInFlight: o.MaxInFlight, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
 		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	}
 	if o.Scenario != nil {

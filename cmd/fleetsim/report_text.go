@@ -31,6 +31,7 @@ func renderText(r *runner.Report) []byte {
 	}
 	writeRuntimeText(&b, r.Runtime)
 	writeSettleText(&b, r)
+	writeShardsText(&b, r)
 
 	f := r.Fleet
 	fmt.Fprintf(&b, "\nFleet\n")

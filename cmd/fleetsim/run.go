@@ -29,6 +29,8 @@ type runFlags struct {
 	console string
 	// a remote hub instead of the embedded one
 	hub, hubFile, hubURL, mqttURL, ca string
+	// how a remote run's shards meet (see shards.go)
+	coord coordFlags
 }
 
 // The environment of --shard auto. A Kubernetes Indexed Job sets
@@ -103,6 +105,7 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
 			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
 			f.fs.StringVar(&o.ca, "ca", "", "CA certificate `FILE` that --hub's certificates chain to (default: the system's)")
+			o.coord.register(f.fs)
 			return func(ctx context.Context, a *app, args []string) error {
 				return a.runScenario(ctx, f, o, args)
 			}
@@ -157,6 +160,11 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		}
 		opts.Shard, opts.Shards = i, n
 	}
+	run, err := o.coord.resolve(a.getenv)
+	if err != nil {
+		return usagef(f.name, "%v", err)
+	}
+	opts.Run = run
 	sc, err := a.loadScenario(f.name, args[0])
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ type serveFlags struct {
 	data, hostname, httpsAddr, mqttAddr, scenario, pacing, pprof string
 	caCert, caKey, ownerKeyFile                                  string
 	trustCA                                                      stringList
+	maxInFlight                                                  int
 }
 
 func serveCommand() *command {
@@ -67,6 +68,7 @@ and device certificates.`,
 			f.fs.StringVar(&o.scenario, "scenario", "", "also run this scenario's simulated fleet (`NAME` or file)")
 			f.fs.StringVar(&o.pacing, "pacing", "", "jobs pacing `PROFILE`: unlimited, S1, S2, S3, optionally xN units (S2x4); default the --scenario's, else unlimited")
 			f.fs.Var(&o.trustCA, "trust-ca", "trust the CA certificate(s) in PEM `FILE` for certificateAuthority devices (repeatable; DIR/trusted-ca/*.pem are trusted too)")
+			f.fs.IntVar(&o.maxInFlight, "max-in-flight", 0, "bound the jobs' device operations in flight to `N` (default the --scenario's, else 1000)")
 			f.fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on `ADDR`, e.g. localhost:6060; off when empty")
 			f.fs.StringVar(&o.caCert, "ca-cert", "", "sign the server certificate with the CA certificate in `FILE` (PEM; needs --ca-key) instead of a CA generated in --data")
 			f.fs.StringVar(&o.caKey, "ca-key", "", "the EC private key `FILE` of --ca-cert (PEM, SEC 1 or PKCS #8)")
@@ -86,7 +88,7 @@ func (a *app) serve(ctx context.Context, f *flagSet, o serveFlags) error {
 	if err != nil {
 		return err
 	}
-	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, Logger: log,
+	so := serveOptions{DataDir: o.data, Hostname: o.hostname, HTTPSAddr: o.httpsAddr, MQTTAddr: o.mqttAddr, Pacing: o.pacing, MaxInFlight: o.maxInFlight, Logger: log,
 		CACertFile: o.caCert, CAKeyFile: o.caKey, TrustedCAFiles: o.trustCA}
 	if (o.caCert == "") != (o.caKey == "") {
 		return usagef(f.name, "--ca-cert and --ca-key go together")

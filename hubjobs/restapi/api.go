@@ -78,6 +78,7 @@ func (s *Server) routes() {
 	s.route("GET /jobs/v2/{id}", ServiceConnect, s.getJob)
 	s.route("POST /jobs/v2/{id}/cancel", ServiceConnect, s.cancelJob)
 	s.moduleRoutes() // modules.go
+	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
 	s.mux.HandleFunc("/", s.notFound)
 }
 

@@ -59,6 +59,9 @@ type Config struct {
 	// "/metrics". A key matches that exact path, or every path below it when
 	// it ends in "/"; the key "/" matches the root path only.
 	Extra map[string]http.Handler
+	// Settings, when set, are served at SettingsPath to service clients,
+	// so remote runs read the hub's pacing and in-flight limit.
+	Settings func() Settings
 	// MaxBodyBytes caps request bodies; larger ones get 413 (default 1 MiB).
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful part of Serve's shutdown (default 5 s).

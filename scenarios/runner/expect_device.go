@@ -101,10 +101,10 @@ func (p *player) checkStates(ctx context.Context, final bool) {
 				continue
 			}
 		}
-		sel, err := p.hub.count(ctx, ds.Devices)
+		sel, err := p.hub.count(ctx, p.condition(ds.Devices))
 		if err == nil {
 			c.selected = sel
-			c.matched, err = p.hub.count(ctx, both(ds.Devices, ds.Match))
+			c.matched, err = p.hub.count(ctx, both(p.condition(ds.Devices), ds.Match))
 		}
 		c.err = err
 		if err != nil {
@@ -122,7 +122,7 @@ func (p *player) stateBase(ctx context.Context, e scenarios.Expectation) (time.T
 	if e.Job == "" {
 		return p.started, true
 	}
-	j, err := p.hub.job(ctx, e.Job)
+	j, err := p.hub.job(ctx, p.jobID(e.Job))
 	if err != nil || j.Status == hubjobs.JobScheduled || j.StartTime.IsZero() {
 		return time.Time{}, false
 	}

@@ -32,6 +32,16 @@ type Report struct {
 	// Interrupted says the run was stopped (Ctrl-C) before it finished:
 	// the report judges what had happened by then.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Run is what a remote run's coordination saw: its id, the start
+	// barrier, the shards that disappeared.
+	Run *RunReport `json:"run,omitempty"`
+	// Hub are a remote hub's job settings, as read from it.
+	Hub *HubSettings `json:"hub,omitempty"`
+	// NeverConnected are the devices that never connected, by cause.
+	NeverConnected *NeverConnected `json:"neverConnected,omitempty"`
+	// Shards are each shard's own figures in a report merged from the
+	// shards' reports (fleetsim report merge).
+	Shards []ShardFigures `json:"shards,omitempty"`
 	// Warnings point out what no expectation checks but a reader must
 	// know, such as a job that selected no devices.
 	Warnings []string `json:"warnings,omitempty"`

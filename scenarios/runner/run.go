@@ -53,6 +53,9 @@ type Options struct {
 	// through its REST API. With shards, only shard 1 creates and cancels
 	// jobs; the other shards bring their devices and judge the same jobs.
 	Remote *Remote
+	// Run is how the shards of a remote run meet on the hub (run id, start
+	// barrier, heartbeats); see coord.go.
+	Run Coordination
 }
 
 // ErrBadShard is returned by Run for a shard outside 1..Shards.
@@ -109,6 +112,7 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		// Keys must be stable across the shards' processes and runs: derive
 		// them from the service key and the device id.
 		p.secret = []byte(o.Remote.ServiceConnectionString)
+		p.coord = newCoord(t.c, o.Run, RunID(o.Run.RunID, sc.Name(), sc.Seed, o.Run.Getenv), shard+1, shards, len(indexes), p.connectedNow)
 		rep, err := p.play(ctx)
 		t.c.CloseIdleConnections()
 		return p.finish(rep, err)
@@ -187,6 +191,9 @@ type player struct {
 	jobStarts      map[string]map[string]time.Time // job → device → its device job's start
 	jobLocalOK     map[string]int                  // job → its completed devices simulated here
 	local          map[string]bool                 // ids of the devices simulated here
+	coord          *coord                          // a remote run's coordination, else nil
+	remote         remoteSettings                  // the remote hub's settings, as read
+	endNotes       []string                        // jobs still running at the end
 }
 
 // deviceKey derives a device's key from the run's secret.
@@ -207,6 +214,14 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 			p.states = append(p.states, &stateCheck{exp: e})
 		}
 	}
+	if p.coord != nil {
+		// Claim the shard before registering: a duplicate is refused
+		// before it touches the fleet.
+		if err := p.coord.join(ctx); err != nil {
+			return nil, err
+		}
+		p.remote = readRemoteSettings(ctx, p.hub)
+	}
 	if err := p.register(ctx, false); err != nil {
 		return nil, err
 	}
@@ -219,8 +234,14 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 	go func() { fleetDone <- p.fleet.Run(fleetCtx) }()
 	p.wavesCtx, p.wavesCancelled = context.WithCancel(ctx)
 
-	err := p.timeline(ctx)
+	err := p.meet(ctx)
+	if err == nil {
+		err = p.timeline(ctx)
+	}
 	ended := time.Now()
+	if err == nil {
+		p.endJobs(ctx)
+	}
 	var rep *Report
 	switch {
 	case err == nil:
@@ -231,6 +252,14 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 		rep = p.report(rctx, ended)
 		cancel()
 		rep.Interrupted, rep.Passed = true, false
+	}
+	if rep != nil {
+		p.remoteReport(rep)
+	}
+	if p.coord != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		p.coord.finish(fctx)
+		cancel()
 	}
 	p.wavesCancelled()
 	p.waves.Wait()
@@ -405,25 +434,29 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 	note := fmt.Sprintf("T+%s: %s", a.When(), a)
 	switch a := a.(type) {
 	case scenarios.JobAction:
+		id := p.jobID(a.JobID)
 		if !p.leads() {
-			p.jobs = append(p.jobs, a.JobID)
+			p.jobs = append(p.jobs, id)
 			note += " (by shard 1)"
 			break
 		}
-		err := p.hub.createJob(ctx, a.Request(time.Now()))
+		req := a.Request(time.Now())
+		req.JobID = id
+		req.QueryCondition = p.condition(req.QueryCondition)
+		err := p.hub.createJob(ctx, req)
 		if err != nil {
-			p.createErr[a.JobID] = err
+			p.createErr[id] = err
 			note += ": " + err.Error()
-			p.log.Warn().Err(err).Str("job", a.JobID).Msg("job not created")
+			p.log.Warn().Err(err).Str("job", id).Msg("job not created")
 			break
 		}
-		p.jobs = append(p.jobs, a.JobID)
+		p.jobs = append(p.jobs, id)
 	case scenarios.CancelAction:
 		if !p.leads() {
 			note += " (by shard 1)"
 			break
 		}
-		if err := p.hub.cancelJob(ctx, a.JobID); err != nil {
+		if err := p.hub.cancelJob(ctx, p.jobID(a.JobID)); err != nil {
 			note += ": " + err.Error()
 		}
 	case scenarios.DisconnectAction:
@@ -673,16 +706,17 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 				Detail:      fmt.Sprintf("%d of %d connected (%.1f%%)", fs.Connected, rep.Devices, frac*100),
 			})
 		default:
+			id := p.jobID(e.Job)
 			jr := judgeJob(jobExpectation{
-				JobID: e.Job, Status: e.Status, Within: e.Within, TakesAtLeast: e.TakesAtLeast,
+				JobID: id, Status: e.Status, Within: e.Within, TakesAtLeast: e.TakesAtLeast,
 				MinSuccessRate: e.MinSuccessRate, MaxP99Latency: e.MaxP99Latency, MinSucceeded: e.MinSucceeded,
 				MaxFailed: e.MaxFailed, MinDevices: e.MinDevices,
 				MinAckRate: e.MinAckRate, MaxAckP99: e.MaxAckP99, MaxPhaseFailures: e.MaxPhaseFailures, MaxRollbacks: e.MaxRollbacks,
-			}, byID[e.Job])
-			if byID[e.Job] == nil {
-				if err := p.createErr[e.Job]; err != nil {
+			}, byID[id])
+			if byID[id] == nil {
+				if err := p.createErr[id]; err != nil {
 					jr[0].Detail = "the job was not created: " + err.Error()
-				} else if err := p.readErr[e.Job]; err != nil && (p.leads() || !errors.Is(err, &iothub.Error{Code: iothub.CodeJobNotFound})) {
+				} else if err := p.readErr[id]; err != nil && (p.leads() || !errors.Is(err, &iothub.Error{Code: iothub.CodeJobNotFound})) {
 					jr[0].Detail = "the job could not be read: " + err.Error()
 				}
 			}

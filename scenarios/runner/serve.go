@@ -29,6 +29,9 @@ type ServeOptions struct {
 	// Pacing is the jobs pacing profile (default unlimited, or the
 	// scenario's when one is given).
 	Pacing string
+	// MaxInFlight bounds the jobs' device operations in flight (default
+	// the scenario's when one is given, else the engine's).
+	MaxInFlight int
 	// CACertFile and CAKeyFile, when set, are the CA that signs the server
 	// certificate (see StackOptions).
 	CACertFile, CAKeyFile string
@@ -57,9 +60,13 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if pacing == "" && o.Scenario != nil {
 		pacing = o.Scenario.Hub.Pacing
 	}
+	maxInFlight := o.MaxInFlight
+	if maxInFlight <= 0 && o.Scenario != nil {
+		maxInFlight = o.Scenario.Hub.MaxInFlight
+	}
 	st, err := hubjobs.New(hubjobs.Config{
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: pacing, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
+		Pacing: pacing, MaxInFlight: maxInFlight, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
 		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
 	})
 	if err != nil {
