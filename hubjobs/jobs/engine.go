@@ -443,20 +443,34 @@ func (e *Engine) List(jobType, status string, pageSize int, continuation string)
 	return out, "", nil
 }
 
-// DeviceJobs returns the devices.jobs collection (docs/iothub.md §5.6) for
-// queries: one row per device of every job that started, under the key
-// "jobId/deviceId", with deviceId, jobId, jobType, status, startTimeUtc and
+// Query runs q over the devices.jobs collection (docs/iothub.md §5.6), as
+// the registry's Query does over devices: one row per device of every job
+// that started, with deviceId, jobId, jobType, status, startTimeUtc and
 // endTimeUtc (once set), createdDateTimeUtc, lastUpdatedDateTimeUtc,
 // outcome.deviceMethodResponse ({status, payload} or null) and error ({code,
 // description}, when failed). Rows are built on demand; the index covers
 // deviceId, jobId and jobType, which never change for a row (a condition on
-// status scans).
+// status scans). A page holds at most pageSize rows; continuation is the
+// previous page's. A query of another collection is ArgumentInvalid.
 //
-// A job's rows are indexed while its first devices run; DeviceJobs waits
-// until the rows of every started job are in the index.
-func (e *Engine) DeviceJobs() (query.Source, *query.Index) {
+// A job's rows are indexed while its first devices run; Query waits until
+// the rows of every started job are in the index.
+func (e *Engine) Query(q *query.Query, pageSize int, continuation string) (query.Page, error) {
+	if q.From() != query.Jobs {
+		return query.Page{}, iothub.Errorf(iothub.CodeArgumentInvalid, "FROM %s is not served by the jobs engine", q.From())
+	}
 	e.rowsIndexing.wait()
-	return deviceJobs{e}, e.index
+	return q.Execute(deviceJobs{e}, e.index, pageSize, continuation)
+}
+
+// Rows calls fn with each devices.jobs row of job jobID, in device id
+// order, until fn returns false: the rows Query returns for
+// SELECT * FROM devices.jobs WHERE jobId = jobID, without paging.
+func (e *Engine) Rows(jobID string, fn func(doc map[string]any) bool) {
+	prefix := jobID + "/"
+	deviceJobs{e}.Scan(prefix, func(key string, doc map[string]any) bool {
+		return strings.HasPrefix(key, prefix) && fn(doc)
+	})
 }
 
 // pending counts work in progress that others wait for. The zero value is

@@ -285,7 +285,7 @@ func (e *Engine) beginJob(ctx context.Context, j *job, indexing *sync.WaitGroup)
 	// The rows' index entries (deviceId, jobId, jobType) never change, so
 	// they are added while the devices are dispatched: at 100k devices that
 	// took 160 ms, all of it before the first device. Queries wait for it
-	// (see DeviceJobs).
+	// (see Query).
 	keys := j.rowKeys()
 	e.rowsIndexing.add()
 	indexing.Go(func() {
