@@ -169,8 +169,8 @@ type Server struct {
 // New builds a Server and binds its listeners, so Addrs is valid at once;
 // Run serves them and releases them when its context ends.
 func New(cfg Config) (*Server, error) {
-	if outboundErr != nil {
-		return nil, outboundErr
+	if mochiInternalsErr != nil {
+		return nil, mochiInternalsErr
 	}
 	if cfg.Identities == nil {
 		return nil, errors.New("broker: Identities is required")
@@ -230,7 +230,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:                 slog.New(slog.DiscardHandler),
 	})
 	if err := stretchSweeps(s.mochi, sweepInterval); err != nil {
-		s.log.Warn().Err(err).Msg("mochi sweeps every client once a second")
+		return nil, err
 	}
 	if err := s.mochi.AddHook(&hook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)

@@ -1,10 +1,7 @@
 package broker
 
 import (
-	"errors"
-	"reflect"
 	"time"
-	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -33,31 +30,4 @@ func dropRetained(s *mqtt.Server) {
 	for topic := range s.Topics.Retained.GetAll() {
 		s.Topics.RetainMessage(packets.Packet{TopicName: topic})
 	}
-}
-
-// stretchSweeps sets mochi's client-expiry and inflight-expiry tickers to
-// every. Mochi has no option for them, so it reaches the unexported tickers
-// through reflection; if a mochi release renames them it changes nothing and
-// says so (and TestStretchSweeps fails).
-func stretchSweeps(s *mqtt.Server, every time.Duration) error {
-	loop := reflect.ValueOf(s).Elem().FieldByName("loop")
-	if !loop.IsValid() || loop.Kind() != reflect.Pointer || loop.IsNil() {
-		return errors.New("mochi's Server.loop is gone")
-	}
-	var tickers []*time.Ticker
-	for _, name := range []string{"clientExpiry", "inflightExpiry"} {
-		f := loop.Elem().FieldByName(name)
-		if !f.IsValid() || f.Type() != reflect.TypeFor[*time.Ticker]() {
-			return errors.New("mochi's loop." + name + " is not a *time.Ticker")
-		}
-		t := *(**time.Ticker)(unsafe.Pointer(f.UnsafeAddr()))
-		if t == nil {
-			return errors.New("mochi's loop." + name + " is nil")
-		}
-		tickers = append(tickers, t)
-	}
-	for _, t := range tickers {
-		t.Reset(every)
-	}
-	return nil
 }
