@@ -19,7 +19,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/rs/zerolog"
 
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/memnet"
 )
@@ -115,8 +114,6 @@ type Config struct {
 	MaxPendingWrites int
 	// Logger receives the broker's logs; default zerolog.Nop().
 	Logger zerolog.Logger
-	// Clock checks SAS expiry; default clock.Real.
-	Clock clock.Clock
 }
 
 // Addrs are the bound listener addresses ("" when a listener is off).
@@ -180,9 +177,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxPendingWrites <= 0 {
 		cfg.MaxPendingWrites = 64
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
 	}
 	if (cfg.TLSAddr != "" || cfg.WSAddr != "") && cfg.TLSConfig == nil {
 		return nil, errors.New("broker: TLSConfig is required for the TLS and WebSocket listeners")

@@ -92,7 +92,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 			return bad, err
 		}
 	}
-	if _, err := tok.Verify(h.s.cfg.Clock.Now(), keys...); err != nil {
+	if _, err := tok.Verify(time.Now(), keys...); err != nil {
 		return bad, err
 	}
 	if pk.Connect.WillFlag {

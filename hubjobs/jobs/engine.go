@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/hubjobs/query"
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -37,9 +36,6 @@ type Config struct {
 	Twins TwinPatcher
 	// Devices evaluates queryConditions when jobs start.
 	Devices DeviceSelector
-	// Clock drives start times, pacing, maximum execution times and
-	// retention (default clock.Real).
-	Clock clock.Clock
 	// Pacing is the hub's pacing profile (zero value: Unlimited).
 	Pacing Profile
 	// MaxInFlight bounds the device operations in flight across all jobs:
@@ -57,7 +53,6 @@ type Config struct {
 type Engine struct {
 	cfg   Config
 	store Store
-	clock clock.Clock
 	log   zerolog.Logger
 	pacer *pacer
 	index *query.Index
@@ -87,9 +82,6 @@ type Engine struct {
 // scheduled jobs keep their start times, running jobs resume when Run
 // starts, with the devices that have no stored result.
 func NewEngine(cfg Config) (*Engine, error) {
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
-	}
 	if cfg.Pacing.Name == "" {
 		cfg.Pacing = Unlimited
 	}
@@ -102,9 +94,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:     cfg,
 		store:   cfg.Store,
-		clock:   cfg.Clock,
 		log:     cfg.Logger,
-		pacer:   newPacer(cfg.Clock, cfg.Pacing),
+		pacer:   newPacer(cfg.Pacing),
 		index:   query.NewIndexOn(jobIndexNames...),
 		work:    make(chan task),
 		results: make(chan outcome, 4096),
@@ -120,7 +111,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) now() time.Time { return e.clock.Now().UTC() }
+func (e *Engine) now() time.Time { return time.Now().UTC() }
 
 // loadJob rebuilds one stored job.
 func (e *Engine) loadJob(sj StoredJob) error {
