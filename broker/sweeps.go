@@ -9,8 +9,8 @@ import (
 
 // sweepInterval is how often mochi walks every client for expired sessions
 // and inflight messages. Mochi does both once a second and each walk copies
-// its whole client map: at 100k devices that took a fifth of a core, all the
-// time. Neither sweep can find anything here sooner than this: devices speak
+// its whole client map, which costs a large fleet CPU all the time (see
+// docs/performance.md). Neither sweep can find anything here sooner than this: devices speak
 // MQTT 3.1.1, so sessions and inflight messages expire only by the server's
 // maxima (sessions never, inflight messages after a day).
 const sweepInterval = time.Minute
@@ -24,8 +24,8 @@ const sysTopicInterval = 1 << 30
 // publishes once when it starts (devices cannot retain: docs/iothub.md §1.4).
 // While any retained message exists, mochi answers every SUBSCRIBE by
 // walking the topic tree for matches, recursively, on the device's
-// connection goroutine: at 10k devices that walk was 14 % of the connect
-// phase's CPU, and its stack growth is what each connection keeps.
+// connection goroutine: a large share of connecting's CPU (see
+// docs/performance.md), and its stack growth is what each connection keeps.
 func dropRetained(s *mqtt.Server) {
 	for topic := range s.Topics.Retained.GetAll() {
 		s.Topics.RetainMessage(packets.Packet{TopicName: topic})

@@ -43,10 +43,10 @@ func kBField(path, name string) int64 {
 	return 0
 }
 
-// TuneGC sets the runtime up for a large fleet (see the README's Performance section):
+// TuneGC sets the runtime up for a large fleet (see docs/performance.md):
 // mochi's small per-connection queues cost throughput unless the GC runs
-// less often, so GOGC goes to 400 and a memory limit at 75 % of the machine
-// keeps the heap bounded instead. It leaves the runtime alone when GOGC or
+// less often, so GOGC goes to 400 and a memory limit at three quarters of
+// the machine keeps the heap bounded instead. It leaves the runtime alone when GOGC or
 // GOMEMLIMIT is set in the environment or the machine's memory is unknown.
 // It returns a function that restores the previous settings.
 func TuneGC() (restore func()) {
@@ -69,10 +69,9 @@ func TuneGC() (restore func()) {
 // CPU the process may use). fleetsim's stores fsync on the goroutines that
 // commit, and a P whose thread waits in fsync runs nothing else until the
 // call returns or the runtime's monitor takes the P back, which can take up
-// to 10 ms: on two CPUs, a core idle for much of every commit. Measured at
-// 100k devices on 2 CPUs: method jobs 12 % faster with p99 halved, twin jobs
-// 9 % faster, connecting 10 % slower (pure CPU, more threads to schedule).
-// It leaves the runtime alone when GOMAXPROCS is set in the environment, and
+// to 10 ms: on two CPUs, a core idle for much of every commit. Jobs run
+// faster and connecting a little slower (more threads to schedule; see
+// docs/performance.md). It leaves the runtime alone when GOMAXPROCS is set in the environment, and
 // returns a function that restores the previous setting.
 func TuneProcs() (restore func()) {
 	if os.Getenv("GOMAXPROCS") != "" {
