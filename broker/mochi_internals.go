@@ -109,12 +109,12 @@ func queueOut(cl *mqtt.Client, pk *packets.Packet) bool {
 func sweepTickerFields(t reflect.Type) error {
 	loop, ok := t.FieldByName("loop")
 	if !ok || loop.Type.Kind() != reflect.Pointer || loop.Type.Elem().Kind() != reflect.Struct {
-		return errors.New("Server.loop is not a pointer to a struct")
+		return errors.New("the loop field of Server is not a pointer to a struct")
 	}
 	for _, name := range sweepTickers {
 		f, ok := loop.Type.Elem().FieldByName(name)
 		if !ok || f.Type != reflect.TypeFor[*time.Ticker]() {
-			return errors.New("Server.loop." + name + " is not a *time.Ticker")
+			return errors.New("the " + name + " field of Server.loop is not a *time.Ticker")
 		}
 	}
 	return nil

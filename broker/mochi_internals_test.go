@@ -28,36 +28,28 @@ func TestMochiInternals(t *testing.T) {
 // TestMochiLayoutChecks: the start-up checks refuse layouts other than the
 // one the reaches assume.
 func TestMochiLayoutChecks(t *testing.T) {
-	type loopOK struct{ clientExpiry, inflightExpiry *time.Ticker }
-	type loopRenamed struct{ clientExpiry, inflightSweep *time.Ticker }
-	type loopRetyped struct {
-		clientExpiry   *time.Ticker
-		inflightExpiry time.Duration
-	}
+	ticker := reflect.TypeFor[*time.Ticker]()
+	queue := reflect.TypeFor[chan *packets.Packet]()
+	int32T := reflect.TypeFor[int32]()
+	loopOK := structOf("clientExpiry", ticker, "inflightExpiry", ticker)
+	loopRenamed := structOf("clientExpiry", ticker, "inflightSweep", ticker)
+	loopRetyped := structOf("clientExpiry", ticker, "inflightExpiry", reflect.TypeFor[time.Duration]())
+	mochiClient, mochiServer := reflect.TypeFor[mqtt.ClientState](), reflect.TypeFor[mqtt.Server]()
 	for _, tc := range []struct {
 		name   string
 		client reflect.Type
 		server reflect.Type
 		ok     bool
 	}{
-		{"mochi's own", reflect.TypeFor[mqtt.ClientState](), reflect.TypeFor[mqtt.Server](), true},
-		{"the assumed layout", reflect.TypeFor[struct {
-			outbound    chan *packets.Packet
-			outboundQty int32
-		}](), reflect.TypeFor[struct{ loop *loopOK }](), true},
-		{"no queue", reflect.TypeFor[struct{ outboundQty int32 }](), reflect.TypeFor[struct{ loop *loopOK }](), false},
-		{"count retyped", reflect.TypeFor[struct {
-			outbound    chan *packets.Packet
-			outboundQty int64
-		}](), reflect.TypeFor[struct{ loop *loopOK }](), false},
-		{"queue of values", reflect.TypeFor[struct {
-			outbound    chan packets.Packet
-			outboundQty int32
-		}](), reflect.TypeFor[struct{ loop *loopOK }](), false},
-		{"no loop", reflect.TypeFor[mqtt.ClientState](), reflect.TypeFor[struct{ other *loopOK }](), false},
-		{"loop by value", reflect.TypeFor[mqtt.ClientState](), reflect.TypeFor[struct{ loop loopOK }](), false},
-		{"ticker renamed", reflect.TypeFor[mqtt.ClientState](), reflect.TypeFor[struct{ loop *loopRenamed }](), false},
-		{"ticker retyped", reflect.TypeFor[mqtt.ClientState](), reflect.TypeFor[struct{ loop *loopRetyped }](), false},
+		{"mochi's own", mochiClient, mochiServer, true},
+		{"the assumed layout", structOf("outbound", queue, "outboundQty", int32T), structOf("loop", reflect.PointerTo(loopOK)), true},
+		{"no queue", structOf("outboundQty", int32T), mochiServer, false},
+		{"count retyped", structOf("outbound", queue, "outboundQty", reflect.TypeFor[int64]()), mochiServer, false},
+		{"queue of values", structOf("outbound", reflect.TypeFor[chan packets.Packet](), "outboundQty", int32T), mochiServer, false},
+		{"no loop", mochiClient, structOf("other", reflect.PointerTo(loopOK)), false},
+		{"loop by value", mochiClient, structOf("loop", loopOK), false},
+		{"ticker renamed", mochiClient, structOf("loop", reflect.PointerTo(loopRenamed)), false},
+		{"ticker retyped", mochiClient, structOf("loop", reflect.PointerTo(loopRetyped)), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, qerr := outboundFields(tc.client)
@@ -67,4 +59,14 @@ func TestMochiLayoutChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// structOf makes a struct type of unexported fields, given as name, type
+// pairs: a stand-in for a layout mochi might have.
+func structOf(nameTypes ...any) reflect.Type {
+	var fs []reflect.StructField
+	for i := 0; i < len(nameTypes); i += 2 {
+		fs = append(fs, reflect.StructField{Name: nameTypes[i].(string), PkgPath: "mochi", Type: nameTypes[i+1].(reflect.Type)})
+	}
+	return reflect.StructOf(fs)
 }
