@@ -47,9 +47,9 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// Engine runs Jobs v2 (docs/iothub.md §5). Create, Get, Cancel, List and
-// DeviceJobs are safe for concurrent use and work before Run starts; jobs
-// execute only while Run runs.
+// Engine runs Jobs v2 (docs/iothub.md §5). Create, Get, Cancel, List,
+// Query and Rows are safe for concurrent use and work before Run starts;
+// jobs execute only while Run runs.
 type Engine struct {
 	cfg   Config
 	store Store
