@@ -20,7 +20,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/rs/zerolog"
 
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/memnet"
 )
@@ -130,8 +129,6 @@ type Config struct {
 	MaxPendingWrites int
 	// Logger receives the broker's logs; default zerolog.Nop().
 	Logger zerolog.Logger
-	// Clock checks SAS expiry; default clock.Real.
-	Clock clock.Clock
 }
 
 // Addrs are the bound listener addresses ("" when a listener is off).
@@ -186,8 +183,8 @@ type Server struct {
 // New builds a Server and binds its listeners, so Addrs is valid at once;
 // Run serves them and releases them when its context ends.
 func New(cfg Config) (*Server, error) {
-	if outboundErr != nil {
-		return nil, outboundErr
+	if mochiInternalsErr != nil {
+		return nil, mochiInternalsErr
 	}
 	if cfg.Identities == nil {
 		return nil, errors.New("broker: Identities is required")
@@ -197,9 +194,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxPendingWrites <= 0 {
 		cfg.MaxPendingWrites = 64
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
 	}
 	if (cfg.TLSAddr != "" || cfg.WSAddr != "") && cfg.TLSConfig == nil {
 		return nil, errors.New("broker: TLSConfig is required for the TLS and WebSocket listeners")
@@ -248,7 +242,7 @@ func New(cfg Config) (*Server, error) {
 		Logger:                 slog.New(slog.DiscardHandler),
 	})
 	if err := stretchSweeps(s.mochi, sweepInterval); err != nil {
-		s.log.Warn().Err(err).Msg("mochi sweeps every client once a second")
+		return nil, err
 	}
 	if err := s.mochi.AddHook(&hook{s: s}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)

@@ -86,10 +86,10 @@ const idleWait = time.Hour
 
 // runExpiries closes each connection when its token expires, until ctx ends.
 func (s *Server) runExpiries(ctx context.Context) {
-	t := s.cfg.Clock.NewTimer(idleWait)
+	t := time.NewTimer(idleWait)
 	defer t.Stop()
 	for {
-		now := s.cfg.Clock.Now()
+		now := time.Now()
 		expired, next := s.expiries.due(now)
 		for _, cl := range expired {
 			if !cl.Closed() {
@@ -106,7 +106,7 @@ func (s *Server) runExpiries(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C():
+		case <-t.C:
 		case <-s.expiries.earlier:
 		}
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -58,7 +59,7 @@ func (h *hook) authenticateModule(pk packets.Packet, u iothub.Username) (packets
 			return bad, err
 		}
 	}
-	if _, err := tok.Verify(h.s.cfg.Clock.Now(), keys...); err != nil {
+	if _, err := tok.Verify(time.Now(), keys...); err != nil {
 		return bad, err
 	}
 	if pk.Connect.WillFlag {

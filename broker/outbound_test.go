@@ -16,8 +16,8 @@ import (
 // mochi's count of queued packets is back to zero once they are written (the
 // broker increments it as mochi itself does).
 func TestDeliverInOrder(t *testing.T) {
-	if outboundErr != nil {
-		t.Fatal(outboundErr)
+	if mochiInternalsErr != nil {
+		t.Fatal(mochiInternalsErr)
 	}
 	e := start(t)
 	conn, err := e.s.DialMemory(context.Background())

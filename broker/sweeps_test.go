@@ -10,17 +10,6 @@ import (
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
-// TestStretchSweeps fails when a mochi release moves the tickers that
-// stretchSweeps reaches, so an upgrade cannot silently bring back the
-// once-a-second walk over every client.
-func TestStretchSweeps(t *testing.T) {
-	s := mqtt.New(nil)
-	defer s.Close()
-	if err := stretchSweeps(s, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestNoRetainedMessages: once the broker runs, mochi's topic tree holds no
 // retained message (the $SYS values it publishes at start are dropped), so
 // a SUBSCRIBE does not walk the tree; a device's retained publish is not

@@ -197,7 +197,7 @@ func (d *Device) backoff() time.Duration {
 }
 
 func (d *Device) tryConnect() {
-	now := d.clk.Now()
+	now := time.Now()
 	if d.conn != nil || d.stopping || d.connectAt.IsZero() || now.Before(d.connectAt) {
 		return
 	}
@@ -221,7 +221,7 @@ func (d *Device) tryConnect() {
 		d.lastConnErr.Store(&msg)
 		d.emit(EventConnectFailed, "", 0, err.Error())
 		d.debug().Err(err).Msg("connect failed")
-		d.planConnect(d.clk.Now().Add(d.backoff()))
+		d.planConnect(time.Now().Add(d.backoff()))
 		return
 	}
 	d.attempt = 0
@@ -230,7 +230,7 @@ func (d *Device) tryConnect() {
 // connect opens one MQTT connection and sets it up as the SDK would.
 func (d *Device) connect(why connectReason) error {
 	conf := d.cfg.Behavior.Connectivity.withDefaults()
-	now := d.clk.Now()
+	now := time.Now()
 	expiry := now.Add(conf.TokenLifetime)
 	sas := ""
 	if d.cfg.Identity.Certificate == nil {
@@ -334,12 +334,12 @@ func (d *Device) waitToken(t mqtt.Token, timeout time.Duration) error {
 		return t.Error()
 	default:
 	}
-	tm := d.clk.NewTimer(timeout)
+	tm := time.NewTimer(timeout)
 	defer tm.Stop()
 	select {
 	case <-t.Done():
 		return t.Error()
-	case <-tm.C():
+	case <-tm.C:
 		return errTimeout
 	case <-d.ctx.Done():
 		return d.ctx.Err()
@@ -408,7 +408,7 @@ func (d *Device) dropConnection(c *connection, why string, offline time.Duration
 		offline = d.backoff()
 	}
 	d.nextWhy = reasonLost
-	d.planConnect(d.clk.Now().Add(offline))
+	d.planConnect(time.Now().Add(offline))
 }
 
 // renew replaces the SAS token before it expires: DISCONNECT, then CONNECT
@@ -425,7 +425,7 @@ func (d *Device) renew(gen uint32) {
 	c.markDone()
 	d.pruneLive()
 	d.nextWhy = reasonRenewal
-	d.planConnect(d.clk.Now())
+	d.planConnect(time.Now())
 	// A renewal reconnects at once, bypassing the connect-rate limit slot
 	// it already had, as the SDK would.
 	d.slotReserved = true

@@ -16,7 +16,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -67,8 +66,6 @@ type DeviceConfig struct {
 	Seed int64
 	// Logger gets debug lines per device; the zero value logs nothing.
 	Logger zerolog.Logger
-	// Clock drives every timer; nil means clock.Real.
-	Clock clock.Clock
 	// Events, when set, receives events without blocking; a full channel
 	// drops the event and counts it in Counters.EventsDropped.
 	Events chan<- Event
@@ -98,7 +95,6 @@ const (
 type Device struct {
 	id    string
 	cfg   *DeviceConfig
-	clk   clock.Clock
 	sched *Scheduler
 	lim   *connectLimiter
 	fleet *Fleet
@@ -194,10 +190,6 @@ func NewDevice(cfg DeviceConfig) *Device {
 }
 
 func (d *Device) init() {
-	d.clk = d.cfg.Clock
-	if d.clk == nil {
-		d.clk = clock.Real
-	}
 	h := hashID(d.id) ^ uint64(d.cfg.Seed)
 	d.rng = rand.New(rand.NewPCG(h, splitmix(h)))
 }
@@ -243,7 +235,7 @@ func (d *Device) Run(ctx context.Context) error {
 	var sched sync.WaitGroup
 	if d.sched == nil {
 		sctx, cancel := context.WithCancel(context.Background())
-		s := NewScheduler(d.clk)
+		s := NewScheduler()
 		d.sched = s
 		sched.Go(func() { s.Run(sctx) })
 		defer func() {
@@ -370,7 +362,7 @@ func (d *Device) handle(ev event) {
 		if ev.c == d.conn {
 			d.connectionEnded(ev.c, "lost", ev.err)
 			d.nextWhy = reasonLost
-			d.planConnect(d.clk.Now().Add(d.backoff()))
+			d.planConnect(time.Now().Add(d.backoff()))
 		}
 	}
 	d.rearm()
@@ -378,7 +370,7 @@ func (d *Device) handle(ev event) {
 
 // after runs fn on the executor once delay has passed.
 func (d *Device) after(delay time.Duration, fn func()) {
-	d.at(d.clk.Now().Add(max(delay, 0)), fn)
+	d.at(time.Now().Add(max(delay, 0)), fn)
 }
 
 // reply runs fn on the executor once delay has passed, like after, but a
@@ -404,7 +396,7 @@ func (d *Device) at(t time.Time, fn func()) {
 // they add wait for the next wake, so a zero delay cannot spin.
 func (d *Device) runTimers() {
 	limit := d.seq
-	now := d.clk.Now()
+	now := time.Now()
 	for len(d.timers) > 0 && !d.timers[0].at.After(now) && d.timers[0].seq <= limit && !d.stopping {
 		it := heap.Pop(&d.timers).(timerItem)
 		it.fn()
@@ -425,7 +417,7 @@ func (d *Device) rearm() {
 
 func (d *Device) begin() {
 	b := &d.cfg.Behavior
-	now := d.clk.Now()
+	now := time.Now()
 	delay := time.Duration(spreadFraction(d.id, d.cfg.Seed) * float64(b.Connectivity.StartSpread))
 	if chance(b.Connectivity.OfflineAtStart, d.rng) {
 		if b.Connectivity.OfflineFor == nil {
@@ -454,11 +446,11 @@ func (d *Device) shutdown() {
 	// Connections dropped without DISCONNECT end when paho notices; wait for
 	// that so Run returns with nothing of this device still running.
 	if len(d.live) > 0 {
-		t := d.clk.NewTimer(stopWait)
+		t := time.NewTimer(stopWait)
 		for _, c := range d.live {
 			select {
 			case <-c.done:
-			case <-t.C():
+			case <-t.C:
 				d.debug().Msg("paho did not finish in time")
 			}
 		}
@@ -480,7 +472,7 @@ func (d *Device) emit(kind EventKind, method string, status int, detail string) 
 		return
 	}
 	select {
-	case ch <- Event{Time: d.clk.Now(), DeviceID: d.id, Kind: kind, Method: method, Status: status, Detail: detail}:
+	case ch <- Event{Time: time.Now(), DeviceID: d.id, Kind: kind, Method: method, Status: status, Detail: detail}:
 	default:
 		d.stats.evDropped.Add(1)
 	}

@@ -62,7 +62,7 @@ func (d *Device) firmwarePhase(phase FirmwarePhase, wait ...reportWaiter) {
 func (d *Device) firmwareFinal(phase FirmwarePhase, o Outcome) {
 	o.Kind, o.Start = OutcomeFirmware, d.fw.started
 	d.firmwarePhase(phase, func(bool) {
-		o.End = d.clk.Now()
+		o.End = time.Now()
 		d.record(o)
 		d.busy(-1)
 	})
@@ -95,7 +95,7 @@ func (d *Device) onFirmwareUpdate(rid string, req []byte) {
 	fw.pending = p.Version
 	fw.progress = 0
 	fw.lastError = ""
-	fw.started = d.clk.Now()
+	fw.started = time.Now()
 	d.busy(1)
 	d.answerAfter(latency, MethodFirmwareUpdate, rid, status, body, req, nil)
 	// The update goes on even if the answer is lost: the device got the command.
@@ -161,7 +161,7 @@ func (d *Device) firmwareReboot() {
 	// Offline already: the reboot happens where the device is.
 	d.stats.reboots.Add(1)
 	d.emit(EventReboot, "", 0, "firmware")
-	d.rebootedAt = d.clk.Now()
+	d.rebootedAt = time.Now()
 	if d.downAt.IsZero() {
 		d.downAt = d.rebootedAt
 		d.busy(1)

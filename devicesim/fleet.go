@@ -10,8 +10,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/fleetsim/fleetsim/internal/clock"
 )
 
 // FleetConfig configures a fleet. Give either Devices or Count with Generate
@@ -26,8 +24,6 @@ type FleetConfig struct {
 	// Logger gets fleet-level lines; each device logs to its own
 	// DeviceConfig.Logger (set it in Generate).
 	Logger zerolog.Logger
-	// Clock drives the shared scheduler and is the default device clock.
-	Clock clock.Clock
 	// Events is the default event channel for devices without one.
 	Events chan<- Event
 }
@@ -35,7 +31,6 @@ type FleetConfig struct {
 // Fleet runs many devices on one shared scheduler.
 type Fleet struct {
 	cfg     FleetConfig
-	clk     clock.Clock
 	sched   *Scheduler
 	lim     *connectLimiter
 	devices []*Device
@@ -55,11 +50,8 @@ type readyWaiter struct {
 
 // NewFleet builds the fleet's devices; nothing connects until Run.
 func NewFleet(cfg FleetConfig) *Fleet {
-	f := &Fleet{cfg: cfg, clk: cfg.Clock}
-	if f.clk == nil {
-		f.clk = clock.Real
-	}
-	f.sched = NewScheduler(f.clk)
+	f := &Fleet{cfg: cfg}
+	f.sched = NewScheduler()
 	if cfg.ConnectRate > 0 {
 		f.lim = &connectLimiter{interval: time.Duration(float64(time.Second) / cfg.ConnectRate)}
 	}
@@ -74,9 +66,6 @@ func NewFleet(cfg FleetConfig) *Fleet {
 			dc = cfg.Devices[i]
 		} else {
 			dc = cfg.Generate(i)
-		}
-		if dc.Clock == nil {
-			dc.Clock = f.clk
 		}
 		if dc.Events == nil {
 			dc.Events = cfg.Events

@@ -136,7 +136,7 @@ func (d *Device) onReboot(rid string, req []byte) {
 func (d *Device) reboot(why string, offline time.Duration) {
 	d.stats.reboots.Add(1)
 	d.emit(EventReboot, "", 0, why)
-	now := d.clk.Now()
+	now := time.Now()
 	d.rebootedAt = now.Add(offline)
 	if d.downAt.IsZero() {
 		d.downAt = now
@@ -151,7 +151,7 @@ func (d *Device) rebootDone() {
 		return
 	}
 	d.stats.rebootsBack.Add(1)
-	d.record(Outcome{Kind: OutcomeReboot, Start: d.downAt, End: d.clk.Now(), OK: true})
+	d.record(Outcome{Kind: OutcomeReboot, Start: d.downAt, End: time.Now(), OK: true})
 	d.downAt = time.Time{}
 	d.busy(-1)
 }
@@ -180,7 +180,7 @@ func (d *Device) sendTelemetry(gen uint32) {
 		return
 	}
 	d.telemetrySeq++
-	body := telemetryBody(d.id, d.telemetrySeq, d.clk.Now(), t.PayloadSize)
+	body := telemetryBody(d.id, d.telemetrySeq, time.Now(), t.PayloadSize)
 	if err := d.publish(d.conn, iothub.TelemetryTopic(d.id), t.QoS, body, false); err != nil {
 		d.debug().Err(err).Msg("telemetry not sent")
 	} else {

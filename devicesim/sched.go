@@ -5,8 +5,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/fleetsim/fleetsim/internal/clock"
 )
 
 // Scheduler is one timer shared by many devices: each device keeps its own
@@ -14,20 +12,16 @@ import (
 // here, so 100k devices cost one goroutine and one runtime timer, not 100k.
 // A Fleet makes one; a Device run on its own makes a private one.
 type Scheduler struct {
-	clock clock.Clock
-	mu    sync.Mutex
-	h     schedHeap
-	seq   uint64
-	kick  chan struct{}
+	mu   sync.Mutex
+	h    schedHeap
+	seq  uint64
+	kick chan struct{}
 }
 
-// NewScheduler returns a scheduler on clk (clock.Real when nil). Run must be
-// running for devices that use it to make progress.
-func NewScheduler(clk clock.Clock) *Scheduler {
-	if clk == nil {
-		clk = clock.Real
-	}
-	return &Scheduler{clock: clk, kick: make(chan struct{}, 1)}
+// NewScheduler returns a scheduler. Run must be running for devices that
+// use it to make progress.
+func NewScheduler() *Scheduler {
+	return &Scheduler{kick: make(chan struct{}, 1)}
 }
 
 type schedEntry struct {
@@ -81,12 +75,12 @@ func (s *Scheduler) Len() int {
 // queue, so a slow device never delays another.
 func (s *Scheduler) Run(ctx context.Context) {
 	const idle = time.Hour
-	t := s.clock.NewTimer(idle)
+	t := time.NewTimer(idle)
 	defer t.Stop()
 	var due []*Device
 	for {
 		s.mu.Lock()
-		now := s.clock.Now()
+		now := time.Now()
 		for len(s.h) > 0 && !s.h[0].at.After(now) {
 			due = append(due, heap.Pop(&s.h).(schedEntry).d)
 		}
@@ -106,7 +100,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
-		case <-t.C():
+		case <-t.C:
 		}
 	}
 }

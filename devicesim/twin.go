@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -175,7 +176,7 @@ func (d *Device) ackDesired(patch map[string]any, version int64) {
 	delay := sample(b.Delay, d.rng)
 	failed := chance(b.FailProbability, d.rng)
 	d.ackedDesired = max(d.ackedDesired, version)
-	received := d.clk.Now()
+	received := time.Now()
 	d.busy(1)
 	done := func(ok bool) {
 		d.busy(-1)
@@ -187,7 +188,7 @@ func (d *Device) ackDesired(patch map[string]any, version int64) {
 		} else {
 			d.stats.twinAckFailures.Add(1)
 		}
-		d.record(Outcome{Kind: OutcomeTwinAck, Start: received, End: d.clk.Now(), OK: ok, NotApplied: failed, Version: version})
+		d.record(Outcome{Kind: OutcomeTwinAck, Start: received, End: time.Now(), OK: ok, NotApplied: failed, Version: version})
 	}
 	d.reply(delay, func() {
 		ack := make(map[string]any, len(patch))

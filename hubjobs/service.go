@@ -7,7 +7,6 @@ package hubjobs
 import (
 	"context"
 	"net"
-	"strings"
 
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
@@ -36,14 +35,16 @@ type (
 
 // Job statuses and types a caller branches on.
 const (
-	JobScheduled    = jobs.StatusScheduled
-	JobCancelled    = jobs.StatusCancelled
-	JobCompleted    = jobs.StatusCompleted
-	JobRunning      = jobs.StatusRunning
-	JobDeviceMethod = jobs.TypeDeviceMethod
-	JobUpdateTwin   = jobs.TypeUpdateTwin
-	DeviceEnabled   = registry.StatusEnabled
-	DeviceDisabled  = registry.StatusDisabled
+	JobScheduled = jobs.StatusScheduled
+	JobCancelled = jobs.StatusCancelled
+	JobCompleted = jobs.StatusCompleted
+	JobRunning   = jobs.StatusRunning
+	// DefaultMaxInFlight is the jobs engine's bound on device operations in flight when none is configured.
+	DefaultMaxInFlight = jobs.DefaultMaxInFlight
+	JobDeviceMethod    = jobs.TypeDeviceMethod
+	JobUpdateTwin      = jobs.TypeUpdateTwin
+	DeviceEnabled      = registry.StatusEnabled
+	DeviceDisabled     = registry.StatusDisabled
 )
 
 // DialDevice opens an in-process connection to the broker, as a simulated
@@ -87,11 +88,7 @@ func (s *Hub) Job(id string) (Job, error) { return s.Jobs.Get(id) }
 // DeviceJobRows calls fn with each devices.jobs row of a job (the documents
 // SELECT * FROM devices.jobs returns) until fn returns false.
 func (s *Hub) DeviceJobRows(jobID string, fn func(row map[string]any) bool) {
-	src, _ := s.Jobs.DeviceJobs()
-	prefix := jobID + "/"
-	src.Scan(prefix, func(key string, doc map[string]any) bool {
-		return strings.HasPrefix(key, prefix) && fn(doc)
-	})
+	s.Jobs.Rows(jobID, fn)
 }
 
 // Query runs an IoT Hub query (SELECT ... FROM devices, devices.modules or
@@ -103,8 +100,7 @@ func (s *Hub) Query(text string, pageSize int, continuation string) (QueryPage, 
 		return QueryPage{}, err
 	}
 	if q.From() == query.Jobs {
-		src, idx := s.Jobs.DeviceJobs()
-		return q.Execute(src, idx, pageSize, continuation)
+		return s.Jobs.Query(q, pageSize, continuation)
 	}
 	return s.Registry.Query(q, pageSize, continuation)
 }

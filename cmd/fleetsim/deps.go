@@ -54,7 +54,7 @@ type playOptions struct {
 	Run runner.Coordination
 }
 
-// serveOptions mirror runner.ServeOptions.
+// serveOptions configure serveHub.
 type serveOptions struct {
 	DataDir, Hostname, HTTPSAddr, MQTTAddr string
 	CACertFile, CAKeyFile, OwnerKey        string
@@ -131,35 +131,122 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 	return rep, err
 }
 
-// serveHub runs a hub until ctx ends.
+// serveHub runs a hub until ctx ends: it builds the hub with hubjobs.New,
+// runs it, and with a scenario hands it to the runner to host that
+// scenario's fleet. Devices stop before the hub does.
 func serveHub(ctx context.Context, o serveOptions) error {
+	if o.DataDir == "" {
+		return errors.New("a data directory is required")
+	}
+	var sc *scenarios.Scenario
+	if o.Scenario != nil {
+		var ok bool
+		if sc, ok = o.Scenario.(*scenarios.Scenario); !ok {
+			return fmt.Errorf("scenario %s: not a loaded scenario", o.Scenario.Name())
+		}
+	}
 	unlock, err := lockDataDir(o.DataDir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	so := runner.ServeOptions{
-		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
-		Pacing: o.Pacing, MaxInFlight: o.MaxInFlight, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
-		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
+	pacing := o.Pacing
+	if pacing == "" && sc != nil {
+		pacing = sc.Hub.Pacing
 	}
-	if o.Scenario != nil {
-		s, ok := o.Scenario.(*scenarios.Scenario)
-		if !ok {
-			return fmt.Errorf("scenario %s: not a loaded scenario", o.Scenario.Name())
-		}
-		so.Scenario = s
+	maxInFlight := o.MaxInFlight
+	if maxInFlight <= 0 && sc != nil {
+		maxInFlight = sc.Hub.MaxInFlight
+	}
+	if sc != nil {
 		defer o.Plan.Apply()()
 		logPlan(o.Logger, o.Plan)
 	}
-	if o.Ready != nil {
-		so.Ready = func(ep hubjobs.Endpoints) {
+	hub, err := hubjobs.New(hubjobs.Config{
+		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
+		Pacing: pacing, MaxInFlight: maxInFlight, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
+		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
+	})
+	if err != nil {
+		return err
+	}
+	raiseDescriptorLimit(o.Logger, hub.Registry.Statistics().TotalDeviceCount)
+
+	hubCtx, stopHub := context.WithCancel(ctx)
+	defer stopHub()
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- hub.Run(hubCtx) }()
+	// stop stops the hub, waits for it, and returns err, or the hub's
+	// error when err is nil.
+	stop := func(err error) error {
+		stopHub()
+		if herr := <-hubDone; err == nil && herr != nil {
+			err = fmt.Errorf("hub: %w", herr)
+		}
+		return err
+	}
+	select {
+	case <-hub.Ready():
+	case err := <-hubDone:
+		if err == nil {
+			err = errors.New("hub stopped before it was ready")
+		}
+		return fmt.Errorf("hub: %w", err)
+	case <-ctx.Done():
+		return stop(ctx.Err())
+	}
+	ready := func() {
+		if o.Ready != nil {
+			ep := hub.Endpoints()
 			o.Ready(endpoints{HostName: ep.HostName, ServiceConnectionString: ep.ServiceConnectionString,
 				CAFile: ep.CAFile, HTTPSAddr: ep.HTTPSAddr, MQTTAddr: ep.MQTTAddr,
 				ConsoleURL: ep.ConsoleURL, ConsoleLoginURL: ep.ConsoleLoginURL})
 		}
 	}
-	return runner.Serve(ctx, so)
+	if sc == nil {
+		ready()
+		select {
+		case <-ctx.Done():
+			return stop(nil)
+		case err := <-hubDone:
+			if err != nil {
+				return fmt.Errorf("hub: %w", err)
+			}
+			return nil
+		}
+	}
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	defer stopFleet()
+	fleetDone := make(chan error, 1)
+	go func() {
+		fleetDone <- runner.HostFleet(fleetCtx, hub, sc, runner.HostOptions{
+			DataDir: o.DataDir, Logger: o.Logger, Started: func(int) { ready() },
+		})
+	}()
+	var herr error
+	select {
+	case <-ctx.Done():
+	case herr = <-hubDone:
+		hubDone = nil
+	case ferr := <-fleetDone:
+		fleetDone = nil
+		if ferr != nil {
+			return stop(ferr)
+		}
+	}
+	stopFleet()
+	if fleetDone != nil {
+		if ferr := <-fleetDone; ferr != nil {
+			o.Logger.Warn().Err(ferr).Msg("fleet stopped with an error")
+		}
+	}
+	if hubDone == nil {
+		if herr != nil {
+			return fmt.Errorf("hub: %w", herr)
+		}
+		return nil
+	}
+	return stop(nil)
 }
 
 // newHubClient connects to a hub's REST API through restapi.Client, the one

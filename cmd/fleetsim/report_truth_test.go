@@ -1,15 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"testing"
 
-	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/testkit"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
@@ -22,28 +21,8 @@ import (
 // recorded: every desired patch the twin job delivered to a connected
 // device was acknowledged, and the hub stored every acknowledgement.
 func TestQuickstartFiguresAgreeWithGroundTruth(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	ready := make(chan hubjobs.Endpoints, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runner.Serve(ctx, runner.ServeOptions{
-			DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-			Ready: func(ep hubjobs.Endpoints) { ready <- ep },
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	var ep hubjobs.Endpoints
-	select {
-	case ep = <-ready:
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	}
+	ctx := t.Context()
+	ep := testkit.StartHub(t, testkit.HubOptions{Persistent: true}).Endpoints()
 	tlsConf, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
 	if err != nil {
 		t.Fatal(err)

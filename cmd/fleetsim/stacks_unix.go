@@ -13,9 +13,8 @@ import (
 // A fleet is mostly idle goroutines (eleven per simulated device: nine of
 // paho's, two of mochi's). Every GC halves the stack of each idle one, and
 // the next job makes each grow back, copying and re-adjusting every frame:
-// measured at 100k devices, that stack churn took half the CPU of a method
-// job (10.5k device ops/s with shrinking, 19.9k without) while peak RSS was
-// no lower. A GODEBUG that already names gcshrinkstackoff (=0 to keep
+// for a large fleet that churn costs much of a job's CPU while peak RSS is
+// no lower (see docs/performance.md). A GODEBUG that already names gcshrinkstackoff (=0 to keep
 // shrinking) is left alone, as are the client commands. If the exec fails the
 // command runs unchanged. The re-executed process carries stacksMarker: once
 // it has read its scenario, its memory plan may turn shrinking back on for

@@ -42,8 +42,10 @@ type Jobs interface {
 	Get(id string) (jobs.Job, error)
 	Cancel(ctx context.Context, id string) (jobs.Job, error)
 	List(jobType, status string, pageSize int, continuation string) ([]jobs.Job, string, error)
-	// DeviceJobs is the devices.jobs collection, keyed "jobId/deviceId".
-	DeviceJobs() (query.Source, *query.Index)
+	// Query answers a query of the devices.jobs collection.
+	Query(q *query.Query, pageSize int, continuation string) (query.Page, error)
+	// Rows calls fn with each device-job row of a job until fn returns false.
+	Rows(jobID string, fn func(doc map[string]any) bool)
 }
 
 // Totals are the hub's counters since start, the ones /metrics exports.

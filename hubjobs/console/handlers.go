@@ -415,8 +415,7 @@ func (c *Console) runJobsQuery(where string, pageSize int, cont string) (query.P
 	if err != nil {
 		return query.Page{}, err
 	}
-	src, idx := c.cfg.Jobs.DeviceJobs()
-	return q.Execute(src, idx, pageSize, cont)
+	return c.cfg.Jobs.Query(q, pageSize, cont)
 }
 
 func (c *Console) apiDeviceJobs(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -525,12 +524,7 @@ func (c *Console) apiJobAnalysis(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	counts := make([]int, len(latencyEdges)+1)
 	causes := map[string]*failureCause{}
-	src, _ := c.cfg.Jobs.DeviceJobs()
-	prefix := id + "/"
-	src.Scan(prefix, func(key string, doc map[string]any) bool {
-		if !strings.HasPrefix(key, prefix) {
-			return false
-		}
+	c.cfg.Jobs.Rows(id, func(doc map[string]any) bool {
 		st, _ := doc["status"].(string)
 		if st == "failed" || st == "canceled" {
 			code := st
@@ -546,7 +540,7 @@ func (c *Console) apiJobAnalysis(w http.ResponseWriter, r *http.Request, s *sess
 			}
 			fc.Count++
 			if len(fc.Examples) < 5 {
-				fc.Examples = append(fc.Examples, key[len(prefix):])
+				fc.Examples = append(fc.Examples, str(doc["deviceId"]))
 			}
 		}
 		start, err1 := time.Parse(time.RFC3339Nano, str(doc["startTimeUtc"]))

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,13 +260,9 @@ func (l *live) rows(j jobs.Job) jobRows {
 	if ok {
 		return r
 	}
-	src, _ := l.jobs.DeviceJobs()
-	prefix := j.JobID + "/"
-	src.Scan(prefix, func(key string, doc map[string]any) bool {
-		if !strings.HasPrefix(key, prefix) {
-			return false
-		}
-		r.ids = append(r.ids, key[len(prefix):])
+	l.jobs.Rows(j.JobID, func(doc map[string]any) bool {
+		id, _ := doc["deviceId"].(string)
+		r.ids = append(r.ids, id)
 		r.codes = append(r.codes, rowCode(doc["status"]))
 		return true
 	})

@@ -85,7 +85,16 @@ func (f *fakeJobs) List(string, string, int, string) ([]jobs.Job, string, error)
 	}
 	return []jobs.Job{f.job}, "", nil
 }
-func (f *fakeJobs) DeviceJobs() (query.Source, *query.Index) { return rowSource{f}, nil }
+func (f *fakeJobs) Query(q *query.Query, pageSize int, cont string) (query.Page, error) {
+	return q.Execute(rowSource{f}, nil, pageSize, cont)
+}
+
+func (f *fakeJobs) Rows(jobID string, fn func(map[string]any) bool) {
+	prefix := jobID + "/"
+	rowSource{f}.Scan(prefix, func(key string, doc map[string]any) bool {
+		return strings.HasPrefix(key, prefix) && fn(doc)
+	})
+}
 
 // rowSource is the fake's devices.jobs collection.
 type rowSource struct{ f *fakeJobs }

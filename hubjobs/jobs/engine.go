@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/hubjobs/query"
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -37,9 +36,6 @@ type Config struct {
 	Twins TwinPatcher
 	// Devices evaluates queryConditions when jobs start.
 	Devices DeviceSelector
-	// Clock drives start times, pacing, maximum execution times and
-	// retention (default clock.Real).
-	Clock clock.Clock
 	// Pacing is the hub's pacing profile (zero value: Unlimited).
 	Pacing Profile
 	// MaxInFlight bounds the device operations in flight across all jobs:
@@ -51,13 +47,12 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// Engine runs Jobs v2 (docs/iothub.md §5). Create, Get, Cancel, List and
-// DeviceJobs are safe for concurrent use and work before Run starts; jobs
-// execute only while Run runs.
+// Engine runs Jobs v2 (docs/iothub.md §5). Create, Get, Cancel, List,
+// Query and Rows are safe for concurrent use and work before Run starts;
+// jobs execute only while Run runs.
 type Engine struct {
 	cfg   Config
 	store Store
-	clock clock.Clock
 	log   zerolog.Logger
 	pacer *pacer
 	index *query.Index
@@ -87,9 +82,6 @@ type Engine struct {
 // scheduled jobs keep their start times, running jobs resume when Run
 // starts, with the devices that have no stored result.
 func NewEngine(cfg Config) (*Engine, error) {
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
-	}
 	if cfg.Pacing.Name == "" {
 		cfg.Pacing = Unlimited
 	}
@@ -102,9 +94,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:     cfg,
 		store:   cfg.Store,
-		clock:   cfg.Clock,
 		log:     cfg.Logger,
-		pacer:   newPacer(cfg.Clock, cfg.Pacing),
+		pacer:   newPacer(cfg.Pacing),
 		index:   query.NewIndexOn(jobIndexNames...),
 		work:    make(chan task),
 		results: make(chan outcome, 4096),
@@ -120,7 +111,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) now() time.Time { return e.clock.Now().UTC() }
+func (e *Engine) now() time.Time { return time.Now().UTC() }
 
 // loadJob rebuilds one stored job.
 func (e *Engine) loadJob(sj StoredJob) error {
@@ -443,20 +434,34 @@ func (e *Engine) List(jobType, status string, pageSize int, continuation string)
 	return out, "", nil
 }
 
-// DeviceJobs returns the devices.jobs collection (docs/iothub.md §5.6) for
-// queries: one row per device of every job that started, under the key
-// "jobId/deviceId", with deviceId, jobId, jobType, status, startTimeUtc and
+// Query runs q over the devices.jobs collection (docs/iothub.md §5.6), as
+// the registry's Query does over devices: one row per device of every job
+// that started, with deviceId, jobId, jobType, status, startTimeUtc and
 // endTimeUtc (once set), createdDateTimeUtc, lastUpdatedDateTimeUtc,
 // outcome.deviceMethodResponse ({status, payload} or null) and error ({code,
 // description}, when failed). Rows are built on demand; the index covers
 // deviceId, jobId and jobType, which never change for a row (a condition on
-// status scans).
+// status scans). A page holds at most pageSize rows; continuation is the
+// previous page's. A query of another collection is ArgumentInvalid.
 //
-// A job's rows are indexed while its first devices run; DeviceJobs waits
-// until the rows of every started job are in the index.
-func (e *Engine) DeviceJobs() (query.Source, *query.Index) {
+// A job's rows are indexed while its first devices run; Query waits until
+// the rows of every started job are in the index.
+func (e *Engine) Query(q *query.Query, pageSize int, continuation string) (query.Page, error) {
+	if q.From() != query.Jobs {
+		return query.Page{}, iothub.Errorf(iothub.CodeArgumentInvalid, "FROM %s is not served by the jobs engine", q.From())
+	}
 	e.rowsIndexing.wait()
-	return deviceJobs{e}, e.index
+	return q.Execute(deviceJobs{e}, e.index, pageSize, continuation)
+}
+
+// Rows calls fn with each devices.jobs row of job jobID, in device id
+// order, until fn returns false: the rows Query returns for
+// SELECT * FROM devices.jobs WHERE jobId = jobID, without paging.
+func (e *Engine) Rows(jobID string, fn func(doc map[string]any) bool) {
+	prefix := jobID + "/"
+	deviceJobs{e}.Scan(prefix, func(key string, doc map[string]any) bool {
+		return strings.HasPrefix(key, prefix) && fn(doc)
+	})
 }
 
 // pending counts work in progress that others wait for. The zero value is

@@ -210,11 +210,10 @@ func rows(t *testing.T, e running, q string) []map[string]any {
 	if err != nil {
 		t.Fatalf("parse %q: %v", q, err)
 	}
-	src, idx := e.DeviceJobs()
 	var out []map[string]any
 	cont := ""
 	for {
-		page, err := parsed.Execute(src, idx, 100, cont)
+		page, err := e.Query(parsed, 100, cont)
 		if err != nil {
 			t.Fatalf("execute %q: %v", q, err)
 		}
@@ -957,5 +956,36 @@ func TestRowsQueryableOnceRunning(t *testing.T) {
 	}
 	if got := len(rows(t, e, "SELECT * FROM devices.jobs WHERE jobId = 'big'")); got != n {
 		t.Fatalf("%d rows found through the index, want %d", got, n)
+	}
+}
+
+// TestQueryServesDevicesJobsOnly: the engine answers queries of
+// devices.jobs and refuses the registry's collections with IoT Hub's 400.
+func TestQueryServesDevicesJobsOnly(t *testing.T) {
+	e, err := jobs.NewEngine(jobs.Config{})
+	if err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	for _, tc := range []struct {
+		q      string
+		status int
+	}{
+		{"SELECT * FROM devices.jobs", 0},
+		{"SELECT * FROM devices.jobs WHERE jobId = 'none'", 0},
+		{"SELECT * FROM devices", 400},
+		{"SELECT * FROM devices.modules", 400},
+	} {
+		q, err := query.Parse(tc.q)
+		if err != nil {
+			t.Fatalf("parse %q: %v", tc.q, err)
+		}
+		page, err := e.Query(q, 10, "")
+		var ie *iothub.Error
+		switch {
+		case tc.status == 0 && (err != nil || len(page.Items) != 0):
+			t.Errorf("%s: %+v, %v; want an empty page", tc.q, page, err)
+		case tc.status != 0 && (!errors.As(err, &ie) || ie.HTTPStatus() != tc.status):
+			t.Errorf("%s: %v; want a %d", tc.q, err, tc.status)
+		}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/fleetsim/fleetsim/internal/clock"
 )
 
 // Profile is a pacing profile: how fast the hub runs device operations of
@@ -69,21 +67,20 @@ func ParseProfile(s string) (Profile, error) {
 func (p Profile) String() string { return p.Name }
 
 // pacer is a token bucket of one token refilled at the profile's rate, shared
-// by every job of the engine and driven by the engine's clock. Reservations
+// by every job of the engine. Reservations
 // advance a virtual schedule by exactly one interval each, so timers that
 // fire late are caught up and the long-run pace is the profile's rate; after
 // an idle spell longer than an interval the schedule restarts from now, so
 // idleness is never saved up into a burst.
 type pacer struct {
-	clock    clock.Clock
 	interval time.Duration // 0: unlimited
 
 	mu   sync.Mutex
 	next time.Time // the earliest time the next operation may start
 }
 
-func newPacer(c clock.Clock, p Profile) *pacer {
-	pc := &pacer{clock: c}
+func newPacer(p Profile) *pacer {
+	pc := &pacer{}
 	if p.OpsPerSecond > 0 {
 		pc.interval = time.Duration(float64(time.Second) / p.OpsPerSecond)
 	}
@@ -96,7 +93,7 @@ func (p *pacer) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	p.mu.Lock()
-	now := p.clock.Now()
+	now := time.Now()
 	at := p.next
 	if now.Sub(at) > p.interval {
 		at = now
@@ -107,10 +104,10 @@ func (p *pacer) wait(ctx context.Context) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	t := p.clock.NewTimer(d)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-t.C():
+	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -42,7 +42,7 @@ const resultBatch = 1024
 
 // schedule starts each job at its start time, in the group g, until ctx ends.
 func (e *Engine) schedule(ctx context.Context, g *errgroup.Group) error {
-	t := e.clock.NewTimer(time.Hour)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		now := e.now()
@@ -67,7 +67,7 @@ func (e *Engine) schedule(ctx context.Context, g *errgroup.Group) error {
 		}
 		if !t.Stop() {
 			select {
-			case <-t.C():
+			case <-t.C:
 			default:
 			}
 		}
@@ -76,7 +76,7 @@ func (e *Engine) schedule(ctx context.Context, g *errgroup.Group) error {
 		case <-ctx.Done():
 			return nil
 		case <-e.wake:
-		case <-t.C():
+		case <-t.C:
 		}
 	}
 }
@@ -101,7 +101,7 @@ func (e *Engine) runJob(ctx context.Context, j *job) error {
 	j.callCtx = callCtx
 	j.mu.Unlock()
 
-	expiry := e.clock.NewTimer(max(deadline.Sub(e.now()), 0))
+	expiry := time.NewTimer(max(deadline.Sub(e.now()), 0))
 	defer expiry.Stop()
 
 	// Dispatch the devices that are not done, in id order.
@@ -123,7 +123,7 @@ dispatch:
 		case e.work <- task{j, i}:
 		case <-j.stop:
 			break dispatch
-		case <-expiry.C():
+		case <-expiry.C:
 			return e.expire(ctx, j, cancelCalls)
 		case <-ctx.Done():
 			return nil
@@ -143,7 +143,7 @@ dispatch:
 		select {
 		case <-j.changed:
 		case <-j.stop:
-		case <-expiry.C():
+		case <-expiry.C:
 			return e.expire(ctx, j, cancelCalls)
 		case <-ctx.Done():
 			return nil
@@ -283,9 +283,8 @@ func (e *Engine) beginJob(ctx context.Context, j *job, indexing *sync.WaitGroup)
 	j.devices = ids
 	j.recs = make([]devRec, len(ids))
 	// The rows' index entries (deviceId, jobId, jobType) never change, so
-	// they are added while the devices are dispatched: at 100k devices that
-	// took 160 ms, all of it before the first device. Queries wait for it
-	// (see DeviceJobs).
+	// they are added while the devices are dispatched rather than before the
+	// first device. Queries wait for it (see Query).
 	keys := j.rowKeys()
 	e.rowsIndexing.add()
 	indexing.Go(func() {
@@ -523,13 +522,13 @@ const pruneEvery = time.Hour
 // pruneLoop removes terminal jobs whose end is older than Retention, at
 // start and then every pruneEvery, until ctx ends.
 func (e *Engine) pruneLoop(ctx context.Context) error {
-	t := e.clock.NewTimer(0)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C():
+		case <-t.C:
 		}
 		if err := e.prune(); err != nil {
 			e.fail(err)

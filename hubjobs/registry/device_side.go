@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -26,7 +27,7 @@ func (r *Registry) DeviceSubscribed(deviceID, filter string) {
 	if err != nil {
 		return
 	}
-	e.live.lastActivity = r.clk.Now()
+	e.live.lastActivity = time.Now()
 	e.doc = nil
 	e.wakeLocked()
 	e.mu.Unlock()
@@ -37,7 +38,7 @@ func (r *Registry) setConnected(id string, on bool) {
 	if err != nil {
 		return
 	}
-	now := r.clk.Now()
+	now := time.Now()
 	if e.live.connected != on {
 		switch {
 		case e.rec.Module != "": // connectedDeviceCount counts devices
@@ -77,7 +78,7 @@ func (r *Registry) DevicePublished(deviceID string, topic iothub.DeviceTopic, pa
 		r.telemetry.Add(1)
 	}
 	if e, err := r.lockEntry(deviceID); err == nil {
-		e.live.lastActivity = r.clk.Now()
+		e.live.lastActivity = time.Now()
 		e.doc = nil
 		e.mu.Unlock()
 	}
@@ -105,7 +106,7 @@ func (r *Registry) reply(id, topic string, body []byte) {
 // failure (docs/iothub.md §3.3).
 func (r *Registry) replyError(id, rid string, err error) {
 	e := iothub.AsError(err)
-	r.reply(id, iothub.TwinResponseTopic(e.HTTPStatus(), rid, -1), e.MQTTBody(rid, r.clk.Now()))
+	r.reply(id, iothub.TwinResponseTopic(e.HTTPStatus(), rid, -1), e.MQTTBody(rid, time.Now()))
 }
 
 // twinGet answers $iothub/twin/GET with only the properties, each section
@@ -191,7 +192,7 @@ func (r *Registry) reported(id, rid string, payload []byte) {
 		r.replyError(id, rid, err)
 		return
 	}
-	rec.ReportedMeta = mergeMeta(old.ReportedMeta, patch, r.clk.Now(), 0)
+	rec.ReportedMeta = mergeMeta(old.ReportedMeta, patch, time.Now(), 0)
 	rec.ReportedVersion++
 	rec.TwinVersion++
 	rec.TwinEtag++

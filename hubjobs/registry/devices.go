@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -113,7 +114,7 @@ func (r *Registry) newRecord(d Device) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := r.clk.Now()
+	now := time.Now()
 	rec := &record{
 		ID:              d.DeviceID,
 		Generation:      strconv.FormatInt(r.gens.Add(1), 10),
@@ -259,7 +260,7 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	rec := *old
 	rec.Etag = r.etags.Add(1)
 	if rec.Status != status {
-		rec.Status, rec.StatusUpdated = status, r.clk.Now()
+		rec.Status, rec.StatusUpdated = status, time.Now()
 	}
 	rec.StatusReason = d.StatusReason
 	rec.IotEdge = d.Capabilities.IotEdge

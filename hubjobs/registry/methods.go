@@ -115,7 +115,7 @@ func (r *Registry) invoke(ctx context.Context, deviceID string, req iothub.Metho
 	rid, ch, cancel := r.methods.register(deviceID)
 	defer cancel()
 	// The timer starts before Deliver: a device may answer inside Deliver.
-	timer := r.clk.NewTimer(time.Duration(req.ResponseTimeout()) * time.Second)
+	timer := time.NewTimer(time.Duration(req.ResponseTimeout()) * time.Second)
 	defer timer.Stop()
 	// docs/iothub.md §2.1: $iothub/methods/POST/{name}/?$rid={rid}, body always JSON.
 	if err := l.Deliver(deviceID, iothub.MethodRequestTopic(req.MethodName, rid), req.DevicePayload()); err != nil {
@@ -124,7 +124,7 @@ func (r *Registry) invoke(ctx context.Context, deviceID string, req iothub.Metho
 	select {
 	case res := <-ch:
 		return res, nil
-	case <-timer.C():
+	case <-timer.C:
 		return iothub.MethodResult{}, &iothub.Error{Code: iothub.CodeGatewayTimeout, Message: "Timed out waiting for the response from device.", Info: map[string]any{}}
 	case <-ctx.Done():
 		return iothub.MethodResult{}, fmt.Errorf("invoke %s on %s: %w", req.MethodName, deviceID, ctx.Err())
@@ -164,9 +164,9 @@ func (r *Registry) waitOnline(ctx context.Context, e *entry, id string, d time.D
 			return nil, deviceNotOnline(d, nil)
 		}
 		if timeout == nil {
-			t := r.clk.NewTimer(d)
+			t := time.NewTimer(d)
 			defer t.Stop()
-			timeout = t.C()
+			timeout = t.C
 		}
 		select {
 		case <-woken:

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -114,7 +115,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	if err != nil {
 		return Module{}, err
 	}
-	now := r.clk.Now()
+	now := time.Now()
 	rec := &record{
 		ID:              m.DeviceID,
 		Module:          m.ModuleID,

@@ -40,11 +40,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/fleetsim/fleetsim/hubjobs/query"
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -93,8 +93,6 @@ type Options struct {
 	Store Persistence
 	// Link is the broker side; it may be set later with SetLink, before devices connect.
 	Link DeviceLink
-	// Clock drives method timeouts and timestamps; default clock.Real.
-	Clock clock.Clock
 	// Logger receives store failures and per-device debug lines; default zerolog.Nop.
 	Logger zerolog.Logger
 	// MaxPendingWrites bounds the writes waiting for the store; beyond it
@@ -105,7 +103,6 @@ type Options struct {
 // Registry is the device registry. Its methods are safe for concurrent use.
 type Registry struct {
 	opts Options
-	clk  clock.Clock
 	log  zerolog.Logger
 	link atomic.Pointer[linkBox]
 	com  *committer // nil in memory-only mode
@@ -167,9 +164,6 @@ func (e *entry) latest() *record {
 // its goroutines; with a Store, writes become durable (and their callers
 // return) only while Run runs, or at Close.
 func New(opts Options) (*Registry, error) {
-	if opts.Clock == nil {
-		opts.Clock = clock.Real
-	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
@@ -178,7 +172,6 @@ func New(opts Options) (*Registry, error) {
 	}
 	r := &Registry{
 		opts:    opts,
-		clk:     opts.Clock,
 		log:     opts.Logger,
 		devices: map[string]*entry{},
 		modules: map[string]*entry{},
@@ -190,7 +183,7 @@ func New(opts Options) (*Registry, error) {
 	if opts.Link != nil {
 		r.SetLink(opts.Link)
 	}
-	r.gens.Store(ticks(r.clk.Now()))
+	r.gens.Store(ticks(time.Now()))
 	if opts.Store != nil {
 		if err := r.load(opts.Store); err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"time"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -110,7 +111,7 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 		return applied{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the twin etag does not match If-Match.")
 	}
 	rec := *old
-	now := r.clk.Now()
+	now := time.Now()
 	tagsChanged := false
 	var change map[string]any // what the device is told, docs/iothub.md §3.4
 	if replace {

@@ -10,9 +10,10 @@ import (
 // on a few goroutines of the registry's own instead of on the devices'
 // connection goroutines. Decoding and encoding twin JSON takes tens of
 // kilobytes of stack; run from the broker's hook, below mochi's deep frames,
-// it grew every connection goroutine that ever sent a reported patch from
-// 32 to 64 KB, which is a copy and fresh pages per device and, with stack
-// shrinking off (as fleetsim runs), 3 GB that stays at 100k devices. Each
+// it doubled the stack of every connection goroutine that ever sent a
+// reported patch, which is a copy and fresh pages per device and, with stack
+// shrinking off (as fleetsim runs), memory that stays (see
+// docs/performance.md). Each
 // device's requests go to one worker, chosen by its id, so they are handled
 // in the order the device sent them.
 type twinWorkers struct {

@@ -9,8 +9,8 @@
 //
 // Why a log in front of it: a twin job writes every device's record twice
 // (its desired patch and the device's reported acknowledgement) in random
-// key order, and bbolt rewrites a whole 4 KB page for each such update:
-// 22k writes/s at 100k devices. Apply instead appends the batch to the log
+// key order, and bbolt rewrites a whole page for each such update (see
+// docs/performance.md for the figures). Apply instead appends the batch to the log
 // and fsyncs once (the registry groups concurrent writes into one Apply).
 // Once the log passes checkpointSize it is set aside as PATH.wal.1 and a
 // new one started; a background checkpoint writes the old log's latest value

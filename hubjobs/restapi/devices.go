@@ -263,8 +263,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) error {
 		if s.cfg.Jobs == nil {
 			return errNoJobs
 		}
-		src, idx := s.cfg.Jobs.DeviceJobs()
-		page, err = q.Execute(src, idx, size, cont)
+		page, err = s.cfg.Jobs.Query(q, size, cont)
 	} else {
 		page, err = s.cfg.Registry.Query(q, size, cont)
 	}

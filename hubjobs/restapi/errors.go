@@ -63,7 +63,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(he.HTTPBody(trackingID(rid), s.cfg.Clock.Now()))
+	_, _ = w.Write(he.HTTPBody(trackingID(rid), time.Now()))
 }
 
 // trackingID derives the error body's tracking id from the request id, in

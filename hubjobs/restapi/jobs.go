@@ -24,8 +24,9 @@ type Jobs interface {
 	// List returns one page of jobs filtered by type and status (either
 	// may be empty) and the next page's token, "" on the last page.
 	List(jobType, status string, pageSize int, continuation string) ([]jobs.Job, string, error)
-	// DeviceJobs is the devices.jobs collection for queries.
-	DeviceJobs() (query.Source, *query.Index)
+	// Query answers a query of the devices.jobs collection, as
+	// Registry.Query does for devices.
+	Query(q *query.Query, pageSize int, continuation string) (query.Page, error)
 }
 
 // errNoJobs answers the job endpoints of a server built without an engine.

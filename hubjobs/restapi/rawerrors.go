@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
@@ -73,7 +74,7 @@ func (s *Server) rewriteNetHTTPError(p []byte) ([]byte, bool) {
 	}
 	he := &iothub.Error{Code: iothub.CodeGenericBadRequest, Message: "the request could not be read: " + msg}
 	rid := requestID("")
-	now := s.cfg.Clock.Now()
+	now := time.Now()
 	body := he.HTTPBody(trackingID(rid), now)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "HTTP/1.1 %s\r\nContent-Type: %s\r\niothub-errorcode: %s\r\nx-ms-request-id: %s\r\nDate: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",

@@ -19,7 +19,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/fleetsim/fleetsim/internal/clock"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
@@ -52,8 +51,6 @@ type Config struct {
 	Jobs Jobs
 	// Logger receives request logs (Debug) and server errors (Error).
 	Logger zerolog.Logger
-	// Clock checks token expiry and stamps error bodies (default clock.Real).
-	Clock clock.Clock
 	// Extra serves other paths on the same listener without service auth,
 	// e.g. "/$iothub/websocket" (the broker's MQTT over WebSocket) or
 	// "/metrics". A key matches that exact path, or every path below it when
@@ -96,9 +93,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Policies) == 0 {
 		return nil, errors.New("restapi: at least one shared access policy is required")
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,10 +26,10 @@ type rule struct {
 var rules = []rule{
 	{pkg: "internal/iothub", stdlib: true},
 	{pkg: "internal/memnet", stdlib: true},
-	{pkg: "internal/clock", stdlib: true},
 	{pkg: "internal/sysmem", stdlib: true},
 	{pkg: "internal/fleetmem", stdlib: true},
 	{pkg: "internal/walframe", stdlib: true},
+	{pkg: "internal/tlsutil", stdlib: true},
 	{pkg: "internal/archtest", stdlib: true},
 	// The manifests' package has no code; the Kubernetes modules are its test's alone.
 	{pkg: "deploy/kubernetes", stdlib: true},
@@ -146,6 +149,59 @@ func TestImportRules(t *testing.T) {
 			if hasPrefix(imp, module+"/internal/testkit") {
 				t.Errorf("%s imports internal/testkit outside a _test.go file", rel)
 			}
+		}
+	}
+}
+
+// TestRulesNameRealPackages: a rule for a package that was moved or removed
+// would pass silently, so every package a rule names exists.
+func TestRulesNameRealPackages(t *testing.T) {
+	have := map[string]bool{}
+	for _, p := range listPackages(t) {
+		have[strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")] = true
+	}
+	var named []string
+	for _, r := range rules {
+		named = append(named, r.pkg)
+	}
+	for pkg := range internalUp {
+		named = append(named, pkg)
+	}
+	for _, pkg := range named {
+		if !have[pkg] {
+			t.Errorf("an import rule names %s, which is not a package of the module", pkg)
+		}
+	}
+}
+
+// TestREADMETableMatchesTree: the README's architecture table has a row for
+// every package of the module, and no row for a package that is gone.
+func TestREADMETableMatchesTree(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, arch, ok := bytes.Cut(b, []byte("\n## Architecture\n"))
+	if !ok {
+		t.Fatal("README.md has no Architecture section")
+	}
+	arch, _, _ = bytes.Cut(arch, []byte("\n## "))
+	var rows []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `([^`]+)` \\|").FindAllSubmatch(arch, -1) {
+		rows = append(rows, string(m[1]))
+	}
+	var pkgs []string
+	for _, p := range listPackages(t) {
+		pkgs = append(pkgs, strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/"))
+	}
+	for _, p := range pkgs {
+		if !slices.Contains(rows, p) {
+			t.Errorf("README's architecture table has no row for package %s", p)
+		}
+	}
+	for _, r := range rows {
+		if !slices.Contains(pkgs, r) {
+			t.Errorf("README's architecture table has a row for %s, which is not a package of the module", r)
 		}
 	}
 }

@@ -44,6 +44,9 @@ type HubOptions struct {
 	Persistent bool   // stores in t.TempDir() instead of memory
 	DataDir    string // explicit data directory (implies Persistent)
 	Pacing     string
+	// MaxInFlight bounds the jobs' device operations in flight (0: the
+	// engine's default).
+	MaxInFlight int
 }
 
 // StartHub runs a whole hub for the test's lifetime and waits until it is
@@ -55,11 +58,12 @@ func StartHub(t testing.TB, o HubOptions) *hubjobs.Hub {
 		dir = t.TempDir()
 	}
 	s, err := hubjobs.New(hubjobs.Config{
-		DataDir:   dir,
-		Hostname:  "localhost",
-		HTTPSAddr: "127.0.0.1:0",
-		MQTTAddr:  "127.0.0.1:0",
-		Pacing:    o.Pacing,
+		DataDir:     dir,
+		Hostname:    "localhost",
+		HTTPSAddr:   "127.0.0.1:0",
+		MQTTAddr:    "127.0.0.1:0",
+		Pacing:      o.Pacing,
+		MaxInFlight: o.MaxInFlight,
 	})
 	if err != nil {
 		t.Fatalf("start hub: %v", err)

@@ -187,9 +187,8 @@ func runJob(b *testing.B, st benchFleetStack, n int, req jobs.JobRequest) (creat
 	}
 	took = time.Since(start)
 	if s := j.DeviceJobStatistics; j.Status != jobs.StatusCompleted || s.SucceededCount != n {
-		src, _ := st.Jobs.DeviceJobs()
 		causes := map[string]int{}
-		src.Scan("", func(_ string, doc map[string]any) bool {
+		st.Jobs.Rows(req.JobID, func(doc map[string]any) bool {
 			if e, ok := doc["error"].(map[string]any); ok {
 				causes[fmt.Sprint(e["code"], ": ", e["description"])]++
 			}

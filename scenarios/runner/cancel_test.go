@@ -106,12 +106,8 @@ func TestCancelRecordsCallsInFlight(t *testing.T) {
 		t.Errorf("ended with %+v; at the cancel %+v", st, atCancel)
 	}
 
-	src, _ := s.Jobs.DeviceJobs()
 	byStatus := map[any]int{}
-	src.Scan("cancel-slow/", func(key string, doc map[string]any) bool {
-		if doc["jobId"] != "cancel-slow" {
-			return false
-		}
+	s.Jobs.Rows("cancel-slow", func(doc map[string]any) bool {
 		byStatus[doc["status"]]++
 		switch doc["status"] {
 		case "completed":

@@ -10,31 +10,16 @@ import (
 
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
+	"github.com/fleetsim/fleetsim/internal/testkit"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 
 // servedHub starts a fleetsim serve on loopback for the test and returns a
 // service client of it.
-func servedHub(t *testing.T, o ServeOptions) (*restapi.Client, hubjobs.Endpoints) {
+func servedHub(t *testing.T, o testkit.HubOptions) (*restapi.Client, hubjobs.Endpoints) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan hubjobs.Endpoints, 1)
-	done := make(chan error, 1)
-	o.DataDir, o.HTTPSAddr, o.MQTTAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
-	o.Ready = func(ep hubjobs.Endpoints) { ready <- ep }
-	go func() { done <- Serve(ctx, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	var ep hubjobs.Endpoints
-	select {
-	case ep = <-ready:
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	}
+	o.Persistent = true
+	ep := testkit.StartHub(t, o).Endpoints()
 	tc, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +38,7 @@ type fakeNow struct{ t time.Time }
 func (f *fakeNow) now() time.Time { return f.t }
 
 func TestCoordinationOnAServedHub(t *testing.T) {
-	c, _ := servedHub(t, ServeOptions{})
+	c, _ := servedHub(t, testkit.HubOptions{})
 	ctx := t.Context()
 	clk := &fakeNow{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	cfg := Coordination{BarrierTimeout: time.Minute, HeartbeatTimeout: 30 * time.Second}
@@ -127,7 +112,7 @@ func TestCoordinationOnAServedHub(t *testing.T) {
 }
 
 func TestHubSettings(t *testing.T) {
-	c, _ := servedHub(t, ServeOptions{Pacing: "S1", MaxInFlight: 7})
+	c, _ := servedHub(t, testkit.HubOptions{Pacing: "S1", MaxInFlight: 7})
 	got := fetchSettings(t.Context(), c)
 	if !got.known || got.settings.Pacing != "S1" || got.settings.MaxInFlight != 7 || got.settings.OpsPerSecond == 0 {
 		t.Errorf("settings %+v, want S1 with 7 in flight", got)

@@ -7,5 +7,5 @@ import (
 )
 
 // TestMain fails the package when a goroutine outlives the tests: Run and
-// Serve must own and wait for everything they start.
+// HostFleet must own and wait for everything they start.
 func TestMain(m *testing.M) { testkit.VerifyNoLeaks(m) }

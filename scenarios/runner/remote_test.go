@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"context"
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/internal/testkit"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
@@ -23,32 +23,8 @@ import (
 // over real MQTT over TLS, against one served hub: shard 1 creates the jobs,
 // both judge them, and together they reach every device.
 func TestShardsAgainstAServedHub(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	ready := make(chan hubjobs.Endpoints, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runner.Serve(ctx, runner.ServeOptions{
-			DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-			Ready: func(ep hubjobs.Endpoints) { ready <- ep },
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	var ep hubjobs.Endpoints
-	select {
-	case ep = <-ready:
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	}
-	tlsConf, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	ep, tlsConf := serveHub(t)
 	remote := &runner.Remote{
 		ServiceConnectionString: ep.ServiceConnectionString,
 		RESTURL:                 "https://" + ep.HTTPSAddr,
@@ -88,27 +64,7 @@ func TestShardsAgainstAServedHub(t *testing.T) {
 // reach it; the hub stops when the test ends.
 func serveHub(t *testing.T) (hubjobs.Endpoints, *tls.Config) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan hubjobs.Endpoints, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runner.Serve(ctx, runner.ServeOptions{
-			DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-			Ready: func(ep hubjobs.Endpoints) { ready <- ep },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	var ep hubjobs.Endpoints
-	select {
-	case ep = <-ready:
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	}
+	ep := testkit.StartHub(t, testkit.HubOptions{Persistent: true}).Endpoints()
 	tlsConf, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
 	if err != nil {
 		t.Fatal(err)

@@ -764,3 +764,20 @@ func (p *player) jobReport(ctx context.Context, id string) (*JobReport, error) {
 	jr.Latency, jr.Failures, jr.DeviceStatuses, jr.Completion, jr.OpsPerSecond = jobFigures(j.StartTime, rows)
 	return jr, nil
 }
+
+// waitReady waits for the hub, or returns why it will not be ready.
+func waitReady(ctx context.Context, s *hubjobs.Hub, errc <-chan error) error {
+	select {
+	case <-s.Ready():
+		return nil
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("hub stopped before it was ready")
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		return errors.New("hub not ready after a minute")
+	}
+}

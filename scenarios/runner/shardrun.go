@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/scenarios"
@@ -132,7 +132,7 @@ func (p *player) remoteReport(rep *Report) {
 	}
 	wantInFlight := p.sc.Hub.MaxInFlight
 	if wantInFlight <= 0 {
-		wantInFlight = jobs.DefaultMaxInFlight
+		wantInFlight = hubjobs.DefaultMaxInFlight
 	}
 	if !p.remote.known {
 		rep.Pacing = "unknown"
