@@ -205,8 +205,8 @@ func ParsePlan(filename string, data []byte) (*Plan, error) {
 			bad(&r.Factor, "retry.factor", "must be at least 1")
 		}
 	}
-	if p.MaxQueryLen != 0 && (p.MaxQueryLen < 200 || p.MaxQueryLen > 8192) {
-		bad(&p.MaxQueryLen, "maxQueryLength", "must be 200 to 8192")
+	if p.MaxQueryLen != 0 && (p.MaxQueryLen < 64 || p.MaxQueryLen > 8192) {
+		bad(&p.MaxQueryLen, "maxQueryLength", "must be 64 to 8192")
 	}
 	if len(problems) > 0 {
 		return nil, &scenarios.ParseError{File: filename, Problems: sortProblems(problems)}
