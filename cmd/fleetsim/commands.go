@@ -37,6 +37,7 @@ func commands() []*command {
 		twinCommand(),
 		invokeCommand(),
 		queryCommand(),
+		rolloutCommand(),
 		scenariosCommand(),
 		versionCommand(),
 		completionCommand(),
