@@ -230,19 +230,6 @@ func hashShare(seed int64, id string) float64 {
 	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53)
 }
 
-// shareRange returns the [lo, hi) range of hash shares of stage i.
-func (p *Plan) shareRange(i int) (lo, hi float64) {
-	for k := 0; k < i; k++ {
-		if s := p.Stages[k].Share; s != nil {
-			lo += *s
-		}
-	}
-	if p.Stages[i].Rest {
-		return lo, 1.01
-	}
-	return lo, lo + *p.Stages[i].Share
-}
-
 // selectDevices returns the ids of stage i's devices: the population (and
 // the stage's condition) less the devices earlier stages marked, and for a
 // share stage those whose hash share falls in the stage's range. It can be
@@ -286,7 +273,7 @@ func (e *Engine) selectDevices(ctx context.Context, i int) ([]string, error) {
 			continue
 		}
 		if sp.Share != nil || sp.Rest {
-			lo, hi := p.shareRange(i)
+			lo, hi := p.ShareRange(i)
 			if u := hashShare(p.Seed, d.DeviceID); u < lo || u >= hi {
 				continue
 			}
@@ -401,7 +388,7 @@ const waveSeconds = 10
 // runAction runs stage i's action job (one per wave), watching the abort rule.
 func (e *Engine) runAction(ctx context.Context, i int) error {
 	st := e.st.Stages[i]
-	action := e.plan().stageAction(i)
+	action := e.plan().StageJob(i)
 	for w := range max(st.Waves, 1) {
 		id := fmt.Sprintf("%s-s%d-a%d", e.st.ID, i+1, w+1)
 		cond := e.stageCondition(i)
@@ -440,7 +427,7 @@ func (e *Engine) job(i int, id string) *JobRecord {
 func (e *Engine) jobRequest(id string, a *ActionSpec, cond string) (JobRequest, error) {
 	req := JobRequest{JobID: id, QueryCondition: cond}
 	if a.Method != "" {
-		payload, err := a.payloadJSON()
+		payload, err := payloadJSON(a)
 		if err != nil {
 			return req, err
 		}
@@ -692,7 +679,7 @@ func (e *Engine) retry(ctx context.Context, i int) error {
 			return err
 		}
 	}
-	req, err := e.jobRequest(id, e.plan().stageAction(i), fmt.Sprintf("%s AND %s = %d", e.stageCondition(i), e.tagPath("try"), n))
+	req, err := e.jobRequest(id, e.plan().StageJob(i), fmt.Sprintf("%s AND %s = %d", e.stageCondition(i), e.tagPath("try"), n))
 	if err != nil {
 		return err
 	}
@@ -708,7 +695,7 @@ func (e *Engine) retryID(i, n int) string { return fmt.Sprintf("%s-s%d-r%d", e.s
 // gates judges stage i's gates in order: success rate, convergence, bake,
 // then approval.
 func (e *Engine) gates(ctx context.Context, i int) error {
-	st, g := e.st.Stages[i], e.plan().stageGates(i)
+	st, g := e.st.Stages[i], e.plan().StageGates(i)
 	if st.GatesFrom == nil {
 		now := time.Now().UTC()
 		st.GatesFrom = &now
@@ -784,7 +771,7 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 // approval waits for an operator's approval when the stage's gates ask
 // for it; the last stage needs none.
 func (e *Engine) approval(ctx context.Context, i int) error {
-	st, g := e.st.Stages[i], e.plan().stageGates(i)
+	st, g := e.st.Stages[i], e.plan().StageGates(i)
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") {
 		e.st.Status = StatusWaiting
 		e.event(st.Name, "waiting for approval: fleetsim rollout approve --state %s", e.StatePath)
