@@ -79,6 +79,7 @@ type RolloutAbort struct {
 	MaxFailureRate *float64 `yaml:"maxFailureRate" bounds:"probability" doc:"Abort when failed / finished devices reaches this (0..1), once minDevices have finished."`
 	MinDevices     int      `yaml:"minDevices" doc:"Finished devices needed before maxFailureRate is judged; default 1."`
 	MaxFailures    *int     `yaml:"maxFailures" doc:"Abort when this many devices of a stage have failed."`
+	FailedWhen     string   `yaml:"failedWhen" doc:"Query condition that counts a device of the stage as failed by its twin, e.g. \"properties.reported.firmware.status = 'failed'\": a method job's device completes once it accepts the call, what happens next shows in its twin. Judged while the stage's job runs and while its gates wait."`
 }
 
 // RolloutRetry retries failed devices.

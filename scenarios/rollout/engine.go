@@ -576,36 +576,54 @@ func (e *Engine) stageFigures(i int) (failed, finished, succeeded int) {
 	return failed, finished, succeeded
 }
 
-// judgeAbort applies the abort rule to stage i's figures.
+// judgeAbort applies the abort rule to stage i's figures; rec is the job
+// running, if any, which is cancelled when the rule fires.
 func (e *Engine) judgeAbort(ctx context.Context, i int, rec *JobRecord) error {
 	a := e.plan().Abort
 	if a == nil {
 		return nil
 	}
 	failed, finished, _ := e.stageFigures(i)
+	twin := 0
+	if a.FailedWhen != "" {
+		n, err := e.count(ctx, fmt.Sprintf("SELECT COUNT() AS n FROM devices WHERE %s AND (%s)", e.stageCondition(i), a.FailedWhen))
+		if err != nil {
+			return err
+		}
+		twin = n
+		failed += n
+	}
+	by := ""
+	if twin > 0 {
+		by = fmt.Sprintf(" (%d by their twins)", twin)
+	}
 	rule := ""
 	switch {
 	case a.MaxFailures != nil && failed >= *a.MaxFailures:
-		rule = fmt.Sprintf("maxFailures: %d failed devices reached the limit of %d", failed, *a.MaxFailures)
+		rule = fmt.Sprintf("maxFailures: %d failed devices%s reached the limit of %d", failed, by, *a.MaxFailures)
 	case a.MaxFailureRate != nil && finished >= a.MinDevices && finished > 0 && float64(failed)/float64(finished) >= *a.MaxFailureRate:
-		rule = fmt.Sprintf("maxFailureRate: %d of %d finished devices failed (%.1f %%, limit %.1f %% after %d devices)",
-			failed, finished, 100*float64(failed)/float64(finished), 100**a.MaxFailureRate, a.MinDevices)
+		rule = fmt.Sprintf("maxFailureRate: %d of %d finished devices failed%s (%.1f %%, limit %.1f %% after %d devices)",
+			failed, finished, by, 100*float64(failed)/float64(finished), 100**a.MaxFailureRate, a.MinDevices)
 	}
 	if rule == "" {
 		return nil
 	}
 	st := e.st.Stages[i]
-	if !terminal(rec.Status) {
-		j, err := e.Hub.CancelJob(ctx, rec.ID)
-		if err != nil && status(err) != 404 {
-			return fmt.Errorf("cancel job %s: %w", rec.ID, err)
+	job := ""
+	if rec != nil {
+		job = rec.ID
+		if !terminal(rec.Status) {
+			j, err := e.Hub.CancelJob(ctx, rec.ID)
+			if err != nil && status(err) != 404 {
+				return fmt.Errorf("cancel job %s: %w", rec.ID, err)
+			}
+			if err == nil {
+				rec.Status, rec.Stats = j.Status, j.DeviceJobStatistics
+			}
+			e.event(st.Name, "job %s cancelled", rec.ID)
 		}
-		if err == nil {
-			rec.Status, rec.Stats = j.Status, j.DeviceJobStatistics
-		}
-		e.event(st.Name, "job %s cancelled", rec.ID)
 	}
-	e.st.Abort = &AbortRecord{Rule: rule, Stage: st.Name, Job: rec.ID, At: time.Now().UTC(),
+	e.st.Abort = &AbortRecord{Rule: rule, Stage: st.Name, Job: job, At: time.Now().UTC(),
 		Failed: failed, Finished: finished, Devices: st.Devices, Touched: e.st.Touched()}
 	e.event(st.Name, "abort: %s", rule)
 	return e.stop(ctx, i, StatusAborted, rule)
@@ -733,6 +751,9 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 				e.gateResult(i, "converge", true, figures)
 				break
 			}
+			if err := e.judgeAbort(ctx, i, nil); err != nil {
+				return err
+			}
 			if !time.Now().Before(deadline) {
 				e.gateResult(i, "converge", false, figures)
 				return e.stop(ctx, i, StatusStopped, "gate converge failed at stage "+st.Name)
@@ -758,6 +779,9 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 			if err := e.checkControl(ctx, i); err != nil {
 				return err
 			}
+			if err := e.judgeAbort(ctx, i, nil); err != nil {
+				return err
+			}
 			if err := sleep(ctx, min(e.plan().Poll.D(), time.Until(*st.BakeUntil)+time.Millisecond)); err != nil {
 				return err
 			}
@@ -772,6 +796,11 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 // for it; the last stage needs none.
 func (e *Engine) approval(ctx context.Context, i int) error {
 	st, g := e.st.Stages[i], e.plan().StageGates(i)
+	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") && e.StatePath == "" {
+		// No state file, no operator to approve: an in-memory rollout (a
+		// scenario's rehearsal) passes the gate.
+		e.gateResult(i, "approval", true, "approved: the rollout keeps no state file, so no operator is asked")
+	}
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") {
 		e.st.Status = StatusWaiting
 		e.event(st.Name, "waiting for approval: fleetsim rollout approve --state %s", e.StatePath)

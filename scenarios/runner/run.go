@@ -176,6 +176,7 @@ type player struct {
 	jobStarts      map[string]map[string]time.Time // job → device → its device job's start
 	jobLocalOK     map[string]int                  // job → its completed devices simulated here
 	local          map[string]bool                 // ids of the devices simulated here
+	ro             rollouts                        // the timeline's rollouts
 }
 
 // deviceKey derives a device's key from the run's secret.
@@ -209,6 +210,7 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 
 	err := p.timeline(ctx)
 	ended := time.Now()
+	p.stopRollouts()
 	var rep *Report
 	switch {
 	case err == nil:
@@ -360,6 +362,9 @@ func (p *player) timeline(ctx context.Context) error {
 // settled reports whether every created job is terminal and the fleet
 // expectations hold.
 func (p *player) settled(ctx context.Context) bool {
+	if !p.rolloutsSettled(ctx) {
+		return false
+	}
 	for _, id := range p.jobs {
 		j, err := p.hub.job(ctx, id)
 		if err != nil && !p.leads() {
@@ -416,6 +421,12 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 	case scenarios.ConnectStormAction:
 		n := p.disconnect(ctx, a.Selection, nil)
 		note += fmt.Sprintf(": %d devices dropped", n)
+	case scenarios.RolloutAction:
+		if !p.leads() {
+			note += " (by shard 1)"
+			break
+		}
+		note += p.startRollout(ctx, a)
 	}
 	p.progress(ctx, note)
 }
@@ -620,6 +631,7 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	if rep.Pacing == "" {
 		rep.Pacing = p.sc.Hub.Pacing
 	}
+	rep.Rollouts = p.rolloutReports()
 	byID := map[string]*JobReport{}
 	for _, id := range p.jobs {
 		jr := p.jobReport(ctx, id)
@@ -672,6 +684,11 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 			rep.Passed = rep.Passed && r.Passed
 		}
 		rep.Expectations = append(rep.Expectations, results...)
+	}
+	for _, e := range p.sc.RolloutExpectations {
+		r := judgeRollout(e, rep.Rollouts)
+		rep.Passed = rep.Passed && r.Passed
+		rep.Expectations = append(rep.Expectations, r)
 	}
 	return rep
 }
