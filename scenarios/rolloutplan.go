@@ -1,9 +1,11 @@
 package scenarios
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -448,4 +450,11 @@ func slicesContainsStage(p *RolloutPlan, name string) bool {
 		}
 	}
 	return false
+}
+
+// AddRollout adds a rollout of plan to the timeline at offset at (fleetsim
+// rollout run PLAN --scenario NAME rehearses a plan on a scenario's fleet).
+func (s *Scenario) AddRollout(at time.Duration, plan *RolloutPlan) {
+	s.actions = append(s.actions, RolloutAction{At: at, Plan: plan})
+	slices.SortStableFunc(s.actions, func(x, y Action) int { return cmp.Compare(x.When(), y.When()) })
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/rollout"
+	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
 func rolloutCommand() *command {
@@ -54,9 +56,12 @@ it writes DIR/rollout.json and DIR/rollout.txt. The exit code is 0 when the
 rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 		setup: func(f *flagSet) action {
 			c := addClientFlags(f)
-			var state, report string
+			var state, report, scenario string
+			var at time.Duration
 			f.fs.StringVar(&state, "state", "", "rollout state `FILE` (default DIR/rollouts/ID.json under --data)")
-			f.fs.StringVar(&report, "report", "", "write rollout.json and rollout.txt into `DIR`")
+			f.fs.StringVar(&report, "report", "", "write rollout.json and rollout.txt into `DIR` (with --scenario: the run's reports)")
+			f.fs.StringVar(&scenario, "scenario", "", "rehearse on the embedded hub with the fleet of `SCENARIO` (a name or a file): the plan joins its timeline")
+			f.fs.DurationVar(&at, "at", 3*time.Second, "with --scenario, start the rollout at this `OFFSET` of the run")
 			return func(ctx context.Context, a *app, args []string) error {
 				if len(args) != 1 {
 					return usagef(f.name, "want one PLAN file")
@@ -71,6 +76,11 @@ rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 						return &silentError{code: exitUsage, msg: "the plan is invalid"}
 					}
 					return usagef(f.name, "%v", err)
+				}
+				if scenario != "" {
+					// The plan joins the scenario's timeline and is judged by the
+					// scenario's expectations; the run's report shows it.
+					return a.runScenario(ctx, f, runFlags{report: report, noLive: true, rollout: plan, rolloutAt: at}, []string{scenario})
 				}
 				conn, base, tlsConf, err := c.resolve()
 				if err != nil {
@@ -263,5 +273,32 @@ func rolloutList() *command {
 				return tw.Flush()
 			}
 		},
+	}
+}
+
+// writeRolloutsText adds the rollouts of a scenario run to its text report:
+// each stage with its devices, jobs and gate figures, and the abort rule.
+func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
+	for _, r := range rs {
+		fmt.Fprintf(b, "\nRollout %s: %s, %d devices touched", r.ID, r.Status, r.Touched)
+		if r.StoppedAt != "" {
+			fmt.Fprintf(b, ", stopped at stage %s", r.StoppedAt)
+		}
+		fmt.Fprintln(b)
+		for _, s := range r.Stages {
+			fmt.Fprintf(b, "  stage %s: %d devices, %s; jobs %s\n", s.Name, s.Devices, s.Step, orDash(strings.Join(s.Jobs, ", ")))
+			for _, g := range s.Gates {
+				v := "passed"
+				if !g.Passed {
+					v = "FAILED"
+				}
+				fmt.Fprintf(b, "    gate %s %s: %s\n", g.Gate, v, g.Figures)
+			}
+		}
+		if a := r.Abort; a != nil {
+			fmt.Fprintf(b, "  abort at stage %s: %s\n", a.Stage, a.Rule)
+		} else if r.Reason != "" {
+			fmt.Fprintf(b, "  %s\n", r.Reason)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
@@ -27,6 +28,9 @@ type runFlags struct {
 	logFile string
 	// a remote hub instead of the embedded one
 	hub, hubURL, mqttURL, ca string
+	// rollout, when set, is added to the scenario's timeline (rollout run --scenario)
+	rollout   *scenarios.RolloutPlan
+	rolloutAt time.Duration
 }
 
 func runCommand() *command {
@@ -106,6 +110,10 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 	sc, err := a.loadScenario(f.name, args[0])
 	if err != nil {
 		return err
+	}
+	if s, ok := sc.(*scenarios.Scenario); ok && o.rollout != nil {
+		s.AddRollout(o.rolloutAt, o.rollout)
+		s.RolloutExpectations = append(s.RolloutExpectations, scenarios.RolloutExpectation{ID: o.rollout.ID, Outcome: "completed", MaxTouched: -1, MinTouched: -1})
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
