@@ -452,9 +452,22 @@ func slicesContainsStage(p *RolloutPlan, name string) bool {
 	return false
 }
 
-// AddRollout adds a rollout of plan to the timeline at offset at (fleetsim
-// rollout run PLAN --scenario NAME rehearses a plan on a scenario's fleet).
-func (s *Scenario) AddRollout(at time.Duration, plan *RolloutPlan) {
+// Rehearse turns the scenario into a rehearsal of plan (fleetsim rollout
+// run PLAN --scenario NAME): its fleet and disturbances stay, its own jobs
+// and the expectations on them go, and the rollout starts at offset at,
+// expected to complete. The run lasts until the rollout ends, 30 minutes
+// at most (the scenario's own duration is for its own timeline).
+func (s *Scenario) Rehearse(at time.Duration, plan *RolloutPlan) {
+	s.Duration = max(s.Duration, 30*time.Minute)
+	s.actions = slices.DeleteFunc(s.actions, func(a Action) bool {
+		switch a.(type) {
+		case JobAction, CancelAction, RolloutAction:
+			return true
+		}
+		return false
+	})
+	s.Expectations = slices.DeleteFunc(s.Expectations, func(e Expectation) bool { return e.Job != "" })
 	s.actions = append(s.actions, RolloutAction{At: at, Plan: plan})
 	slices.SortStableFunc(s.actions, func(x, y Action) int { return cmp.Compare(x.When(), y.When()) })
+	s.RolloutExpectations = []RolloutExpectation{{ID: plan.ID, Outcome: "completed", MaxTouched: -1, MinTouched: -1}}
 }

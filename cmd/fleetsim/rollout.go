@@ -60,7 +60,7 @@ rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 			var at time.Duration
 			f.fs.StringVar(&state, "state", "", "rollout state `FILE` (default DIR/rollouts/ID.json under --data)")
 			f.fs.StringVar(&report, "report", "", "write rollout.json and rollout.txt into `DIR` (with --scenario: the run's reports)")
-			f.fs.StringVar(&scenario, "scenario", "", "rehearse on the embedded hub with the fleet of `SCENARIO` (a name or a file): the plan joins its timeline")
+			f.fs.StringVar(&scenario, "scenario", "", "rehearse on the embedded hub with the fleet and disturbances of `SCENARIO` (a name or a file), without its own jobs")
 			f.fs.DurationVar(&at, "at", 3*time.Second, "with --scenario, start the rollout at this `OFFSET` of the run")
 			return func(ctx context.Context, a *app, args []string) error {
 				if len(args) != 1 {
@@ -78,8 +78,8 @@ rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 					return usagef(f.name, "%v", err)
 				}
 				if scenario != "" {
-					// The plan joins the scenario's timeline and is judged by the
-					// scenario's expectations; the run's report shows it.
+					// The scenario's fleet and disturbances, the plan instead of its
+					// jobs; the run's report shows the rollout.
 					return a.runScenario(ctx, f, runFlags{report: report, noLive: true, rollout: plan, rolloutAt: at}, []string{scenario})
 				}
 				conn, base, tlsConf, err := c.resolve()

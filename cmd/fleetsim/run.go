@@ -112,8 +112,7 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 		return err
 	}
 	if s, ok := sc.(*scenarios.Scenario); ok && o.rollout != nil {
-		s.AddRollout(o.rolloutAt, o.rollout)
-		s.RolloutExpectations = append(s.RolloutExpectations, scenarios.RolloutExpectation{ID: o.rollout.ID, Outcome: "completed", MaxTouched: -1, MinTouched: -1})
+		s.Rehearse(o.rolloutAt, o.rollout)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -96,6 +96,7 @@ func (p *player) startRollout(ctx context.Context, a scenarios.RolloutAction) st
 	}
 	r := &rolloutRun{id: a.Plan.ID, done: make(chan struct{})}
 	e.OnEvent = func(ev rollout.Event) {
+		p.log.Info().Str("component", "rollout").Str("rollout", a.Plan.ID).Str("stage", ev.Stage).Msg(ev.Msg)
 		p.ro.mu.Lock()
 		defer p.ro.mu.Unlock()
 		stage := ""
