@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,10 +45,10 @@ poll: 50ms
 		t.Fatal(err)
 	}
 	state := filepath.Join(data, "rollouts", "crash-1.json")
-	start := func() (*exec.Cmd, *bytes.Buffer, chan error) {
+	start := func() (*exec.Cmd, *syncBuffer, chan error) {
 		cmd := exec.Command(binary, "rollout", "run", plan, "--data", data)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +60,7 @@ poll: 50ms
 				<-done
 			}
 		})
-		return cmd, &out, done
+		return cmd, out, done
 	}
 	waiting := func() bool {
 		s, err := rollout.LoadState(state)
@@ -110,4 +111,22 @@ poll: 50ms
 	if code != 0 || !strings.Contains(stdout, "crash-1") || !strings.Contains(stdout, "completed") {
 		t.Errorf("list: %d %s", code, stdout)
 	}
+}
+
+// syncBuffer is a bytes.Buffer a child process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

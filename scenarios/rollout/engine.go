@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"regexp"
 	"slices"
@@ -34,12 +35,16 @@ type Engine struct {
 func Start(h Hub, plan *Plan, planFile, statePath string) (*Engine, error) {
 	e := &Engine{Hub: h, StatePath: statePath}
 	if statePath != "" {
-		if s, err := LoadState(statePath); err == nil {
+		s, err := LoadState(statePath)
+		switch {
+		case err == nil:
 			if s.ID != plan.ID {
 				return nil, fmt.Errorf("state file %s holds rollout %s, not %s", statePath, s.ID, plan.ID)
 			}
-			e.st = s
+			e.st = s // the plan the rollout started with goes on
 			return e, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err // never start over a state file that cannot be read
 		}
 	}
 	e.st = NewState(plan, planFile)
@@ -131,9 +136,9 @@ func (e *Engine) finish(status, reason string) {
 
 // tagKey is the rollout's key under tags.rollout: the id with the
 // characters a query path cannot hold replaced.
-func (e *Engine) tagKey() string {
-	return "r_" + regexp.MustCompile(`[^A-Za-z0-9_]`).ReplaceAllString(e.st.ID, "_")
-}
+func (e *Engine) tagKey() string { return "r_" + notKeyChar.ReplaceAllString(e.st.ID, "_") }
+
+var notKeyChar = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
 func (e *Engine) tagPath(field string) string { return "tags.rollout." + e.tagKey() + "." + field }
 

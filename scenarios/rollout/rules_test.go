@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,5 +224,18 @@ poll: 10ms
 	}
 	if st.Stages[0].Devices+st.Stages[1].Devices != 8 {
 		t.Errorf("devices %d + %d", st.Stages[0].Devices, st.Stages[1].Devices)
+	}
+}
+
+// TestStartRefusesUnreadableState: a state file that exists but cannot be
+// read stops the engine instead of starting the rollout over.
+func TestStartRefusesUnreadableState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := parse(t, "id: x\naction: {method: m}\nstages: [{name: all, rest: true}]\n")
+	if _, err := rollout.Start(nil, p, "", path); err == nil {
+		t.Fatal("started over an unreadable state file")
 	}
 }
