@@ -367,7 +367,7 @@ func (e *Engine) mark(ctx context.Context, i int) error {
 	}
 	waves := 1
 	if sp.MaxRate > 0 {
-		waves = int(math.Ceil(float64(len(ids)) / (sp.MaxRate * waveSeconds)))
+		waves = int(math.Ceil(float64(len(ids)) / (sp.MaxRate * waveLength.Seconds())))
 	}
 	st.Waves = waves
 	e.event(st.Name, "%d devices selected", len(ids))
@@ -386,9 +386,10 @@ func (e *Engine) mark(ctx context.Context, i int) error {
 	return nil
 }
 
-// waveSeconds is the length of a paced stage's wave: a stage with maxRate R
-// runs R×waveSeconds devices per job, one job per waveSeconds at most.
-const waveSeconds = 10
+// waveLength is the length of a paced stage's wave: a stage with maxRate R
+// runs R×waveLength devices per job, one job per waveLength at most. Tests
+// shorten it.
+var waveLength = 10 * time.Second
 
 // runAction runs stage i's action job (one per wave), watching the abort rule.
 func (e *Engine) runAction(ctx context.Context, i int) error {
@@ -400,7 +401,7 @@ func (e *Engine) runAction(ctx context.Context, i int) error {
 		if st.Waves > 1 {
 			cond += fmt.Sprintf(" AND %s = %d", e.tagPath("wave"), w+1)
 			if prev := e.job(i, fmt.Sprintf("%s-s%d-a%d", e.st.ID, i+1, w)); prev != nil && e.job(i, id) == nil {
-				next := prev.Created.Add(waveSeconds * time.Second)
+				next := prev.Created.Add(waveLength)
 				if err := sleepUntil(ctx, next); err != nil {
 					return err
 				}
@@ -729,10 +730,19 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 	}
 	if g.MinSuccessRate != nil && !e.gateDone(i, "successRate") {
 		_, _, succeeded := e.stageFigures(i)
-		rate := float64(succeeded) / float64(max(st.Devices, 1))
+		devices := 0 // the devices the stage's jobs covered
+		for _, j := range st.Jobs {
+			if j.Kind == KindAction {
+				devices += j.Stats.DeviceCount
+			}
+		}
+		if devices == 0 {
+			devices = st.Devices
+		}
+		rate := float64(succeeded) / float64(max(devices, 1))
 		ok := rate >= *g.MinSuccessRate
 		e.gateResult(i, "successRate", ok, fmt.Sprintf("%d of %d devices succeeded (%.1f %%, at least %.1f %% needed)",
-			succeeded, st.Devices, 100*rate, 100**g.MinSuccessRate))
+			succeeded, devices, 100*rate, 100**g.MinSuccessRate))
 		if !ok {
 			return e.stop(ctx, i, StatusStopped, "gate successRate failed at stage "+st.Name)
 		}

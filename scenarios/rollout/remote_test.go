@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/testkit"
@@ -162,5 +163,57 @@ poll: 1ms
 				t.Fatalf("status %s, abort %+v, cancelled %v", st.Status, st.Abort, f.cancelled)
 			}
 		})
+	}
+}
+
+// TestMaxRateRunsWaves: a stage with maxRate runs in waves of at most
+// maxRate × the wave length devices, one job per wave over the wave's tag.
+func TestMaxRateRunsWaves(t *testing.T) {
+	defer rollout.SetWaveLength(time.Millisecond)()
+	f := &scriptHub{devices: 10, script: []rollout.Stats{{DeviceCount: 1, SucceededCount: 1}}}
+	// 10 devices at 1000 a second in waves of 1 ms: one device a wave.
+	p := parse(t, `
+id: rate-1
+action: {method: m}
+stages: [{name: all, rest: true, maxRate: 1000}]
+poll: 1ms
+`)
+	st, _ := run(t, f, p)
+	if st.Status != rollout.StatusDone || st.Stages[0].Waves != 10 {
+		t.Fatalf("status %s, waves %d", st.Status, st.Stages[0].Waves)
+	}
+	var actions []string
+	for _, j := range st.Stages[0].Jobs {
+		if j.Kind == rollout.KindAction {
+			actions = append(actions, j.Condition)
+		}
+	}
+	if len(actions) != 10 || actions[9] != "tags.rollout.r_rate_1.stage = 1 AND tags.rollout.r_rate_1.wave = 10" {
+		t.Errorf("wave jobs %q", actions)
+	}
+}
+
+// TestSuccessRateGateStops: a stage whose devices succeed below the gate's
+// rate stops the rollout with the gate's figures, and the rollback runs.
+func TestSuccessRateGateStops(t *testing.T) {
+	f := &scriptHub{devices: 20, script: []rollout.Stats{{DeviceCount: 20, SucceededCount: 17, FailedCount: 3}}}
+	p := parse(t, `
+id: gate-1
+action: {method: m}
+rollback: {method: undo}
+stages: [{name: first, condition: "tags.ring = 'canary'"}, {name: rest, rest: true}]
+gates: {minSuccessRate: 0.9}
+poll: 1ms
+`)
+	st, _ := run(t, f, p)
+	if st.Status != rollout.StatusStopped || st.Stage != 0 {
+		t.Fatalf("status %s at stage %d", st.Status, st.Stage)
+	}
+	g := st.Stages[0].Gates
+	if len(g) != 1 || g[0].Passed || !strings.HasPrefix(g[0].Figures, "17 of 20 devices succeeded (85.0 %") {
+		t.Errorf("gates %+v", g)
+	}
+	if last := st.Stages[0].Jobs[len(st.Stages[0].Jobs)-1]; last.Kind != rollout.KindRollback {
+		t.Errorf("last job %+v, want the rollback", last)
 	}
 }
