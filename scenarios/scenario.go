@@ -148,6 +148,8 @@ type Scenario struct {
 	Groups []*Group
 	// Expectations are judged at the end of the run, in file order.
 	Expectations []Expectation
+	// RolloutExpectations are the expectations on the timeline's rollouts.
+	RolloutExpectations []RolloutExpectation
 
 	actions  []Action
 	filename string

@@ -115,7 +115,7 @@ func TestEmbeddedScenarios(t *testing.T) {
 			if s.Description() == "" || !bytes.HasPrefix(s.Source(), []byte("#")) {
 				t.Error("an embedded scenario needs a description and a comment at the top")
 			}
-			if len(s.Actions()) == 0 || len(s.Expectations) == 0 {
+			if len(s.Actions()) == 0 || len(s.Expectations)+len(s.RolloutExpectations) == 0 {
 				t.Errorf("%d actions, %d expectations", len(s.Actions()), len(s.Expectations))
 			}
 			// The first and last devices exist and have tags.

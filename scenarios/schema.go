@@ -128,6 +128,7 @@ type ActionSpec struct {
 	Cancel       string          `yaml:"cancel" doc:"Cancel the job with this id, created earlier in the timeline."`
 	Disconnect   *DisconnectSpec `yaml:"disconnect" doc:"A disconnect wave: the selected devices drop their connections and stay away for a while."`
 	ConnectStorm *StormSpec      `yaml:"connectStorm" doc:"A connect storm: the selected devices drop and all reconnect at once."`
+	Rollout      *RolloutPlan    `yaml:"rollout" doc:"Start a rollout: staged jobs with gates, an abort rule, retries and a rollback (the plan format of fleetsim rollout run)."`
 }
 
 // JobSpec describes a job to create.
@@ -167,21 +168,22 @@ type StormSpec struct {
 // ExpectSpec is one expectation: about a job (job and at least one check),
 // or about the fleet (minConnected).
 type ExpectSpec struct {
-	Job            string           `yaml:"job" doc:"Job the checks below are about."`
-	Status         string           `yaml:"status" enum:"completed,failed,cancelled" doc:"Final job status: completed, failed or cancelled."`
-	Within         Duration         `yaml:"within" doc:"The job reaches a terminal status within this long of its start."`
-	MinSuccessRate *float64         `yaml:"minSuccessRate" bounds:"probability" doc:"Least fraction of the job's devices that succeed (0..1)."`
-	TakesAtLeast   Duration         `yaml:"takesAtLeast" doc:"The job runs at least this long from start to terminal status (shows pacing)."`
-	MaxP99Latency  Duration         `yaml:"maxP99Latency" doc:"Highest 99th percentile of per-device operation time."`
-	MinSucceeded   *int             `yaml:"minSucceeded" bounds:"nonnegative" doc:"Least number of devices that succeed."`
-	MaxFailed      *int             `yaml:"maxFailed" bounds:"nonnegative" doc:"Most devices that fail."`
-	MinDevices     *int             `yaml:"minDevices" bounds:"nonnegative" doc:"Least number of devices the job selects."`
-	MinConnected   *float64         `yaml:"minConnected" bounds:"probability" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
-	MinAckRate     *float64         `yaml:"minAckRate" bounds:"probability" doc:"Twin job: least fraction of the job's succeeded devices whose acknowledgement of the desired change the hub accepted, measured at the devices (0..1)."`
-	MaxAckP99      Duration         `yaml:"maxAckP99Latency" doc:"Twin job: highest 99th percentile of acknowledgement latency, from a device receiving the desired change to the hub answering its reported acknowledgement."`
-	MaxPhaseFails  *PhaseBudgetSpec `yaml:"maxPhaseFailures" doc:"firmwareUpdate job: failure budget per firmware phase, measured at the devices."`
-	MaxRollbacks   *int             `yaml:"maxRollbacks" bounds:"nonnegative" doc:"firmwareUpdate job: most updates that roll back."`
-	DeviceState    *DeviceStateSpec `yaml:"deviceState" doc:"Expectation on the devices' twins, judged with IoT Hub queries (so it holds the same against fleetsim serve and a real IoT hub). With job, within counts from the job's start; without, from the start of the run."`
+	Job            string             `yaml:"job" doc:"Job the checks below are about."`
+	Status         string             `yaml:"status" enum:"completed,failed,cancelled" doc:"Final job status: completed, failed or cancelled."`
+	Within         Duration           `yaml:"within" doc:"The job reaches a terminal status within this long of its start."`
+	MinSuccessRate *float64           `yaml:"minSuccessRate" bounds:"probability" doc:"Least fraction of the job's devices that succeed (0..1)."`
+	TakesAtLeast   Duration           `yaml:"takesAtLeast" doc:"The job runs at least this long from start to terminal status (shows pacing)."`
+	MaxP99Latency  Duration           `yaml:"maxP99Latency" doc:"Highest 99th percentile of per-device operation time."`
+	MinSucceeded   *int               `yaml:"minSucceeded" bounds:"nonnegative" doc:"Least number of devices that succeed."`
+	MaxFailed      *int               `yaml:"maxFailed" bounds:"nonnegative" doc:"Most devices that fail."`
+	MinDevices     *int               `yaml:"minDevices" bounds:"nonnegative" doc:"Least number of devices the job selects."`
+	MinConnected   *float64           `yaml:"minConnected" bounds:"probability" doc:"Fleet expectation: least fraction of this process's devices connected at the end of the run (0..1)."`
+	MinAckRate     *float64           `yaml:"minAckRate" bounds:"probability" doc:"Twin job: least fraction of the job's succeeded devices whose acknowledgement of the desired change the hub accepted, measured at the devices (0..1)."`
+	MaxAckP99      Duration           `yaml:"maxAckP99Latency" doc:"Twin job: highest 99th percentile of acknowledgement latency, from a device receiving the desired change to the hub answering its reported acknowledgement."`
+	MaxPhaseFails  *PhaseBudgetSpec   `yaml:"maxPhaseFailures" doc:"firmwareUpdate job: failure budget per firmware phase, measured at the devices."`
+	MaxRollbacks   *int               `yaml:"maxRollbacks" bounds:"nonnegative" doc:"firmwareUpdate job: most updates that roll back."`
+	Rollout        *RolloutExpectSpec `yaml:"rollout" doc:"Expectation on a rollout of the timeline: its outcome, where it aborted, how many devices it touched."`
+	DeviceState    *DeviceStateSpec   `yaml:"deviceState" doc:"Expectation on the devices' twins, judged with IoT Hub queries (so it holds the same against fleetsim serve and a real IoT hub). With job, within counts from the job's start; without, from the start of the run."`
 }
 
 // PhaseBudgetSpec is the most failures allowed in each firmware phase.

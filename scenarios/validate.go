@@ -201,13 +201,13 @@ func (d *decoder) validateTimeline(f *File, s *Scenario) {
 	for i, a := range f.Timeline {
 		path := fmt.Sprintf("timeline[%d]", i)
 		set := 0
-		for _, b := range []bool{a.Job != nil, a.Cancel != "", a.Disconnect != nil, a.ConnectStorm != nil} {
+		for _, b := range []bool{a.Job != nil, a.Cancel != "", a.Disconnect != nil, a.ConnectStorm != nil, a.Rollout != nil} {
 			if b {
 				set++
 			}
 		}
 		if set != 1 {
-			d.problem(d.where(a), path, "an action needs exactly one of job, cancel, disconnect and connectStorm")
+			d.problem(d.where(a), path, "an action needs exactly one of job, cancel, disconnect, connectStorm and rollout")
 			continue
 		}
 		if a.At > Duration(s.Duration) && s.Duration > 0 {
@@ -242,6 +242,9 @@ func (d *decoder) validateTimeline(f *File, s *Scenario) {
 				d.problem(d.where(&a.Cancel, a), join(path, "cancel"), "cancels job %q at %s, before it is created at %s", a.Cancel, a.At, prev.at)
 			}
 			s.actions = append(s.actions, CancelAction{At: a.At.D(), JobID: a.Cancel})
+		case a.Rollout != nil:
+			d.rolloutAction(f, a, path)
+			s.actions = append(s.actions, RolloutAction{At: a.At.D(), Plan: a.Rollout})
 		case a.Disconnect != nil:
 			dp := join(path, "disconnect")
 			sel := d.selection(a.Disconnect.Fraction, &a.Disconnect.Fraction, a.Disconnect.Condition, &a.Disconnect.Condition, dp, a.Disconnect, salt)
@@ -493,6 +496,10 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 		x := Expectation{Job: e.Job, Status: e.Status, Within: e.Within.D(), TakesAtLeast: e.TakesAtLeast.D(), MaxP99Latency: e.MaxP99Latency.D(), MaxFailed: -1, MaxRollbacks: -1, MaxAckP99: e.MaxAckP99.D(), Line: p.line}
 		jobChecks := e.Status != "" || e.Within != 0 || e.TakesAtLeast != 0 || e.MinSuccessRate != nil || e.MaxP99Latency != 0 || e.MinSucceeded != nil || e.MaxFailed != nil || e.MinDevices != nil ||
 			e.MinAckRate != nil || e.MaxAckP99 != 0 || e.MaxPhaseFails != nil || e.MaxRollbacks != nil
+		if e.Rollout != nil {
+			d.rolloutExpectation(f, s, e, path)
+			continue
+		}
 		x.DeviceState = d.deviceState(e.DeviceState, join(path, "deviceState"), e)
 		switch {
 		case e.Job == "" && e.MinConnected == nil && e.DeviceState == nil:

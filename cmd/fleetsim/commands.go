@@ -38,6 +38,7 @@ func commands() []*command {
 		twinCommand(),
 		invokeCommand(),
 		queryCommand(),
+		rolloutCommand(),
 		scenariosCommand(),
 		reportCommand(),
 		versionCommand(),

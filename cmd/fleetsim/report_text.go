@@ -58,6 +58,7 @@ func renderText(r *runner.Report) []byte {
 		}
 	}
 
+	writeRolloutsText(&b, r.Rollouts)
 	b.WriteString("\nExpectations\n")
 	if len(r.Expectations) == 0 {
 		b.WriteString("  (none)\n")

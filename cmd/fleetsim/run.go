@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/runner"
 )
 
@@ -31,6 +32,9 @@ type runFlags struct {
 	hub, hubFile, hubURL, mqttURL, ca string
 	// how a remote run's shards meet (see shards.go)
 	coord coordFlags
+	// rollout, when set, is added to the scenario's timeline (rollout run --scenario)
+	rollout   *scenarios.RolloutPlan
+	rolloutAt time.Duration
 }
 
 // The environment of --shard auto. A Kubernetes Indexed Job sets
@@ -168,6 +172,9 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 	sc, err := a.loadScenario(f.name, args[0])
 	if err != nil {
 		return err
+	}
+	if s, ok := sc.(*scenarios.Scenario); ok && o.rollout != nil {
+		s.Rehearse(o.rolloutAt, o.rollout)
 	}
 	if opts.Plan, err = a.planFleet(f.name, sc, opts); err != nil {
 		return err

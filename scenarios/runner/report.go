@@ -23,6 +23,8 @@ type Report struct {
 	Fleet        FleetSummary        `json:"fleet"`
 	Jobs         []JobReport         `json:"jobs"`
 	Expectations []ExpectationResult `json:"expectations"`
+	// Rollouts are the timeline's rollouts: stages, gate figures, abort.
+	Rollouts []RolloutReport `json:"rollouts,omitempty"`
 	// Settle says whether the device-side work finished before the end.
 	Settle Settle `json:"settle"`
 	// DeviceSide is what the devices did, measured at the devices.

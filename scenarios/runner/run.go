@@ -194,6 +194,7 @@ type player struct {
 	coord          *coord                          // a remote run's coordination, else nil
 	remote         remoteSettings                  // the remote hub's settings, as read
 	endNotes       []string                        // jobs still running at the end
+	ro             rollouts                        // the timeline's rollouts
 }
 
 // deviceKey derives a device's key from the run's secret.
@@ -242,6 +243,7 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 	if err == nil {
 		p.endJobs(ctx)
 	}
+	p.stopRollouts()
 	var rep *Report
 	switch {
 	case err == nil:
@@ -403,6 +405,9 @@ func (p *player) timeline(ctx context.Context) error {
 // be created by shard 1 yet, or the hub may not answer for now (the REST
 // client has already retried); the next tick asks again.
 func (p *player) settled(ctx context.Context) bool {
+	if !p.rolloutsSettled(ctx) {
+		return false
+	}
 	for _, id := range p.jobs {
 		j, err := p.hub.job(ctx, id)
 		if err != nil {
@@ -465,6 +470,12 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 	case scenarios.ConnectStormAction:
 		n := p.disconnect(ctx, a.Selection, nil)
 		note += fmt.Sprintf(": %d devices dropped", n)
+	case scenarios.RolloutAction:
+		if !p.leads() {
+			note += " (by shard 1)"
+			break
+		}
+		note += p.startRollout(ctx, a)
 	}
 	p.progress(ctx, note)
 }
@@ -670,6 +681,7 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	if rep.Pacing == "" {
 		rep.Pacing = p.sc.Hub.Pacing
 	}
+	rep.Rollouts = p.rolloutReports()
 	byID := map[string]*JobReport{}
 	for _, id := range p.jobs {
 		jr, err := p.jobReport(ctx, id)
@@ -726,6 +738,11 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 			rep.Passed = rep.Passed && r.Passed
 		}
 		rep.Expectations = append(rep.Expectations, results...)
+	}
+	for _, e := range p.sc.RolloutExpectations {
+		r := judgeRollout(e, rep.Rollouts)
+		rep.Passed = rep.Passed && r.Passed
+		rep.Expectations = append(rep.Expectations, r)
 	}
 	return rep
 }
