@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
@@ -76,8 +77,20 @@ func TestQuickstartFiguresAgreeWithGroundTruth(t *testing.T) {
 		}
 		return j.Stats.SucceededCount, j.Stats.FailedCount
 	}
-	pingOK, _ := jobStats("ping-all")
-	twinOK, twinFailed := jobStats("set-interval-b43")
+	// A remote run names its jobs after the scenario's with the run's
+	// suffix: read the hub's ids from the report.
+	hubID := func(base string) string {
+		t.Helper()
+		for _, j := range rep.Jobs {
+			if strings.HasPrefix(j.JobID, base) {
+				return j.JobID
+			}
+		}
+		t.Fatalf("no job %s in the report", base)
+		return ""
+	}
+	pingOK, _ := jobStats(hubID("ping-all"))
+	twinOK, twinFailed := jobStats(hubID("set-interval-b43"))
 	acked := count("tags.building = 43 AND properties.reported.telemetryInterval.value = 30")
 	if twinOK != 100 || twinFailed != 0 || acked != 100 || pingOK != 200 {
 		t.Fatalf("hub: twin job %d succeeded, %d failed; %d twins acknowledged; ping %d succeeded; want 100, 0, 100, 200",
