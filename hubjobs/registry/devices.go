@@ -72,6 +72,24 @@ func decodeKey(which, k string) ([]byte, error) {
 	return b, nil
 }
 
+// decodeKeys decodes a pair of SAS keys. A missing key is a new random one
+// when fresh (a creation), else nil (an update keeps the key it had).
+func decodeKeys(k SymmetricKey, fresh bool) (p, s []byte, err error) {
+	decode := func(which, v string) ([]byte, error) {
+		if v == "" && !fresh {
+			return nil, nil
+		}
+		return decodeKey(which, v)
+	}
+	if p, err = decode("primary", k.PrimaryKey); err != nil {
+		return nil, nil, err
+	}
+	if s, err = decode("secondary", k.SecondaryKey); err != nil {
+		return nil, nil, err
+	}
+	return p, s, nil
+}
+
 func parseStatus(s string) (string, error) {
 	switch strings.ToLower(s) {
 	case "", StatusEnabled:
@@ -106,11 +124,7 @@ func (r *Registry) newRecord(d Device) (*record, error) {
 	if err := checkStatusReason(d.StatusReason); err != nil {
 		return nil, err
 	}
-	p, err := decodeKey("primary", d.Authentication.SymmetricKey.PrimaryKey)
-	if err != nil {
-		return nil, err
-	}
-	s, err := decodeKey("secondary", d.Authentication.SymmetricKey.SecondaryKey)
+	p, s, err := decodeKeys(d.Authentication.SymmetricKey, true)
 	if err != nil {
 		return nil, err
 	}
@@ -234,16 +248,9 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	if err := checkStatusReason(d.StatusReason); err != nil {
 		return Device{}, err
 	}
-	var p, s []byte
-	if k := d.Authentication.SymmetricKey.PrimaryKey; k != "" {
-		if p, err = decodeKey("primary", k); err != nil {
-			return Device{}, err
-		}
-	}
-	if k := d.Authentication.SymmetricKey.SecondaryKey; k != "" {
-		if s, err = decodeKey("secondary", k); err != nil {
-			return Device{}, err
-		}
+	p, s, err := decodeKeys(d.Authentication.SymmetricKey, false)
+	if err != nil {
+		return Device{}, err
 	}
 	if err := deviceOnly(d.DeviceID); err != nil {
 		return Device{}, err

@@ -107,11 +107,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	if err := checkModuleAuth(m.Authentication); err != nil {
 		return Module{}, err
 	}
-	p, err := decodeKey("primary", m.Authentication.SymmetricKey.PrimaryKey)
-	if err != nil {
-		return Module{}, err
-	}
-	s, err := decodeKey("secondary", m.Authentication.SymmetricKey.SecondaryKey)
+	p, s, err := decodeKeys(m.Authentication.SymmetricKey, true)
 	if err != nil {
 		return Module{}, err
 	}
@@ -262,16 +258,9 @@ func (r *Registry) UpdateModule(ctx context.Context, m Module, ifMatch string) (
 	if err := checkModuleAuth(m.Authentication); err != nil {
 		return Module{}, err
 	}
-	var p, s []byte
-	if k := m.Authentication.SymmetricKey.PrimaryKey; k != "" {
-		if p, err = decodeKey("primary", k); err != nil {
-			return Module{}, err
-		}
-	}
-	if k := m.Authentication.SymmetricKey.SecondaryKey; k != "" {
-		if s, err = decodeKey("secondary", k); err != nil {
-			return Module{}, err
-		}
+	p, s, err := decodeKeys(m.Authentication.SymmetricKey, false)
+	if err != nil {
+		return Module{}, err
 	}
 	e, err := r.lockWritable(key)
 	if err != nil {
