@@ -195,6 +195,15 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 <tbody><tr>{{with .Report.Fleet}}<td class="num">{{.Connects}}</td><td class="num">{{.Disconnects}}</td><td class="num">{{.MethodCalls}}</td><td class="num">{{.DesiredPatches}}</td><td class="num">{{.ReportedUpdates}}</td><td class="num">{{.Telemetry}}</td><td class="num">{{.DroppedEvents}}</td>{{end}}</tr></tbody>
 </table>
 
+{{with .Report.Shards}}<h2>Shards</h2>
+<p class="desc">Each shard's own devices; jobs are the hub's and are counted once above.</p>
+<table class="shards">
+<thead><tr><th>Shard</th><th class="num">Devices</th><th class="num">Connected at the end</th><th class="num">Connects</th><th class="num">Disconnects</th><th class="num">Never connected</th><th class="num">Failed expectations</th><th>Verdict</th></tr></thead>
+<tbody>
+{{range .}}<tr><td>{{.Shard}}</td><td class="num">{{.Devices}}</td><td class="num">{{.ConnectedAtEnd}}</td><td class="num">{{.Connects}}</td><td class="num">{{.Disconnects}}</td><td class="num">{{.NeverConnected}}</td><td class="num">{{.FailedExpectations}}</td>{{if .Passed}}<td class="pass">PASS</td>{{else}}<td class="fail">FAIL{{if .Interrupted}} (interrupted){{end}}</td>{{end}}</tr>
+{{end}}</tbody>
+</table>
+{{end}}
 <h2>What the devices did</h2>
 <p class="desc">Measured at the devices, over the whole run.</p>
 {{with .DeviceSide}}{{template "deviceside" .}}{{else}}<p class="none">No device-side outcomes.</p>{{end}}

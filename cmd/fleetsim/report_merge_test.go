@@ -34,9 +34,20 @@ func TestReportMerge(t *testing.T) {
 	if m.Devices != 200 || len(m.Jobs) != 1 || len(m.Shards) != 2 || !m.Passed {
 		t.Errorf("merged report.json: %d devices, %d jobs, %d shards, passed %v", m.Devices, len(m.Jobs), len(m.Shards), m.Passed)
 	}
-	for _, f := range []string{"junit.xml", "report.html"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Error(err)
+	if _, err := os.Stat(filepath.Join(out, "junit.xml")); err != nil {
+		t.Error(err)
+	}
+	// report.html has a row per shard with the fixtures' own figures.
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{
+		`<tr><td>1/2</td><td class="num">100</td><td class="num">98</td><td class="num">110</td><td class="num">12</td><td class="num">2</td><td class="num">1</td><td class="fail">FAIL</td></tr>`,
+		`<tr><td>2/2</td><td class="num">100</td><td class="num">100</td><td class="num">100</td><td class="num">0</td><td class="num">1</td><td class="num">0</td><td class="pass">PASS</td></tr>`,
+	} {
+		if !strings.Contains(string(page), row) {
+			t.Errorf("report.html lacks the shard row %s", row)
 		}
 	}
 
