@@ -255,23 +255,44 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	if err := deviceOnly(d.DeviceID); err != nil {
 		return Device{}, err
 	}
-	e, err := r.lockWritable(d.DeviceID)
+	rec, lv, err := r.updateIdentity(d.DeviceID, ifMatch, "device", p, s, func(rec *record) {
+		if rec.Status != status {
+			rec.Status, rec.StatusUpdated = status, time.Now()
+		}
+		rec.StatusReason = d.StatusReason
+		rec.IotEdge = d.Capabilities.IotEdge
+		setAuth(rec, auth)
+	})
 	if err != nil {
 		return Device{}, err
+	}
+	// docs/iothub.md §4.3: a disabled device cannot use device endpoints.
+	if rec.Status == StatusDisabled {
+		if l := r.linked(); l != nil {
+			l.Disconnect(rec.ID)
+		}
+	}
+	return renderDevice(rec, lv), nil
+}
+
+// updateIdentity changes the identity record of a device or module (key)
+// when ifMatch matches its etag: a new etag, the SAS keys that are given
+// (nil keeps a key), then change. It returns the record and the identity's
+// connection state once the change is durable. what names the identity in
+// the PreconditionFailed message.
+func (r *Registry) updateIdentity(key, ifMatch, what string, p, s []byte, change func(*record)) (*record, live, error) {
+	e, err := r.lockWritable(key)
+	if err != nil {
+		return nil, live{}, err
 	}
 	old := e.latest()
 	if !etagMatches(ifMatch, deviceEtag(old.Etag)) {
 		e.mu.Unlock()
-		return Device{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the device etag does not match If-Match.")
+		return nil, live{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the %s etag does not match If-Match.", what)
 	}
 	rec := *old
 	rec.Etag = r.etags.Add(1)
-	if rec.Status != status {
-		rec.Status, rec.StatusUpdated = status, time.Now()
-	}
-	rec.StatusReason = d.StatusReason
-	rec.IotEdge = d.Capabilities.IotEdge
-	setAuth(&rec, auth)
+	change(&rec)
 	if p != nil {
 		rec.Primary = p
 	}
@@ -281,20 +302,14 @@ func (r *Registry) UpdateDevice(ctx context.Context, d Device, ifMatch string) (
 	wait := newDurable()
 	if err := r.commitLocked(e, &rec, false, wait.done); err != nil {
 		e.mu.Unlock()
-		return Device{}, err
+		return nil, live{}, err
 	}
 	lv := e.live
 	e.mu.Unlock()
-	if err := wait.wait(rec.ID); err != nil {
-		return Device{}, err
+	if err := wait.wait(key); err != nil {
+		return nil, live{}, err
 	}
-	// docs/iothub.md §4.3: a disabled device cannot use device endpoints.
-	if rec.Status == StatusDisabled {
-		if l := r.linked(); l != nil {
-			l.Disconnect(rec.ID)
-		}
-	}
-	return renderDevice(&rec, lv), nil
+	return &rec, lv, nil
 }
 
 // GetDevice returns a device identity, or DeviceNotFound.
@@ -321,7 +336,6 @@ func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 	if err := deviceOnly(id); err != nil {
 		return err
 	}
-	wait := newDurable()
 	r.mu.Lock()
 	e := r.devices[id]
 	if e == nil {
@@ -362,24 +376,12 @@ func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 			return err
 		}
 		// The device stays visible until its deletion is durable.
-		err = r.queue(id, nil, func(err error) {
-			r.mu.Lock()
-			e.mu.Lock()
-			if err == nil {
-				r.hideLocked(e, id)
-			} else {
-				e.deleting = false
-			}
-			e.mu.Unlock()
-			r.mu.Unlock()
-			wait.done(err)
-		})
+		wait, err := r.queueDeletionLocked(e, id, r.hideLocked)
 		if err != nil {
 			e.mu.Unlock()
 			r.mu.Unlock()
 			return err
 		}
-		e.deleting = true
 		e.mu.Unlock()
 		r.mu.Unlock()
 		if err := r.waitModules(modWaits); err != nil {
@@ -393,6 +395,31 @@ func (r *Registry) DeleteDevice(ctx context.Context, id, ifMatch string) error {
 		l.Disconnect(id)
 	}
 	return nil
+}
+
+// queueDeletionLocked queues the deletion of a device or module (key),
+// which stays visible until the deletion is durable; then hide removes it
+// or, when the write failed, it is no longer being deleted. The caller holds
+// Registry.mu and e.mu.
+func (r *Registry) queueDeletionLocked(e *entry, key string, hide func(*entry, string)) (durable, error) {
+	wait := newDurable()
+	err := r.queue(key, nil, func(err error) {
+		r.mu.Lock()
+		e.mu.Lock()
+		if err == nil {
+			hide(e, key)
+		} else {
+			e.deleting = false
+		}
+		e.mu.Unlock()
+		r.mu.Unlock()
+		wait.done(err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.deleting = true
+	return wait, nil
 }
 
 // hideLocked removes a deleted device from the registry, the id list, the

@@ -262,35 +262,11 @@ func (r *Registry) UpdateModule(ctx context.Context, m Module, ifMatch string) (
 	if err != nil {
 		return Module{}, err
 	}
-	e, err := r.lockWritable(key)
+	rec, lv, err := r.updateIdentity(key, ifMatch, "module", p, s, func(rec *record) { rec.ManagedBy = m.ManagedBy })
 	if err != nil {
 		return Module{}, err
 	}
-	old := e.latest()
-	if !etagMatches(ifMatch, deviceEtag(old.Etag)) {
-		e.mu.Unlock()
-		return Module{}, iothub.Errorf(iothub.CodePreconditionFailed, "Precondition failed: the module etag does not match If-Match.")
-	}
-	rec := *old
-	rec.Etag = r.etags.Add(1)
-	rec.ManagedBy = m.ManagedBy
-	if p != nil {
-		rec.Primary = p
-	}
-	if s != nil {
-		rec.Secondary = s
-	}
-	wait := newDurable()
-	if err := r.commitLocked(e, &rec, false, wait.done); err != nil {
-		e.mu.Unlock()
-		return Module{}, err
-	}
-	lv := e.live
-	e.mu.Unlock()
-	if err := wait.wait(key); err != nil {
-		return Module{}, err
-	}
-	return renderModule(&rec, lv), nil
+	return renderModule(rec, lv), nil
 }
 
 // GetModule returns a module identity, or ModuleNotFound.
@@ -384,24 +360,7 @@ func (r *Registry) deleteModuleLocked(e *entry, key string) (durable, error) {
 		r.hideModuleLocked(e, key)
 		return nil, nil
 	}
-	wait := newDurable()
-	err := r.queue(key, nil, func(err error) {
-		r.mu.Lock()
-		e.mu.Lock()
-		if err == nil {
-			r.hideModuleLocked(e, key)
-		} else {
-			e.deleting = false
-		}
-		e.mu.Unlock()
-		r.mu.Unlock()
-		wait.done(err)
-	})
-	if err != nil {
-		return nil, err
-	}
-	e.deleting = true
-	return wait, nil
+	return r.queueDeletionLocked(e, key, r.hideModuleLocked)
 }
 
 // modWait is a queued module deletion.
