@@ -95,6 +95,13 @@ rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					return err
 				}
+				// One engine per rollout: a second run on the same state
+				// file would create the same jobs and fight over the state.
+				unlock, err := lockStateFile(path)
+				if err != nil {
+					return err
+				}
+				defer unlock()
 				e, err := rollout.Start(rollout.ClientHub(cl), plan, args[0], path)
 				if err != nil {
 					return err
