@@ -284,7 +284,8 @@ func rolloutList() *command {
 }
 
 // writeRolloutsText adds the rollouts of a scenario run to its text report:
-// each stage with its devices, jobs and gate figures, and the abort rule.
+// each stage with its devices, jobs and gate figures, the abort rule and
+// the rollback.
 func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
 	for _, r := range rs {
 		fmt.Fprintf(b, "\nRollout %s: %s, %d devices touched", r.ID, r.Status, r.Touched)
@@ -294,6 +295,12 @@ func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
 		fmt.Fprintln(b)
 		for _, s := range r.Stages {
 			fmt.Fprintf(b, "  stage %s: %d devices, %s; jobs %s\n", s.Name, s.Devices, s.Step, orDash(strings.Join(s.Jobs, ", ")))
+			for _, j := range s.JobFigures {
+				fmt.Fprintf(b, "    %s job %s %s: %d devices, %d succeeded, %d failed\n", j.Kind, j.ID, j.Status, j.Devices, j.Succeeded, j.Failed)
+			}
+			if len(s.Retries) > 0 {
+				fmt.Fprintf(b, "    retries over %s devices\n", joinInts(s.Retries))
+			}
 			for _, g := range s.Gates {
 				v := "passed"
 				if !g.Passed {
@@ -303,9 +310,21 @@ func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
 			}
 		}
 		if a := r.Abort; a != nil {
-			fmt.Fprintf(b, "  abort at stage %s: %s\n", a.Stage, a.Rule)
+			fmt.Fprintf(b, "  abort at stage %s: %s; %d devices touched before the abort\n", a.Stage, a.Rule, a.Touched)
 		} else if r.Reason != "" {
 			fmt.Fprintf(b, "  %s\n", r.Reason)
 		}
+		if j := r.Rollback; j != nil {
+			fmt.Fprintf(b, "  rollback job %s %s: %d devices, %d succeeded, %d failed\n", j.ID, j.Status, j.Devices, j.Succeeded, j.Failed)
+		}
 	}
+}
+
+// joinInts writes ns as "10, then 4".
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = fmt.Sprint(n)
+	}
+	return strings.Join(parts, ", then ")
 }

@@ -741,8 +741,8 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 		}
 		rate := float64(succeeded) / float64(max(devices, 1))
 		ok := rate >= *g.MinSuccessRate
-		e.gateResult(i, "successRate", ok, fmt.Sprintf("%d of %d devices succeeded (%.1f %%, at least %.1f %% needed)",
-			succeeded, devices, 100*rate, 100**g.MinSuccessRate))
+		e.gateResult(i, GateResult{Gate: "successRate", Passed: ok, Count: succeeded, Of: devices, Value: rate, Threshold: *g.MinSuccessRate,
+			Figures: fmt.Sprintf("%d of %d devices succeeded (%.1f %%, at least %.1f %% needed)", succeeded, devices, 100*rate, 100**g.MinSuccessRate)})
 		if !ok {
 			return e.stop(ctx, i, StatusStopped, "gate successRate failed at stage "+st.Name)
 		}
@@ -760,17 +760,19 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 				return err
 			}
 			frac := float64(n) / float64(max(st.Devices, 1))
-			figures := fmt.Sprintf("%d of %d devices match %s (%.1f %%, at least %.1f %% needed within %s)",
-				n, st.Devices, c.Match, 100*frac, 100*need, c.Within.D())
+			res := GateResult{Gate: "converge", Count: n, Of: st.Devices, Value: frac, Threshold: need,
+				Figures: fmt.Sprintf("%d of %d devices match %s (%.1f %%, at least %.1f %% needed within %s)",
+					n, st.Devices, c.Match, 100*frac, 100*need, c.Within.D())}
 			if frac >= need {
-				e.gateResult(i, "converge", true, figures)
+				res.Passed = true
+				e.gateResult(i, res)
 				break
 			}
 			if err := e.judgeAbort(ctx, i, nil); err != nil {
 				return err
 			}
 			if !time.Now().Before(deadline) {
-				e.gateResult(i, "converge", false, figures)
+				e.gateResult(i, res)
 				return e.stop(ctx, i, StatusStopped, "gate converge failed at stage "+st.Name)
 			}
 			if err := e.checkControl(ctx, i); err != nil {
@@ -801,7 +803,7 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 				return err
 			}
 		}
-		e.gateResult(i, "bake", true, fmt.Sprintf("baked %s", g.Bake.D()))
+		e.gateResult(i, GateResult{Gate: "bake", Passed: true, Figures: fmt.Sprintf("baked %s", g.Bake.D())})
 	}
 	st.Step = stepApproval
 	return nil
@@ -814,7 +816,7 @@ func (e *Engine) approval(ctx context.Context, i int) error {
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") && e.StatePath == "" {
 		// No state file, no operator to approve: an in-memory rollout (a
 		// scenario's rehearsal) passes the gate.
-		e.gateResult(i, "approval", true, "approved: the rollout keeps no state file, so no operator is asked")
+		e.gateResult(i, GateResult{Gate: "approval", Passed: true, Figures: "approved: the rollout keeps no state file, so no operator is asked"})
 	}
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") {
 		e.st.Status = StatusWaiting
@@ -838,7 +840,7 @@ func (e *Engine) approval(ctx context.Context, i int) error {
 			}
 		}
 		e.st.Status = StatusRunning
-		e.gateResult(i, "approval", true, "approved")
+		e.gateResult(i, GateResult{Gate: "approval", Passed: true, Figures: "approved"})
 	}
 	now := time.Now().UTC()
 	st.Ended, st.Step = &now, stepDone
@@ -850,14 +852,15 @@ func (e *Engine) gateDone(i int, gate string) bool {
 	return slices.ContainsFunc(e.st.Stages[i].Gates, func(g GateResult) bool { return g.Gate == gate && g.Passed })
 }
 
-func (e *Engine) gateResult(i int, gate string, ok bool, figures string) {
+func (e *Engine) gateResult(i int, g GateResult) {
 	st := e.st.Stages[i]
-	st.Gates = append(st.Gates, GateResult{Gate: gate, Passed: ok, Figures: figures, At: time.Now().UTC()})
+	g.At = time.Now().UTC()
+	st.Gates = append(st.Gates, g)
 	verdict := "passed"
-	if !ok {
+	if !g.Passed {
 		verdict = "FAILED"
 	}
-	e.event(st.Name, "gate %s %s: %s", gate, verdict, figures)
+	e.event(st.Name, "gate %s %s: %s", g.Gate, verdict, g.Figures)
 }
 
 // count runs a SELECT COUNT() AS n query.
