@@ -25,6 +25,9 @@ type Engine struct {
 	StatePath string
 	// OnEvent, when set, is called with every event as it happens.
 	OnEvent func(Event)
+	// OnSave, when set, is called with the state each time the engine
+	// records a step or new job figures, on the goroutine that runs Run.
+	OnSave func(*State)
 
 	st       *State
 	stopping bool // stop is running: control requests are not judged again
@@ -75,6 +78,9 @@ func (e *Engine) event(stage, format string, args ...any) {
 
 func (e *Engine) save() error {
 	e.st.Updated = time.Now().UTC()
+	if e.OnSave != nil {
+		e.OnSave(e.st)
+	}
 	if e.StatePath == "" {
 		return nil
 	}
@@ -626,6 +632,7 @@ func (e *Engine) judgeAbort(ctx context.Context, i int, rec *JobRecord) error {
 			if err == nil {
 				rec.Status, rec.Stats = j.Status, j.DeviceJobStatistics
 			}
+			e.settleCancelled(ctx, rec)
 			e.event(st.Name, "job %s cancelled", rec.ID)
 		}
 	}
@@ -633,6 +640,27 @@ func (e *Engine) judgeAbort(ctx context.Context, i int, rec *JobRecord) error {
 		Failed: failed, Finished: finished, Devices: st.Devices, Touched: e.st.Touched()}
 	e.event(st.Name, "abort: %s", rule)
 	return e.stop(ctx, i, StatusAborted, rule)
+}
+
+// settleCancelled reads a cancelled job until the hub reports it terminal
+// (a hub may finish the device jobs in flight first), a few polls at most,
+// so the state and the report hold its final status and figures.
+func (e *Engine) settleCancelled(ctx context.Context, rec *JobRecord) {
+	for range 20 {
+		if terminal(rec.Status) {
+			now := time.Now().UTC()
+			rec.Ended = &now
+			return
+		}
+		if sleep(ctx, e.plan().Poll.D()) != nil {
+			return
+		}
+		j, err := e.Hub.GetJob(ctx, rec.ID)
+		if err != nil {
+			return
+		}
+		rec.Status, rec.Stats = j.Status, j.DeviceJobStatistics
+	}
 }
 
 // failedDevices returns the devices whose device job of jobID failed or
