@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -106,14 +107,49 @@ rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 				if err != nil {
 					return err
 				}
+				// The live view: on a terminal a frame redrawn in place (the
+				// rollout's stage and gate, a bar per job, the latest events),
+				// otherwise each event and a progress line.
+				view := newLiveView(a.stdout, viewOptions{
+					Terminal: a.stdoutTTY,
+					Color:    a.stdoutTTY && a.getenv("NO_COLOR") == "",
+					Width:    terminalWidth(a.getenv, a.stdout),
+					WidthNow: func() int { return ttyWidth(a.stdout) },
+					Title:    "rollout " + plan.ID,
+				})
 				e.OnEvent = func(ev rollout.Event) {
 					stage := ""
 					if ev.Stage != "" {
 						stage = "[" + ev.Stage + "] "
 					}
-					fmt.Fprintf(a.stderr, "%s %s%s\n", ev.At.Local().Format("15:04:05"), stage, ev.Msg)
+					view.Update(rolloutProgress(e.State(), ev.At, stage+ev.Msg))
+				}
+				e.OnSave = func(st *rollout.State) { view.Update(rolloutProgress(st, time.Now(), "")) }
+				var wg sync.WaitGroup
+				done := make(chan struct{})
+				if a.stdoutTTY {
+					wg.Add(1)
+					go func() { // the ticker that redraws the frame, waited for below
+						defer wg.Done()
+						t := time.NewTicker(200 * time.Millisecond)
+						defer t.Stop()
+						for {
+							select {
+							case <-t.C:
+								view.Draw()
+							case <-done:
+								return
+							}
+						}
+					}()
 				}
 				st, runErr := e.Run(ctx)
+				close(done)
+				wg.Wait()
+				view.Close()
+				if a.stdoutTTY {
+					fmt.Fprintln(a.stdout)
+				}
 				if err := st.WriteText(a.stdout); err != nil {
 					return err
 				}

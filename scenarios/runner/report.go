@@ -148,7 +148,11 @@ type Progress struct {
 	Elapsed   time.Duration
 	Devices   int
 	Connected int
-	Jobs      []JobProgress
+	// Rollout, for a rollout run on its own (no fleet of its own), is the
+	// rollout's line: its status, stage and gate; the live view shows it
+	// instead of the devices.
+	Rollout string
+	Jobs    []JobProgress
 	// Note is a short line about what just happened ("T+5s: created job reboot-43-3").
 	Note string
 	// Settling is true once every action has played and every job is
