@@ -197,6 +197,15 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 {{end}}</tbody>
 </table>
 
+{{with .Report.Comparison}}<h2>Rollout plans side by side</h2>
+<p class="desc">The same scenario and seed played once per plan, each on a fresh hub.</p>
+<table class="comparison">
+<thead><tr><th>Plan</th><th>Rollout</th><th>Verdict</th><th class="num">Touched before the abort</th><th class="num">Time to 99 % converged</th><th class="num">Failures</th><th class="num">Stages reached</th><th>Abort rule</th></tr></thead>
+<tbody>
+{{range .}}<tr><td><code>{{.Plan}}</code></td><td>{{.Rollout}}</td><td><span class="badge {{.Verdict}}">{{.Verdict}}</span>{{with .StoppedAt}} at {{.}}{{end}}</td><td class="num">{{.Touched}}</td><td class="num">{{with .Converged99}}{{dur .}}{{else}}never{{end}}</td><td class="num">{{.Failures}}</td><td class="num">{{.StagesReached}} of {{.Stages}}</td><td>{{or .AbortRule "-"}}</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}
 {{range .Report.Rollouts}}<h2>Rollout {{.ID}}</h2>
 <div class="jobhead"><span class="badge {{.Status}}">{{.Status}}</span><span>{{.Touched}} devices touched{{with .StoppedAt}}, stopped at stage {{.}}{{end}}</span></div>
 <table class="rollout" style="margin-top: 8px">

@@ -893,6 +893,12 @@ func (e *Engine) gateResult(i int, g GateResult) {
 
 // count runs a SELECT COUNT() AS n query.
 func (e *Engine) count(ctx context.Context, q string) (int, error) {
+	return Count(ctx, e.Hub, q)
+}
+
+// Count runs a SELECT COUNT() AS n query on h.
+func Count(ctx context.Context, h Hub, q string) (int, error) {
+	e := &Engine{Hub: h}
 	rows, err := e.queryAll(ctx, q)
 	if err != nil {
 		return 0, err

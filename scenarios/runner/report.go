@@ -25,6 +25,9 @@ type Report struct {
 	Expectations []ExpectationResult `json:"expectations"`
 	// Rollouts are the timeline's rollouts: stages, gate figures, abort.
 	Rollouts []RolloutReport `json:"rollouts,omitempty"`
+	// Comparison, in a side-by-side run of several rollout plans, is each
+	// plan's outcome.
+	Comparison []PlanComparison `json:"comparison,omitempty"`
 	// Settle says whether the device-side work finished before the end.
 	Settle Settle `json:"settle"`
 	// DeviceSide is what the devices did, measured at the devices.

@@ -28,6 +28,11 @@ type RolloutReport struct {
 	Rollback *RolloutJobReport `json:"rollback,omitempty"`
 	// Events are the rollout's history, one line each.
 	Events []RolloutEventReport `json:"events"`
+	// Converged99 is the time from the rollout's start until 99 % of its
+	// population matched the plan's convergence condition (gates.converge.match),
+	// sampled while the run lasted; absent when the plan has no such
+	// condition or the fleet never got there.
+	Converged99 *Duration `json:"converged99Ms,omitempty"`
 }
 
 // RolloutEventReport is one line of a rollout's history; At is the time
@@ -98,10 +103,11 @@ type rollouts struct {
 }
 
 type rolloutRun struct {
-	id   string
-	done chan struct{}
-	st   *rollout.State
-	err  error
+	id          string
+	done        chan struct{}
+	st          *rollout.State
+	err         error
+	converged99 *time.Duration // set by the sampler
 }
 
 // rolloutHub is the hub the player's target offers the rollout engine.
@@ -153,7 +159,60 @@ func (p *player) startRollout(ctx context.Context, a scenarios.RolloutAction) st
 		r.st, r.err = st, err
 		p.ro.mu.Unlock()
 	}()
+	if c := convergeMatch(a.Plan); c != "" {
+		p.ro.wg.Add(1)
+		go func() {
+			defer p.ro.wg.Done()
+			p.sampleConvergence(ctx, h, a.Plan, c, r)
+		}()
+	}
 	return ""
+}
+
+// convergeMatch is the plan's convergence condition, or "".
+func convergeMatch(plan *scenarios.RolloutPlan) string {
+	if plan.Gates != nil && plan.Gates.Converge != nil {
+		return plan.Gates.Converge.Match
+	}
+	for _, st := range plan.Stages {
+		if st.Gates != nil && st.Gates.Converge != nil {
+			return st.Gates.Converge.Match
+		}
+	}
+	return ""
+}
+
+// sampleConvergence counts the rollout's population and the part of it
+// that matches cond, every poll, until 99 % match (it records when) or
+// the rollouts' context ends.
+func (p *player) sampleConvergence(ctx context.Context, h rollout.Hub, plan *scenarios.RolloutPlan, cond string, r *rolloutRun) {
+	start := time.Now()
+	target, popQ := "", "SELECT COUNT() AS n FROM devices"
+	if plan.Target != "" && plan.Target != "*" {
+		target, popQ = "("+plan.Target+") AND ", popQ+" WHERE "+plan.Target
+	}
+	poll := max(plan.Poll.D(), 250*time.Millisecond)
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		all, err1 := rollout.Count(ctx, h, popQ)
+		n, err2 := rollout.Count(ctx, h, "SELECT COUNT() AS n FROM devices WHERE "+target+"("+cond+")")
+		if err1 != nil || err2 != nil || all == 0 {
+			continue
+		}
+		if float64(n) >= 0.99*float64(all) {
+			d := time.Since(start)
+			p.ro.mu.Lock()
+			r.converged99 = &d
+			p.ro.mu.Unlock()
+			return
+		}
+	}
 }
 
 // rolloutsSettled reports whether every rollout has ended, and passes on
@@ -214,6 +273,10 @@ func (p *player) rolloutReports() []RolloutReport {
 			p.jobs = append(p.jobs, rr.Rollback.ID)
 		}
 		rr.Abort = abortReport(st.Abort)
+		if r.converged99 != nil {
+			d := Duration(*r.converged99)
+			rr.Converged99 = &d
+		}
 		rr.Events = eventReports(st, p.started)
 		out = append(out, rr)
 	}
