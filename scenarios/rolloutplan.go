@@ -347,13 +347,25 @@ type RolloutExpectSpec struct {
 	AbortedAt  string `yaml:"abortedAt" doc:"The stage at which the rollout aborted or stopped."`
 	MaxTouched *int   `yaml:"maxTouched" doc:"Most devices the rollout's stage jobs reached (before an abort, all of them)."`
 	MinTouched *int   `yaml:"minTouched" doc:"Least devices the rollout's stage jobs reached."`
+	AbortRule  string `yaml:"abortRule" enum:"maxFailures,maxFailureRate,operator" doc:"The abort rule that fired: maxFailures (the absolute count), maxFailureRate (the rate after minDevices) or operator."`
+	RolledBack *bool  `yaml:"rolledBack" doc:"true: the rollback job ran over every device of the stage that stopped the rollout and finished; false: no rollback ran."`
+	Stage      string `yaml:"stage" doc:"The stage that minConverged and retries look at."`
+	// MinConverged and Retries need Stage.
+	MinConverged *float64 `yaml:"minConverged" bounds:"probability" doc:"The stage's convergence gate passed with at least this fraction of its devices matching (0..1)."`
+	Retries      []int    `yaml:"retries" doc:"The devices each retry round of the stage covered, in order, e.g. [12, 4]; [] means no retry ran."`
 }
 
 // RolloutExpectation is a validated RolloutExpectSpec; MaxTouched and
-// MinTouched are -1 when not given.
+// MinTouched are -1 when not given, MinConverged is -1 when not given and
+// Retries is nil when not given.
 type RolloutExpectation struct {
 	ID, Outcome, AbortedAt string
 	MaxTouched, MinTouched int
+	AbortRule              string
+	RolledBack             *bool
+	Stage                  string
+	MinConverged           float64
+	Retries                []int
 	Line                   int
 }
 
@@ -371,6 +383,20 @@ func (x RolloutExpectation) String() string {
 	}
 	if x.MinTouched >= 0 {
 		parts = append(parts, fmt.Sprintf("touches at least %d devices", x.MinTouched))
+	}
+	if x.AbortRule != "" {
+		parts = append(parts, "aborts by rule "+x.AbortRule)
+	}
+	if x.RolledBack != nil && *x.RolledBack {
+		parts = append(parts, "rolls back the stopping stage's devices")
+	} else if x.RolledBack != nil {
+		parts = append(parts, "runs no rollback")
+	}
+	if x.MinConverged >= 0 {
+		parts = append(parts, fmt.Sprintf("converges at least %.1f %% of stage %s", 100*x.MinConverged, x.Stage))
+	}
+	if x.Retries != nil {
+		parts = append(parts, fmt.Sprintf("retries %v devices at stage %s", x.Retries, x.Stage))
 	}
 	return "rollout " + x.ID + " " + strings.Join(parts, ", ")
 }
@@ -394,7 +420,8 @@ func (d *decoder) rolloutAction(f *File, a *ActionSpec, path string) {
 func (d *decoder) rolloutExpectation(f *File, s *Scenario, e *ExpectSpec, path string) {
 	r := e.Rollout
 	rp := join(path, "rollout")
-	x := RolloutExpectation{ID: r.ID, Outcome: r.Outcome, AbortedAt: r.AbortedAt, MaxTouched: -1, MinTouched: -1, Line: d.where(e).line}
+	x := RolloutExpectation{ID: r.ID, Outcome: r.Outcome, AbortedAt: r.AbortedAt, MaxTouched: -1, MinTouched: -1,
+		AbortRule: r.AbortRule, RolledBack: r.RolledBack, Stage: r.Stage, MinConverged: -1, Line: d.where(e).line}
 	if e.Job != "" || e.DeviceState != nil || e.MinConnected != nil {
 		d.problem(d.where(e), path, "an expectation on a rollout stands alone: give job, deviceState and minConnected their own entries")
 	}
@@ -437,8 +464,38 @@ func (d *decoder) rolloutExpectation(f *File, s *Scenario, e *ExpectSpec, path s
 		}
 		*c.out = *c.v
 	}
-	if r.Outcome == "" && r.AbortedAt == "" && r.MaxTouched == nil && r.MinTouched == nil {
-		d.problem(d.where(r), rp, "give at least one of outcome, abortedAt, maxTouched and minTouched")
+	if r.AbortRule != "" && r.AbortRule != "maxFailures" && r.AbortRule != "maxFailureRate" && r.AbortRule != "operator" {
+		d.problem(d.where(&r.AbortRule, r), join(rp, "abortRule"), "abortRule %q: want maxFailures, maxFailureRate or operator", r.AbortRule)
+	}
+	if r.Stage != "" && plan != nil && !slicesContainsStage(plan, r.Stage) {
+		d.problem(d.where(&r.Stage, r), join(rp, "stage"), "rollout %s has no stage %q", r.ID, r.Stage)
+	}
+	if r.MinConverged != nil {
+		x.MinConverged = *r.MinConverged
+		if v := *r.MinConverged; v < 0 || v > 1 || v != v {
+			d.problem(d.where(r.MinConverged, r), join(rp, "minConverged"), "%v is outside 0..1", v)
+		}
+		if r.Stage == "" {
+			d.problem(d.where(r.MinConverged, r), join(rp, "minConverged"), "minConverged needs the stage it looks at (stage)")
+		}
+	}
+	if r.Retries != nil {
+		x.Retries = r.Retries
+		if r.Stage == "" {
+			d.problem(d.where(&r.Retries, r), join(rp, "retries"), "retries needs the stage it looks at (stage)")
+		}
+		for k, n := range r.Retries {
+			if n < 0 {
+				d.problem(d.where(&r.Retries, r), join(rp, fmt.Sprintf("retries[%d]", k)), "%d is negative", n)
+			}
+		}
+	}
+	if r.Stage != "" && r.MinConverged == nil && r.Retries == nil {
+		d.problem(d.where(&r.Stage, r), join(rp, "stage"), "stage is for minConverged and retries: give one of them")
+	}
+	if r.Outcome == "" && r.AbortedAt == "" && r.MaxTouched == nil && r.MinTouched == nil && r.AbortRule == "" &&
+		r.RolledBack == nil && r.MinConverged == nil && r.Retries == nil {
+		d.problem(d.where(r), rp, "give at least one of outcome, abortedAt, maxTouched, minTouched, abortRule, rolledBack, minConverged and retries")
 	}
 	s.RolloutExpectations = append(s.RolloutExpectations, x)
 }
@@ -469,5 +526,5 @@ func (s *Scenario) Rehearse(at time.Duration, plan *RolloutPlan) {
 	s.Expectations = slices.DeleteFunc(s.Expectations, func(e Expectation) bool { return e.Job != "" })
 	s.actions = append(s.actions, RolloutAction{At: at, Plan: plan})
 	slices.SortStableFunc(s.actions, func(x, y Action) int { return cmp.Compare(x.When(), y.When()) })
-	s.RolloutExpectations = []RolloutExpectation{{ID: plan.ID, Outcome: "completed", MaxTouched: -1, MinTouched: -1}}
+	s.RolloutExpectations = []RolloutExpectation{{ID: plan.ID, Outcome: "completed", MaxTouched: -1, MinTouched: -1, MinConverged: -1}}
 }

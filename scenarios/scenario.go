@@ -609,5 +609,15 @@ func (s *Scenario) Scaled(maxDevices int) *Scenario {
 			e.DeviceState = &c
 		}
 	}
+	c.RolloutExpectations = slices.Clone(s.RolloutExpectations)
+	for i := range c.RolloutExpectations {
+		e := &c.RolloutExpectations[i]
+		if e.MinTouched > 0 {
+			e.MinTouched = int(float64(e.MinTouched) * f)
+		}
+		if e.MaxTouched > 0 {
+			e.MaxTouched = int(math.Ceil(float64(e.MaxTouched) * f))
+		}
+	}
 	return &c
 }

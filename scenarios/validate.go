@@ -489,6 +489,13 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 		if a.Job != nil && a.Job.ID != "" {
 			jobs[a.Job.ID] = true
 		}
+		// A rollout's stage N runs its action as job ID-sN-a1 (the first
+		// wave's), which an expectation may name like a timeline job.
+		if r := a.Rollout; r != nil && r.ID != "" {
+			for n := range r.Stages {
+				jobs[fmt.Sprintf("%s-s%d-a1", r.ID, n+1)] = true
+			}
+		}
 	}
 	for i, e := range f.Expect {
 		path := fmt.Sprintf("expect[%d]", i)

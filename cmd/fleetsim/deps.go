@@ -351,6 +351,8 @@ type jobSelection struct {
 type scenarioSummary struct {
 	Devices, Groups, Expectations int
 	Jobs                          []jobSelection
+	// Rollouts describe the timeline's rollouts, a line each.
+	Rollouts []string
 }
 
 // summarize evaluates each job's query condition against the scenario's
@@ -361,7 +363,25 @@ func summarize(sc scenario) (scenarioSummary, error) {
 	if !ok {
 		return scenarioSummary{}, fmt.Errorf("scenario %s: not a loaded scenario", sc.Name())
 	}
-	sum := scenarioSummary{Devices: s.DeviceCount(), Groups: len(s.Groups), Expectations: len(s.Expectations)}
+	sum := scenarioSummary{Devices: s.DeviceCount(), Groups: len(s.Groups), Expectations: len(s.Expectations) + len(s.RolloutExpectations)}
+	for _, act := range s.Actions() {
+		r, ok := act.(scenarios.RolloutAction)
+		if !ok {
+			continue
+		}
+		var stages []string
+		for _, st := range r.Plan.Stages {
+			switch {
+			case st.Condition != "":
+				stages = append(stages, fmt.Sprintf("%s (%s)", st.Name, st.Condition))
+			case st.Share != nil:
+				stages = append(stages, fmt.Sprintf("%s (%g %% of the population)", st.Name, 100**st.Share))
+			default:
+				stages = append(stages, st.Name+" (the rest)")
+			}
+		}
+		sum.Rollouts = append(sum.Rollouts, fmt.Sprintf("rollout %s at T+%s: stages %s", r.Plan.ID, r.At, strings.Join(stages, ", ")))
+	}
 	type cond struct {
 		q   *query.Query
 		sel *jobSelection

@@ -31,8 +31,8 @@ func TestBinaryScenariosValidate(t *testing.T) {
 		want []string
 	}{
 		{"embedded", []string{"scenarios", "validate", "firmware-rollout"}, 0, []string{
-			"scenario firmware-rollout is valid: 1000 devices in 2 groups, 2 jobs",
-			"fw-canary  T+3s   58       tags.ring = 'canary'", "fw-broad   T+20s  942      tags.ring = 'broad'"}},
+			"scenario firmware-rollout is valid: 1000 devices in 2 groups, 0 jobs, 1 rollout, 4 expectations",
+			"rollout fw at T+3s: stages canary (tags.ring = 'canary'), broad (the rest)"}},
 		{"file", []string{"scenarios", "validate", tiny}, 0, []string{"scenario tiny is valid: 5 devices in 1 group, 1 job, 1 expectation", "reboot-tiny  T+1s  5        *"}},
 		{"selects none", []string{"scenarios", "validate", none}, 0, []string{"warning: job reboot-tiny selects no devices"}},
 		{"invalid", []string{"scenarios", "validate", bad}, exitUsage, nil},

@@ -20,7 +20,8 @@ import (
 // `fleetsim serve` through the REST API only, kills the rollout process with
 // SIGKILL while it waits for approval, runs it again (it resumes from its
 // state file), approves the stage with `fleetsim rollout approve`, and
-// checks that the rollout completed with every job created once.
+// checks that the rollout completed with every job created once. A second
+// `fleetsim rollout run` on the state file while the first runs is refused.
 func TestRolloutResumesAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs fleetsim serve and two rollout processes")
@@ -76,6 +77,11 @@ poll: 50ms
 
 	_, out, done := start()
 	testkit.Eventually(t, time.Minute, func() bool { return strings.Contains(out.String(), "resumed at stage 1") }, "the rollout resumes")
+	// A second engine on the same state file is refused while this one runs.
+	if code, _, stderr := fleetsim(t, dir, "rollout", "run", plan, "--data", data); code == 0 ||
+		!strings.Contains(stderr, "rollout state file "+state+" is in use") || !strings.Contains(stderr, "process ") {
+		t.Fatalf("a second rollout run on the same state file: exit %d: %s", code, stderr)
+	}
 	if code, stdout, stderr := fleetsim(t, dir, "rollout", "approve", "crash-1", "--data", data); code != 0 || !strings.Contains(stdout, "approved stage first") {
 		t.Fatalf("approve: exit %d: %s%s", code, stdout, stderr)
 	}

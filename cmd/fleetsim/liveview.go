@@ -222,6 +222,9 @@ func (v *liveView) frameLocked() []string {
 	if visibleLen(devices+connBar) <= width {
 		devices += connBar // the bar only where it fits whole
 	}
+	if p.Devices == 0 && p.Rollout != "" {
+		devices = "rollout  " + p.Rollout
+	}
 	lines = append(lines, devices)
 	if len(p.Jobs) == 0 {
 		lines = append(lines, c(ansiDim, "no jobs yet"))
@@ -387,7 +390,11 @@ func (v *liveView) colorizer() func(code, s string) string {
 // plainLine is one progress line for logs and pipes.
 func plainLine(p runner.Progress) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  devices %d/%d connected", fmtElapsed(p.Elapsed), p.Connected, p.Devices)
+	if p.Devices == 0 && p.Rollout != "" {
+		fmt.Fprintf(&b, "%s  rollout %s", fmtElapsed(p.Elapsed), p.Rollout)
+	} else {
+		fmt.Fprintf(&b, "%s  devices %d/%d connected", fmtElapsed(p.Elapsed), p.Connected, p.Devices)
+	}
 	for _, j := range p.Jobs {
 		fmt.Fprintf(&b, " | %s %s %d/%d succeeded=%d failed=%d running=%d pending=%d %s p50=%s p99=%s",
 			j.JobID, j.Status, j.Succeeded+j.Failed, j.DeviceCount, j.Succeeded, j.Failed, j.Running, j.Pending,

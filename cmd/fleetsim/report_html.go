@@ -95,6 +95,8 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"dur":  func(d runner.Duration) string { return fmtDur(time.Duration(d)) },
 	"time": fmtTime,
 	"ops":  func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"pct":  func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) },
+	"ints": joinInts,
 }).Parse(deviceSideTemplate + `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -114,7 +116,13 @@ h3 { font-size: 15px; margin: 0 0 8px; }
 h4 { font-size: 13px; margin: 16px 0 0; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; font-size: 13px; color: #fff; }
 .badge.pass, .badge.completed { background: var(--ok); }
-.badge.fail, .badge.failed, .badge.cancelled { background: var(--fail); }
+.badge.fail, .badge.failed, .badge.cancelled, .badge.aborted, .badge.stopped { background: var(--fail); }
+.gatebar { position: relative; height: 10px; min-width: 140px; background: #eef2f6; border-radius: 3px; margin: 3px 0; }
+.gatebar .val { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 3px; background: var(--ok); }
+.gatebar .val.fail { background: var(--fail); }
+.gatebar .need { position: absolute; top: -3px; bottom: -3px; width: 2px; background: var(--ink); }
+.abort { background: #ffebee; border: 1px solid var(--fail); border-radius: 6px; padding: 8px 12px; margin: 12px 0 0; }
+ul.gates, ul.rjobs { margin: 0; padding-left: 0; list-style: none; }
 .badge.running, .badge.queued, .badge.scheduled, .badge.enqueued, .badge.unknown { background: var(--run); color: var(--ink); }
 .desc { color: var(--muted); margin: 6px 0 0; }
 .meta { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 8px; margin-top: 16px; }
@@ -189,6 +197,28 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 {{end}}</tbody>
 </table>
 
+{{with .Report.Comparison}}<h2>Rollout plans side by side</h2>
+<p class="desc">The same scenario and seed played once per plan, each on a fresh hub.</p>
+<table class="comparison">
+<thead><tr><th>Plan</th><th>Rollout</th><th>Verdict</th><th class="num">Touched before the abort</th><th class="num">Time to 99 % converged</th><th class="num">Failures</th><th class="num">Stages reached</th><th>Abort rule</th></tr></thead>
+<tbody>
+{{range .}}<tr><td><code>{{.Plan}}</code></td><td>{{.Rollout}}</td><td><span class="badge {{.Verdict}}">{{.Verdict}}</span>{{with .StoppedAt}} at {{.}}{{end}}</td><td class="num">{{.Touched}}</td><td class="num">{{with .Converged99}}{{dur .}}{{else}}never{{end}}</td><td class="num">{{.Failures}}</td><td class="num">{{.StagesReached}} of {{.Stages}}</td><td>{{or .AbortRule "-"}}</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}
+{{range .Report.Rollouts}}<h2>Rollout {{.ID}}</h2>
+<div class="jobhead"><span class="badge {{.Status}}">{{.Status}}</span><span>{{.Touched}} devices touched{{with .StoppedAt}}, stopped at stage {{.}}{{end}}</span></div>
+<table class="rollout" style="margin-top: 8px">
+<thead><tr><th>Stage</th><th class="num">Devices</th><th>Step</th><th>Jobs</th><th>Gates</th></tr></thead>
+<tbody>
+{{range .Stages}}<tr><td><b>{{.Name}}</b></td><td class="num">{{.Devices}}</td><td>{{.Step}}</td>
+<td><ul class="rjobs">{{range .JobFigures}}<li><code>{{.ID}}</code> {{.Kind}} <span class="sub">{{.Status}}: {{.Succeeded}} of {{.Devices}} succeeded, {{.Failed}} failed</span></li>{{end}}</ul>{{with .Retries}}<span class="sub">retries over {{ints .}} devices</span>{{end}}</td>
+<td><ul class="gates">{{range .Gates}}<li>{{if .Passed}}<span class="pass">&#10003;</span>{{else}}<span class="fail">&#10007;</span>{{end}} {{.Gate}}{{if .Of}} <b>{{pct .Value}} %</b> ({{.Count}} of {{.Of}}; {{pct .Threshold}} % needed)<div class="gatebar"><div class="val{{if not .Passed}} fail{{end}}" style="width: {{pct .Value}}%"></div><div class="need" style="left: {{pct .Threshold}}%"></div></div>{{end}}<div class="sub">{{.Figures}}</div></li>{{end}}</ul></td></tr>
+{{end}}</tbody>
+</table>
+{{with .Abort}}<p class="abort"><b>Aborted at stage {{.Stage}}</b> by rule {{.Kind}}: {{.Rule}}; {{.Touched}} devices touched before the abort.</p>{{else}}{{with .Reason}}<p class="warn">{{.}}</p>{{end}}{{end}}
+{{with .Rollback}}<p class="desc">Rollback job <code>{{.ID}}</code> {{.Status}}: {{.Succeeded}} of {{.Devices}} devices succeeded, {{.Failed}} failed.</p>{{end}}
+{{end}}
 <h2>Fleet</h2>
 <table>
 <thead><tr><th class="num">Connects</th><th class="num">Disconnects</th><th class="num">Method calls</th><th class="num">Desired patches</th><th class="num">Reported updates</th><th class="num">Telemetry</th><th class="num">Dropped events</th></tr></thead>

@@ -58,6 +58,7 @@ func renderText(r *runner.Report) []byte {
 		}
 	}
 
+	writeComparisonText(&b, r.Comparison)
 	writeRolloutsText(&b, r.Rollouts)
 	b.WriteString("\nExpectations\n")
 	if len(r.Expectations) == 0 {

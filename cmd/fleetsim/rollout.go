@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -95,18 +96,60 @@ rollout completed, 1 when it was aborted, stopped by a gate or failed.`,
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					return err
 				}
+				// One engine per rollout: a second run on the same state
+				// file would create the same jobs and fight over the state.
+				unlock, err := lockStateFile(path)
+				if err != nil {
+					return err
+				}
+				defer unlock()
 				e, err := rollout.Start(rollout.ClientHub(cl), plan, args[0], path)
 				if err != nil {
 					return err
 				}
+				// The live view: on a terminal a frame redrawn in place (the
+				// rollout's stage and gate, a bar per job, the latest events),
+				// otherwise each event and a progress line.
+				view := newLiveView(a.stdout, viewOptions{
+					Terminal: a.stdoutTTY,
+					Color:    a.stdoutTTY && a.getenv("NO_COLOR") == "",
+					Width:    terminalWidth(a.getenv, a.stdout),
+					WidthNow: func() int { return ttyWidth(a.stdout) },
+					Title:    "rollout " + plan.ID,
+				})
 				e.OnEvent = func(ev rollout.Event) {
 					stage := ""
 					if ev.Stage != "" {
 						stage = "[" + ev.Stage + "] "
 					}
-					fmt.Fprintf(a.stderr, "%s %s%s\n", ev.At.Local().Format("15:04:05"), stage, ev.Msg)
+					view.Update(rolloutProgress(e.State(), ev.At, stage+ev.Msg))
+				}
+				e.OnSave = func(st *rollout.State) { view.Update(rolloutProgress(st, time.Now(), "")) }
+				var wg sync.WaitGroup
+				done := make(chan struct{})
+				if a.stdoutTTY {
+					wg.Add(1)
+					go func() { // the ticker that redraws the frame, waited for below
+						defer wg.Done()
+						t := time.NewTicker(200 * time.Millisecond)
+						defer t.Stop()
+						for {
+							select {
+							case <-t.C:
+								view.Draw()
+							case <-done:
+								return
+							}
+						}
+					}()
 				}
 				st, runErr := e.Run(ctx)
+				close(done)
+				wg.Wait()
+				view.Close()
+				if a.stdoutTTY {
+					fmt.Fprintln(a.stdout)
+				}
 				if err := st.WriteText(a.stdout); err != nil {
 					return err
 				}
@@ -277,7 +320,8 @@ func rolloutList() *command {
 }
 
 // writeRolloutsText adds the rollouts of a scenario run to its text report:
-// each stage with its devices, jobs and gate figures, and the abort rule.
+// each stage with its devices, jobs and gate figures, the abort rule and
+// the rollback.
 func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
 	for _, r := range rs {
 		fmt.Fprintf(b, "\nRollout %s: %s, %d devices touched", r.ID, r.Status, r.Touched)
@@ -287,6 +331,12 @@ func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
 		fmt.Fprintln(b)
 		for _, s := range r.Stages {
 			fmt.Fprintf(b, "  stage %s: %d devices, %s; jobs %s\n", s.Name, s.Devices, s.Step, orDash(strings.Join(s.Jobs, ", ")))
+			for _, j := range s.JobFigures {
+				fmt.Fprintf(b, "    %s job %s %s: %d devices, %d succeeded, %d failed\n", j.Kind, j.ID, j.Status, j.Devices, j.Succeeded, j.Failed)
+			}
+			if len(s.Retries) > 0 {
+				fmt.Fprintf(b, "    retries over %s devices\n", joinInts(s.Retries))
+			}
 			for _, g := range s.Gates {
 				v := "passed"
 				if !g.Passed {
@@ -296,9 +346,21 @@ func writeRolloutsText(b io.Writer, rs []runner.RolloutReport) {
 			}
 		}
 		if a := r.Abort; a != nil {
-			fmt.Fprintf(b, "  abort at stage %s: %s\n", a.Stage, a.Rule)
+			fmt.Fprintf(b, "  abort at stage %s: %s; %d devices touched before the abort\n", a.Stage, a.Rule, a.Touched)
 		} else if r.Reason != "" {
 			fmt.Fprintf(b, "  %s\n", r.Reason)
 		}
+		if j := r.Rollback; j != nil {
+			fmt.Fprintf(b, "  rollback job %s %s: %d devices, %d succeeded, %d failed\n", j.ID, j.Status, j.Devices, j.Succeeded, j.Failed)
+		}
 	}
+}
+
+// joinInts writes ns as "10, then 4".
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = fmt.Sprint(n)
+	}
+	return strings.Join(parts, ", then ")
 }

@@ -35,6 +35,8 @@ type runFlags struct {
 	// rollout, when set, is added to the scenario's timeline (rollout run --scenario)
 	rollout   *scenarios.RolloutPlan
 	rolloutAt time.Duration
+	// rolloutPlans, when set, play the scenario once per plan and compare them
+	rolloutPlans stringList
 }
 
 // The environment of --shard auto. A Kubernetes Indexed Job sets
@@ -109,8 +111,12 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
 			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
 			f.fs.StringVar(&o.ca, "ca", "", "CA certificate `FILE` that --hub's certificates chain to (default: the system's)")
+			f.fs.Var(&o.rolloutPlans, "rollout-plan", "play the scenario once per rollout plan `FILE` (repeat the flag), each on a fresh embedded hub with the same seed, and compare them in one report")
 			o.coord.register(f.fs)
 			return func(ctx context.Context, a *app, args []string) error {
+				if len(o.rolloutPlans) > 0 {
+					return a.compareRollouts(ctx, f, o, args)
+				}
 				return a.runScenario(ctx, f, o, args)
 			}
 		},

@@ -151,8 +151,15 @@ func (a *app) validateScenario(sc scenario) error {
 	if err != nil {
 		return err
 	}
+	counts := plural(len(sum.Jobs), "job")
+	if len(sum.Rollouts) > 0 {
+		counts += ", " + plural(len(sum.Rollouts), "rollout")
+	}
 	fmt.Fprintf(a.stdout, "scenario %s is valid: %s in %s, %s, %s\n", sc.Name(),
-		plural(sum.Devices, "device"), plural(sum.Groups, "group"), plural(len(sum.Jobs), "job"), plural(sum.Expectations, "expectation"))
+		plural(sum.Devices, "device"), plural(sum.Groups, "group"), counts, plural(sum.Expectations, "expectation"))
+	for _, r := range sum.Rollouts {
+		fmt.Fprintln(a.stdout, r)
+	}
 	if len(sum.Jobs) == 0 {
 		return nil
 	}

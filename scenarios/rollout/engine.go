@@ -25,6 +25,9 @@ type Engine struct {
 	StatePath string
 	// OnEvent, when set, is called with every event as it happens.
 	OnEvent func(Event)
+	// OnSave, when set, is called with the state each time the engine
+	// records a step or new job figures, on the goroutine that runs Run.
+	OnSave func(*State)
 
 	st       *State
 	stopping bool // stop is running: control requests are not judged again
@@ -75,6 +78,9 @@ func (e *Engine) event(stage, format string, args ...any) {
 
 func (e *Engine) save() error {
 	e.st.Updated = time.Now().UTC()
+	if e.OnSave != nil {
+		e.OnSave(e.st)
+	}
 	if e.StatePath == "" {
 		return nil
 	}
@@ -626,6 +632,7 @@ func (e *Engine) judgeAbort(ctx context.Context, i int, rec *JobRecord) error {
 			if err == nil {
 				rec.Status, rec.Stats = j.Status, j.DeviceJobStatistics
 			}
+			e.settleCancelled(ctx, rec)
 			e.event(st.Name, "job %s cancelled", rec.ID)
 		}
 	}
@@ -633,6 +640,27 @@ func (e *Engine) judgeAbort(ctx context.Context, i int, rec *JobRecord) error {
 		Failed: failed, Finished: finished, Devices: st.Devices, Touched: e.st.Touched()}
 	e.event(st.Name, "abort: %s", rule)
 	return e.stop(ctx, i, StatusAborted, rule)
+}
+
+// settleCancelled reads a cancelled job until the hub reports it terminal
+// (a hub may finish the device jobs in flight first), a few polls at most,
+// so the state and the report hold its final status and figures.
+func (e *Engine) settleCancelled(ctx context.Context, rec *JobRecord) {
+	for range 20 {
+		if terminal(rec.Status) {
+			now := time.Now().UTC()
+			rec.Ended = &now
+			return
+		}
+		if sleep(ctx, e.plan().Poll.D()) != nil {
+			return
+		}
+		j, err := e.Hub.GetJob(ctx, rec.ID)
+		if err != nil {
+			return
+		}
+		rec.Status, rec.Stats = j.Status, j.DeviceJobStatistics
+	}
 }
 
 // failedDevices returns the devices whose device job of jobID failed or
@@ -741,8 +769,8 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 		}
 		rate := float64(succeeded) / float64(max(devices, 1))
 		ok := rate >= *g.MinSuccessRate
-		e.gateResult(i, "successRate", ok, fmt.Sprintf("%d of %d devices succeeded (%.1f %%, at least %.1f %% needed)",
-			succeeded, devices, 100*rate, 100**g.MinSuccessRate))
+		e.gateResult(i, GateResult{Gate: "successRate", Passed: ok, Count: succeeded, Of: devices, Value: rate, Threshold: *g.MinSuccessRate,
+			Figures: fmt.Sprintf("%d of %d devices succeeded (%.1f %%, at least %.1f %% needed)", succeeded, devices, 100*rate, 100**g.MinSuccessRate)})
 		if !ok {
 			return e.stop(ctx, i, StatusStopped, "gate successRate failed at stage "+st.Name)
 		}
@@ -760,17 +788,19 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 				return err
 			}
 			frac := float64(n) / float64(max(st.Devices, 1))
-			figures := fmt.Sprintf("%d of %d devices match %s (%.1f %%, at least %.1f %% needed within %s)",
-				n, st.Devices, c.Match, 100*frac, 100*need, c.Within.D())
+			res := GateResult{Gate: "converge", Count: n, Of: st.Devices, Value: frac, Threshold: need,
+				Figures: fmt.Sprintf("%d of %d devices match %s (%.1f %%, at least %.1f %% needed within %s)",
+					n, st.Devices, c.Match, 100*frac, 100*need, c.Within.D())}
 			if frac >= need {
-				e.gateResult(i, "converge", true, figures)
+				res.Passed = true
+				e.gateResult(i, res)
 				break
 			}
 			if err := e.judgeAbort(ctx, i, nil); err != nil {
 				return err
 			}
 			if !time.Now().Before(deadline) {
-				e.gateResult(i, "converge", false, figures)
+				e.gateResult(i, res)
 				return e.stop(ctx, i, StatusStopped, "gate converge failed at stage "+st.Name)
 			}
 			if err := e.checkControl(ctx, i); err != nil {
@@ -801,7 +831,7 @@ func (e *Engine) gates(ctx context.Context, i int) error {
 				return err
 			}
 		}
-		e.gateResult(i, "bake", true, fmt.Sprintf("baked %s", g.Bake.D()))
+		e.gateResult(i, GateResult{Gate: "bake", Passed: true, Figures: fmt.Sprintf("baked %s", g.Bake.D())})
 	}
 	st.Step = stepApproval
 	return nil
@@ -814,7 +844,7 @@ func (e *Engine) approval(ctx context.Context, i int) error {
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") && e.StatePath == "" {
 		// No state file, no operator to approve: an in-memory rollout (a
 		// scenario's rehearsal) passes the gate.
-		e.gateResult(i, "approval", true, "approved: the rollout keeps no state file, so no operator is asked")
+		e.gateResult(i, GateResult{Gate: "approval", Passed: true, Figures: "approved: the rollout keeps no state file, so no operator is asked"})
 	}
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") {
 		e.st.Status = StatusWaiting
@@ -838,7 +868,7 @@ func (e *Engine) approval(ctx context.Context, i int) error {
 			}
 		}
 		e.st.Status = StatusRunning
-		e.gateResult(i, "approval", true, "approved")
+		e.gateResult(i, GateResult{Gate: "approval", Passed: true, Figures: "approved"})
 	}
 	now := time.Now().UTC()
 	st.Ended, st.Step = &now, stepDone
@@ -850,18 +880,25 @@ func (e *Engine) gateDone(i int, gate string) bool {
 	return slices.ContainsFunc(e.st.Stages[i].Gates, func(g GateResult) bool { return g.Gate == gate && g.Passed })
 }
 
-func (e *Engine) gateResult(i int, gate string, ok bool, figures string) {
+func (e *Engine) gateResult(i int, g GateResult) {
 	st := e.st.Stages[i]
-	st.Gates = append(st.Gates, GateResult{Gate: gate, Passed: ok, Figures: figures, At: time.Now().UTC()})
+	g.At = time.Now().UTC()
+	st.Gates = append(st.Gates, g)
 	verdict := "passed"
-	if !ok {
+	if !g.Passed {
 		verdict = "FAILED"
 	}
-	e.event(st.Name, "gate %s %s: %s", gate, verdict, figures)
+	e.event(st.Name, "gate %s %s: %s", g.Gate, verdict, g.Figures)
 }
 
 // count runs a SELECT COUNT() AS n query.
 func (e *Engine) count(ctx context.Context, q string) (int, error) {
+	return Count(ctx, e.Hub, q)
+}
+
+// Count runs a SELECT COUNT() AS n query on h.
+func Count(ctx context.Context, h Hub, q string) (int, error) {
+	e := &Engine{Hub: h}
 	rows, err := e.queryAll(ctx, q)
 	if err != nil {
 		return 0, err

@@ -47,6 +47,11 @@ poll: 10ms
 		if j.Kind == rollout.KindRollback {
 			rb = j
 		}
+		// A cancelled job is read until the hub reports it ended, so the
+		// state and the report hold its final status and figures.
+		if j.Kind == rollout.KindAction && (j.Status != "cancelled" && j.Status != "completed" || j.Ended == nil) {
+			t.Errorf("action job %s: status %s, ended %v", j.ID, j.Status, j.Ended)
+		}
 	}
 	if rb == nil || rb.Status != "completed" || rb.Stats.DeviceCount != 20 || rb.Condition != "tags.rollout.r_abort_1.stage = 1" {
 		t.Fatalf("rollback %+v", rb)

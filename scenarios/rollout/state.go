@@ -88,10 +88,17 @@ type JobRecord struct {
 
 // GateResult is a gate's verdict and the figures it was judged on.
 type GateResult struct {
-	Gate    string    `json:"gate"`
-	Passed  bool      `json:"passed"`
-	Figures string    `json:"figures"`
-	At      time.Time `json:"at"`
+	Gate    string `json:"gate"`
+	Passed  bool   `json:"passed"`
+	Figures string `json:"figures"`
+	// Count of Of devices met the gate (succeeded, or matched the
+	// convergence condition); Value is their fraction, Threshold the least
+	// fraction the gate needs. A bake or approval gate has none.
+	Count     int       `json:"count,omitempty"`
+	Of        int       `json:"of,omitempty"`
+	Value     float64   `json:"value,omitempty"`
+	Threshold float64   `json:"threshold,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // AbortRecord says which rule stopped the rollout, when, and on which figures.

@@ -25,6 +25,9 @@ type Report struct {
 	Expectations []ExpectationResult `json:"expectations"`
 	// Rollouts are the timeline's rollouts: stages, gate figures, abort.
 	Rollouts []RolloutReport `json:"rollouts,omitempty"`
+	// Comparison, in a side-by-side run of several rollout plans, is each
+	// plan's outcome.
+	Comparison []PlanComparison `json:"comparison,omitempty"`
 	// Settle says whether the device-side work finished before the end.
 	Settle Settle `json:"settle"`
 	// DeviceSide is what the devices did, measured at the devices.
@@ -148,7 +151,11 @@ type Progress struct {
 	Elapsed   time.Duration
 	Devices   int
 	Connected int
-	Jobs      []JobProgress
+	// Rollout, for a rollout run on its own (no fleet of its own), is the
+	// rollout's line: its status, stage and gate; the live view shows it
+	// instead of the devices.
+	Rollout string
+	Jobs    []JobProgress
 	// Note is a short line about what just happened ("T+5s: created job reboot-43-3").
 	Note string
 	// Settling is true once every action has played and every job is

@@ -3,7 +3,10 @@ package runner
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/fleetsim/fleetsim/scenarios"
 	"github.com/fleetsim/fleetsim/scenarios/rollout"
@@ -21,6 +24,33 @@ type RolloutReport struct {
 	StoppedAt string               `json:"stoppedAt,omitempty"`
 	Stages    []RolloutStageReport `json:"stages"`
 	Abort     *RolloutAbortReport  `json:"abort,omitempty"`
+	// Rollback is the rollback job, when one ran.
+	Rollback *RolloutJobReport `json:"rollback,omitempty"`
+	// Events are the rollout's history, one line each.
+	Events []RolloutEventReport `json:"events"`
+	// Converged99 is the time from the rollout's start until 99 % of its
+	// population matched the plan's convergence condition (gates.converge.match),
+	// sampled while the run lasted; absent when the plan has no such
+	// condition or the fleet never got there.
+	Converged99 *Duration `json:"converged99Ms,omitempty"`
+}
+
+// RolloutEventReport is one line of a rollout's history; At is the time
+// since the run started.
+type RolloutEventReport struct {
+	At    Duration `json:"atMs"`
+	Stage string   `json:"stage,omitempty"`
+	Msg   string   `json:"msg"`
+}
+
+// RolloutJobReport is one job a rollout created, with its figures.
+type RolloutJobReport struct {
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	Status    string `json:"status"`
+	Devices   int    `json:"devices"`
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
 }
 
 // RolloutStageReport is one stage of a rollout.
@@ -30,18 +60,31 @@ type RolloutStageReport struct {
 	Devices int                 `json:"devices"`
 	Jobs    []string            `json:"jobs"`
 	Gates   []RolloutGateReport `json:"gates"`
+	// JobFigures are the stage's action, retry and rollback jobs.
+	JobFigures []RolloutJobReport `json:"jobFigures"`
+	// Retries are the devices each retry round of the stage covered, in order.
+	Retries []int `json:"retries"`
 }
 
-// RolloutGateReport is a gate's verdict and figures.
+// RolloutGateReport is a gate's verdict and figures: Count of Of devices
+// met it, Value is their fraction and Threshold the least it needs (a bake
+// or approval gate has none).
 type RolloutGateReport struct {
-	Gate    string `json:"gate"`
-	Passed  bool   `json:"passed"`
-	Figures string `json:"figures"`
+	Gate      string  `json:"gate"`
+	Passed    bool    `json:"passed"`
+	Figures   string  `json:"figures"`
+	Count     int     `json:"count"`
+	Of        int     `json:"of"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
 }
 
 // RolloutAbortReport says which rule stopped a rollout and on which figures.
 type RolloutAbortReport struct {
+	// Kind is the rule that fired: maxFailures, maxFailureRate or operator.
+	Kind     string `json:"kind"`
 	Rule     string `json:"rule"`
+	Job      string `json:"job,omitempty"`
 	Stage    string `json:"stage"`
 	Failed   int    `json:"failed"`
 	Finished int    `json:"finished"`
@@ -60,10 +103,11 @@ type rollouts struct {
 }
 
 type rolloutRun struct {
-	id   string
-	done chan struct{}
-	st   *rollout.State
-	err  error
+	id          string
+	done        chan struct{}
+	st          *rollout.State
+	err         error
+	converged99 *time.Duration // set by the sampler
 }
 
 // rolloutHub is the hub the player's target offers the rollout engine.
@@ -115,7 +159,60 @@ func (p *player) startRollout(ctx context.Context, a scenarios.RolloutAction) st
 		r.st, r.err = st, err
 		p.ro.mu.Unlock()
 	}()
+	if c := convergeMatch(a.Plan); c != "" {
+		p.ro.wg.Add(1)
+		go func() {
+			defer p.ro.wg.Done()
+			p.sampleConvergence(ctx, h, a.Plan, c, r)
+		}()
+	}
 	return ""
+}
+
+// convergeMatch is the plan's convergence condition, or "".
+func convergeMatch(plan *scenarios.RolloutPlan) string {
+	if plan.Gates != nil && plan.Gates.Converge != nil {
+		return plan.Gates.Converge.Match
+	}
+	for _, st := range plan.Stages {
+		if st.Gates != nil && st.Gates.Converge != nil {
+			return st.Gates.Converge.Match
+		}
+	}
+	return ""
+}
+
+// sampleConvergence counts the rollout's population and the part of it
+// that matches cond, every poll, until 99 % match (it records when) or
+// the rollouts' context ends.
+func (p *player) sampleConvergence(ctx context.Context, h rollout.Hub, plan *scenarios.RolloutPlan, cond string, r *rolloutRun) {
+	start := time.Now()
+	target, popQ := "", "SELECT COUNT() AS n FROM devices"
+	if plan.Target != "" && plan.Target != "*" {
+		target, popQ = "("+plan.Target+") AND ", popQ+" WHERE "+plan.Target
+	}
+	poll := max(plan.Poll.D(), 250*time.Millisecond)
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		all, err1 := rollout.Count(ctx, h, popQ)
+		n, err2 := rollout.Count(ctx, h, "SELECT COUNT() AS n FROM devices WHERE "+target+"("+cond+")")
+		if err1 != nil || err2 != nil || all == 0 {
+			continue
+		}
+		if float64(n) >= 0.99*float64(all) {
+			d := time.Since(start)
+			p.ro.mu.Lock()
+			r.converged99 = &d
+			p.ro.mu.Unlock()
+			return
+		}
+	}
 }
 
 // rolloutsSettled reports whether every rollout has ended, and passes on
@@ -168,23 +265,19 @@ func (p *player) rolloutReports() []RolloutReport {
 		if r.err != nil && rr.Reason == "" {
 			rr.Reason = r.err.Error()
 		}
-		for _, s := range st.Stages {
-			sr := RolloutStageReport{Name: s.Name, Step: s.Step, Devices: s.Devices, Jobs: []string{}, Gates: []RolloutGateReport{}}
-			for _, j := range s.Jobs {
-				if j.Kind == rollout.KindMark {
-					continue
-				}
-				sr.Jobs = append(sr.Jobs, j.ID)
-				p.jobs = append(p.jobs, j.ID)
-			}
-			for _, g := range s.Gates {
-				sr.Gates = append(sr.Gates, RolloutGateReport{Gate: g.Gate, Passed: g.Passed, Figures: g.Figures})
-			}
-			rr.Stages = append(rr.Stages, sr)
+		rr.Stages, rr.Rollback = stageReports(st)
+		for _, s := range rr.Stages {
+			p.jobs = append(p.jobs, s.Jobs...)
 		}
-		if a := st.Abort; a != nil {
-			rr.Abort = &RolloutAbortReport{Rule: a.Rule, Stage: a.Stage, Failed: a.Failed, Finished: a.Finished, Touched: a.Touched}
+		if rr.Rollback != nil {
+			p.jobs = append(p.jobs, rr.Rollback.ID)
 		}
+		rr.Abort = abortReport(st.Abort)
+		if r.converged99 != nil {
+			d := Duration(*r.converged99)
+			rr.Converged99 = &d
+		}
+		rr.Events = eventReports(st, p.started)
 		out = append(out, rr)
 	}
 	return out
@@ -212,8 +305,118 @@ func judgeRollout(e scenarios.RolloutExpectation, reps []RolloutReport) Expectat
 	if stoppedAt != "" {
 		res.Detail += ", stopped at stage " + stoppedAt
 	}
+	if e.AbortRule != "" {
+		kind := "none"
+		if r.Abort != nil {
+			kind = r.Abort.Kind
+		}
+		res.Passed = res.Passed && kind == e.AbortRule
+		res.Detail += ", abort rule " + kind
+	}
+	if e.RolledBack != nil {
+		ok, detail := judgeRollback(*e.RolledBack, r)
+		res.Passed = res.Passed && ok
+		res.Detail += ", " + detail
+	}
+	var stage *RolloutStageReport
+	for i := range r.Stages {
+		if r.Stages[i].Name == e.Stage {
+			stage = &r.Stages[i]
+		}
+	}
+	if e.MinConverged >= 0 {
+		conv := -1.0
+		if stage != nil {
+			for _, g := range stage.Gates {
+				if g.Gate == "converge" && g.Passed {
+					conv = g.Value
+					res.Detail += fmt.Sprintf(", stage %s converged %d of %d devices (%.1f %%)", e.Stage, g.Count, g.Of, 100*g.Value)
+				}
+			}
+		}
+		if conv < 0 {
+			res.Detail += ", stage " + e.Stage + " did not pass a convergence gate"
+		}
+		res.Passed = res.Passed && conv >= e.MinConverged
+	}
+	if e.Retries != nil {
+		got := []int{}
+		if stage != nil {
+			got = stage.Retries
+		}
+		res.Passed = res.Passed && slices.Equal(got, e.Retries)
+		res.Detail += fmt.Sprintf(", stage %s retried %v devices", e.Stage, got)
+	}
 	if r.Reason != "" {
 		res.Detail += ": " + r.Reason
 	}
 	return res
+}
+
+// judgeRollback checks that a rollback ran over every device of the stage
+// that stopped the rollout and finished (want), or that none ran.
+func judgeRollback(want bool, r *RolloutReport) (bool, string) {
+	rb := r.Rollback
+	if rb == nil {
+		return !want, "no rollback"
+	}
+	devices := -1
+	for _, s := range r.Stages {
+		if s.Name == r.StoppedAt {
+			devices = s.Devices
+		}
+	}
+	detail := fmt.Sprintf("rollback %s %s over %d of the stage's %d devices (%d succeeded, %d failed)",
+		rb.ID, rb.Status, rb.Devices, devices, rb.Succeeded, rb.Failed)
+	return want && rb.Status == "completed" && rb.Devices == devices, detail
+}
+
+// stageReports reports a rollout's stages, and its rollback job if one ran.
+func stageReports(st *rollout.State) ([]RolloutStageReport, *RolloutJobReport) {
+	var out []RolloutStageReport
+	var rollback *RolloutJobReport
+	for _, s := range st.Stages {
+		sr := RolloutStageReport{Name: s.Name, Step: s.Step, Devices: s.Devices, Jobs: []string{}, Gates: []RolloutGateReport{},
+			JobFigures: []RolloutJobReport{}, Retries: []int{}}
+		for _, j := range s.Jobs {
+			if j.Kind == rollout.KindMark {
+				continue
+			}
+			jr := RolloutJobReport{ID: j.ID, Kind: j.Kind, Status: j.Status, Devices: j.Stats.DeviceCount,
+				Succeeded: j.Stats.SucceededCount, Failed: j.Stats.FailedCount}
+			if j.Kind == rollout.KindRollback {
+				rollback = &jr
+				continue
+			}
+			sr.Jobs = append(sr.Jobs, j.ID)
+			sr.JobFigures = append(sr.JobFigures, jr)
+			if j.Kind == rollout.KindRetry {
+				sr.Retries = append(sr.Retries, j.Stats.DeviceCount)
+			}
+		}
+		for _, g := range s.Gates {
+			sr.Gates = append(sr.Gates, RolloutGateReport{Gate: g.Gate, Passed: g.Passed, Figures: g.Figures,
+				Count: g.Count, Of: g.Of, Value: g.Value, Threshold: g.Threshold})
+		}
+		out = append(out, sr)
+	}
+	return out, rollback
+}
+
+// abortReport reports the abort record, if any.
+func abortReport(a *rollout.AbortRecord) *RolloutAbortReport {
+	if a == nil {
+		return nil
+	}
+	kind, _, _ := strings.Cut(a.Rule, ":")
+	return &RolloutAbortReport{Kind: kind, Rule: a.Rule, Job: a.Job, Stage: a.Stage, Failed: a.Failed, Finished: a.Finished, Touched: a.Touched}
+}
+
+// eventReports reports the rollout's history relative to start.
+func eventReports(st *rollout.State, start time.Time) []RolloutEventReport {
+	out := make([]RolloutEventReport, 0, len(st.Events))
+	for _, ev := range st.Events {
+		out = append(out, RolloutEventReport{At: Duration(max(ev.At.Sub(start), 0)), Stage: ev.Stage, Msg: ev.Msg})
+	}
+	return out
 }
