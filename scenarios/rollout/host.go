@@ -64,6 +64,7 @@ func (h *Host) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	start := func(e *Engine) {
+		e.ApproveCommand = "fleetsim rollout approve --hub " + e.st.ID
 		wg.Go(func() { h.run(ctx, e) })
 	}
 	paths, err := h.stateFiles()
