@@ -80,14 +80,21 @@ func (h *Host) Run(ctx context.Context) error {
 		if st.Terminal() {
 			continue
 		}
+		h.mu.Lock()
+		taken := h.running[st.ID] // submitted just now: Submit hands it over
+		h.running[st.ID] = true
+		h.mu.Unlock()
+		if taken {
+			continue
+		}
 		e, err := Resume(h.hub, p)
 		if err != nil {
 			h.log.Error().Err(err).Str("file", p).Msg("rollout not resumed")
+			h.mu.Lock()
+			delete(h.running, st.ID)
+			h.mu.Unlock()
 			continue
 		}
-		h.mu.Lock()
-		h.running[st.ID] = true
-		h.mu.Unlock()
 		h.log.Info().Str("rollout", st.ID).Int("stage", st.Stage+1).Msg("rollout resumed")
 		start(e)
 	}
@@ -179,33 +186,41 @@ func (h *Host) Submit(ctx context.Context, filename string, body []byte) ([]byte
 	if err != nil {
 		return nil, err
 	}
+	// The id is taken under the lock; the engine is handed to Run without
+	// it, as Run takes the lock too while it resumes rollouts.
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if _, err := os.Stat(p); err == nil || h.running[plan.ID] {
+		h.mu.Unlock()
 		return nil, iothub.Errorf(CodeRolloutAlreadyExists, "rollout %q exists; give the plan another id", plan.ID)
+	}
+	h.running[plan.ID] = true
+	h.mu.Unlock()
+	fail := func(err error) ([]byte, error) {
+		_ = os.Remove(p)
+		h.mu.Lock()
+		delete(h.running, plan.ID)
+		h.mu.Unlock()
+		return nil, err
 	}
 	e, err := Start(h.hub, plan, filename, p)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	e.st.Updated = time.Now().UTC()
 	if err := e.st.Save(p); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	b, err := json.Marshal(e.st)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	select {
 	case h.submit <- e:
 	case <-h.stopped:
-		_ = os.Remove(p)
-		return nil, iothub.Errorf(iothub.CodeServiceUnavailable, "the hub is stopping")
+		return fail(iothub.Errorf(iothub.CodeServiceUnavailable, "the hub is stopping"))
 	case <-ctx.Done():
-		_ = os.Remove(p)
-		return nil, ctx.Err()
+		return fail(ctx.Err())
 	}
-	h.running[plan.ID] = true
 	h.log.Info().Str("rollout", plan.ID).Int("stages", len(plan.Stages)).Msg("rollout submitted")
 	return b, nil
 }
