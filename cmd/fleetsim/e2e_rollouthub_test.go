@@ -93,4 +93,14 @@ poll: 50ms
 	if code, _, stderr := fleetsim(t, dir, "rollout", "abort", "--hub", "hub-1", "--data", data); code == 0 || !strings.Contains(stderr, "PreconditionFailed") {
 		t.Errorf("abort an ended rollout: exit %d: %s", code, stderr)
 	}
+
+	// submit --wait follows a rollout to its end and exits as run does.
+	plan2 := filepath.Join(dir, "plan2.yaml")
+	if err := os.WriteFile(plan2, []byte("id: hub-2\naction: {twin: {desired: {interval: 20}}}\nstages: [{name: all, rest: true}]\npoll: 50ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = fleetsim(t, dir, "rollout", "submit", plan2, "--wait", "--data", data)
+	if code != 0 || !strings.Contains(stdout, "rollout hub-2: completed") || !strings.Contains(stderr, "rollout hub-2 completed") {
+		t.Errorf("submit --wait: exit %d: %s%s", code, stdout, stderr)
+	}
 }
