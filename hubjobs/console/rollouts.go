@@ -1,17 +1,15 @@
 package console
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 )
 
 // Rollouts is what the console needs from the hub's rollout host: JSON
 // answers, *iothub.Error for an unknown rollout or a request it cannot
-// take. The methods are the REST API's (restapi.Rollouts), so one host
-// serves both.
+// take. The methods are among the REST API's (restapi.Rollouts), so one
+// host serves both.
 type Rollouts interface {
-	Submit(ctx context.Context, filename string, plan []byte) ([]byte, error)
 	// List answers the rollouts' summaries.
 	List() ([]byte, error)
 	// Get answers a rollout's state.
