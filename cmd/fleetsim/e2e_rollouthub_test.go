@@ -62,6 +62,9 @@ poll: 50ms
 	if _, err := os.Stat(filepath.Join(data, "rollouts", "hub", "hub-1.json")); err != nil {
 		t.Errorf("the state is not in the hub's data: %v", err)
 	}
+	if code, _, stderr := fleetsim(t, dir, "rollout", "approve", "hub-1", "--data", data); code == 0 || !strings.Contains(stderr, "add --hub") {
+		t.Errorf("approve without --hub: exit %d: %s", code, stderr)
+	}
 	hub.kill(t)
 
 	startServe(t, data)

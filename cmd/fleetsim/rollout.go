@@ -165,7 +165,11 @@ func (s *stateFlags) path(cmd string, args []string) (string, []string, error) {
 	if len(args) == 0 {
 		return "", nil, usagef(cmd, "name the rollout (ID) or its --state file")
 	}
-	return statePath("", s.data, args[0]), args[1:], nil
+	p := statePath("", s.data, args[0])
+	if err := hubHosted(cmd, p, s.data, args[0]); err != nil {
+		return "", nil, err
+	}
+	return p, args[1:], nil
 }
 
 func rolloutStatus() *command {

@@ -279,3 +279,15 @@ func (h *hubFlags) list(ctx context.Context, a *app) error {
 	}
 	return tw.Flush()
 }
+
+// hubHosted says to add --hub when rollout id has no state file of its own
+// but the hub of data runs it.
+func hubHosted(cmd, path, data, id string) error {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(data, "rollouts", "hub", id+".json")); err != nil {
+		return nil
+	}
+	return usagef(cmd, "rollout %s is run by the hub, not from a state file: add --hub", id)
+}
