@@ -46,6 +46,7 @@ var (
 	_ console.Devices         = consoleDevices{}
 	_ console.Jobs            = (*jobs.Engine)(nil)
 	_ console.Counters        = consoleCounters{}
+	_ console.Rollouts        = RolloutHost(nil)
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -76,6 +77,21 @@ type Config struct {
 	// certificates of certificateAuthority devices, in addition to the
 	// *.pem files in DataDir/trusted-ca.
 	TrustedCAFiles []string
+	// Rollouts, when set, builds the rollout host the hub runs (fleetsim
+	// serve passes scenarios/rollout's, so the hub imports no scenario
+	// code): it is given the hub, whose in-process service the rollouts'
+	// jobs run on, and the folder for their state (DataDir/rollouts/hub).
+	// The REST API serves it under /fleetsim/v1/rollouts, the console
+	// shows it, and Run runs it until the hub stops.
+	Rollouts func(h *Hub, dir string) (RolloutHost, error)
+}
+
+// RolloutHost runs rollouts on the hub: submitted through the REST API or
+// driven from the console, resumed after a restart from the state it keeps
+// in its folder. Run owns its goroutines until ctx ends.
+type RolloutHost interface {
+	restapi.Rollouts
+	Run(ctx context.Context) error
 }
 
 // Endpoints tells clients how to reach a running hub; serve writes it to DataDir/connection.json.
@@ -104,6 +120,8 @@ type Hub struct {
 	Metrics *metrics.Metrics
 	// Console is the web console at / on the REST listener.
 	Console *console.Console
+	// Rollouts runs rollouts on the hub; nil unless Config.Rollouts is set.
+	Rollouts RolloutHost
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
@@ -317,12 +335,20 @@ func New(opts Config) (h *Hub, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("jobs engine: %w", err)
 	}
+	var consoleRollouts console.Rollouts
+	if opts.Rollouts != nil {
+		if s.Rollouts, err = opts.Rollouts(s, filepath.Join(dir, "rollouts", "hub")); err != nil {
+			return nil, fmt.Errorf("rollouts: %w", err)
+		}
+		consoleRollouts = s.Rollouts
+	}
 	if s.Console, err = console.New(console.Config{
 		Hostname: opts.Hostname,
 		Policies: consolePolicies(s.policies),
 		Devices:  consoleDevices{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Jobs:     s.Jobs,
 		Counters: consoleCounters{s.Broker, s.Registry, s.Metrics},
+		Rollouts: consoleRollouts,
 		Logger:   log.With().Str("component", "console").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
@@ -334,6 +360,7 @@ func New(opts Config) (h *Hub, err error) {
 		Modules:  s.Registry,
 		Jobs:     s.Jobs,
 		Settings: hubSettings(profile, opts.MaxInFlight),
+		Rollouts: s.Rollouts,
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
@@ -435,6 +462,18 @@ func (s *Hub) Run(ctx context.Context) error {
 	if s.httpsLn != nil {
 		g.Go(func() error { return s.REST.Serve(gctx, s.httpsLn, s.tlsConf) })
 		g.Go(func() error { return s.Console.Run(gctx) })
+	}
+	if s.Rollouts != nil {
+		// The rollouts resume once the hub is up: their jobs need the engine
+		// and the registry running.
+		g.Go(func() error {
+			select {
+			case <-s.ready:
+			case <-gctx.Done():
+				return nil
+			}
+			return s.Rollouts.Run(gctx)
+		})
 	}
 	g.Go(func() error {
 		select {

@@ -166,6 +166,7 @@ func serveHub(ctx context.Context, o serveOptions) error {
 		DataDir: o.DataDir, Hostname: o.Hostname, HTTPSAddr: o.HTTPSAddr, MQTTAddr: o.MQTTAddr,
 		Pacing: pacing, MaxInFlight: maxInFlight, Logger: o.Logger, TrustedCAFiles: o.TrustedCAFiles,
 		CACertFile: o.CACertFile, CAKeyFile: o.CAKeyFile, OwnerKey: o.OwnerKey,
+		Rollouts: rolloutHost(o.Logger),
 	})
 	if err != nil {
 		return err

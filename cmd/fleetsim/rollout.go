@@ -34,8 +34,10 @@ after every step: run the same command again after a restart and it resumes.`,
 			"fleetsim rollout approve fw-2",
 			"fleetsim rollout abort fw-2 --reason 'bad batch'",
 			"fleetsim rollout list",
+			"fleetsim rollout submit plan.yaml   # the served hub runs it",
+			"fleetsim rollout approve --hub fw-2",
 		},
-		subs: []*command{rolloutRun(), rolloutStatus(), rolloutApprove(), rolloutAbort(), rolloutList()},
+		subs: []*command{rolloutRun(), rolloutSubmit(), rolloutStatus(), rolloutApprove(), rolloutAbort(), rolloutList()},
 	}
 }
 
@@ -206,7 +208,11 @@ func (s *stateFlags) path(cmd string, args []string) (string, []string, error) {
 	if len(args) == 0 {
 		return "", nil, usagef(cmd, "name the rollout (ID) or its --state file")
 	}
-	return statePath("", s.data, args[0]), args[1:], nil
+	p := statePath("", s.data, args[0])
+	if err := hubHosted(cmd, p, s.data, args[0]); err != nil {
+		return "", nil, err
+	}
+	return p, args[1:], nil
 }
 
 func rolloutStatus() *command {
@@ -214,9 +220,13 @@ func rolloutStatus() *command {
 		name: "status", args: "[ID]", summary: "show a rollout's state and report",
 		setup: func(f *flagSet) action {
 			s := addStateFlags(f)
+			hub := addHubFlags(f, s)
 			var asJSON bool
 			f.fs.BoolVar(&asJSON, "json", false, "print the state as JSON")
 			return func(ctx context.Context, a *app, args []string) error {
+				if hub.on {
+					return hub.status(ctx, a, f.name, args, asJSON)
+				}
 				path, _, err := s.path(f.name, args)
 				if err != nil {
 					return err
@@ -244,7 +254,11 @@ func rolloutApprove() *command {
 		name: "approve", args: "[ID] [STAGE]", summary: "approve the stage a rollout waits on (or a named stage)",
 		setup: func(f *flagSet) action {
 			s := addStateFlags(f)
+			hub := addHubFlags(f, s)
 			return func(ctx context.Context, a *app, args []string) error {
+				if hub.on {
+					return hub.approve(ctx, a, f.name, args)
+				}
 				path, rest, err := s.path(f.name, args)
 				if err != nil {
 					return err
@@ -269,9 +283,13 @@ func rolloutAbort() *command {
 		name: "abort", args: "[ID]", summary: "ask the engine running a rollout to abort it (cancel, rollback)",
 		setup: func(f *flagSet) action {
 			s := addStateFlags(f)
+			hub := addHubFlags(f, s)
 			var reason string
 			f.fs.StringVar(&reason, "reason", "", "why, for the report")
 			return func(ctx context.Context, a *app, args []string) error {
+				if hub.on {
+					return hub.abort(ctx, a, f.name, args, reason)
+				}
 				path, _, err := s.path(f.name, args)
 				if err != nil {
 					return err
@@ -288,10 +306,14 @@ func rolloutAbort() *command {
 
 func rolloutList() *command {
 	return &command{
-		name: "list", summary: "list the rollouts whose state files are in DIR/rollouts",
+		name: "list", summary: "list the rollouts whose state files are in DIR/rollouts (with --hub: the hub's)",
 		setup: func(f *flagSet) action {
 			s := addStateFlags(f)
+			hub := addHubFlags(f, s)
 			return func(ctx context.Context, a *app, args []string) error {
+				if hub.on {
+					return hub.list(ctx, a)
+				}
 				files, err := filepath.Glob(filepath.Join(s.data, "rollouts", "*.json"))
 				if err != nil {
 					return err

@@ -81,6 +81,9 @@ type Config struct {
 	Devices  Devices
 	Jobs     Jobs
 	Counters Counters
+	// Rollouts, when set, is the hub's rollout host, which the Rollouts
+	// pages show and drive.
+	Rollouts Rollouts
 	Logger   zerolog.Logger
 	// Rate is how often live updates are sent (default 3 per second).
 	Rate time.Duration

@@ -61,6 +61,7 @@ func (c *Console) routes() {
 	c.api("POST /console/api/jobs/{id}/cancel", true, c.apiCancelJob)
 	c.api("GET /console/api/jobs/{id}/analysis", false, c.apiJobAnalysis)
 	c.api("GET /console/api/jobs/{id}/devices", false, c.apiJobDevices)
+	c.rolloutRoutes() // rollouts.go
 	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such console path"})
 	})

@@ -79,13 +79,25 @@ func (s *Server) routes() {
 	s.route("POST /jobs/v2/{id}/cancel", ServiceConnect, s.cancelJob)
 	s.moduleRoutes() // modules.go
 	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
+	s.rolloutRoutes() // rollouts.go
 	s.mux.HandleFunc("/", s.notFound)
 }
 
-// route registers pattern behind service auth and the api-version check.
+// route registers pattern behind service auth and the api-version check;
+// the policy needs every right in need.
 func (s *Server) route(pattern string, need Rights, h handlerFunc) {
+	s.routeWith(pattern, need, false, h)
+}
+
+// routeAny registers pattern for a policy holding any one of the rights in
+// anyOf.
+func (s *Server) routeAny(pattern string, anyOf Rights, h handlerFunc) {
+	s.routeWith(pattern, anyOf, true, h)
+}
+
+func (s *Server) routeWith(pattern string, need Rights, anyOf bool, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if err := s.authorize(r, need); err != nil {
+		if err := s.authorizeRights(r, need, anyOf); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -138,11 +138,11 @@ func unauthorized(format string, args ...any) *iothub.Error {
 	}
 }
 
-// authorize checks the request's service SAS token (docs/iothub.md §1.3, §4.2):
+// authorizeRights checks the request's service SAS token (docs/iothub.md §1.3, §4.2):
 // any field order, sr raw or URL-encoded, signed by the named policy's primary
 // or secondary key, covering the hub host name, not expired, and the policy
-// holding the rights the endpoint needs.
-func (s *Server) authorize(r *http.Request, need Rights) error {
+// holding the rights the endpoint needs (with anyOf, one of them is enough).
+func (s *Server) authorizeRights(r *http.Request, need Rights, anyOf bool) error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return unauthorized("no Authorization header")
@@ -164,7 +164,10 @@ func (s *Server) authorize(r *http.Request, need Rights) error {
 	if _, err := tok.Verify(time.Now(), p.PrimaryKey, p.SecondaryKey); err != nil {
 		return unauthorized("policy %s: %w", p.Name, err)
 	}
-	if !p.Rights.Has(need) {
+	if anyOf && p.Rights&need == 0 {
+		return unauthorized("policy %s has %s; the endpoint needs one of %s", p.Name, p.Rights, need)
+	}
+	if !anyOf && !p.Rights.Has(need) {
 		return unauthorized("policy %s has %s; the endpoint needs %s", p.Name, p.Rights, need)
 	}
 	return nil

@@ -59,6 +59,9 @@ type Config struct {
 	// Settings, when set, are served at SettingsPath to service clients,
 	// so remote runs read the hub's pacing and in-flight limit.
 	Settings func() Settings
+	// Rollouts, when set, runs rollouts on the hub, served at RolloutsPath;
+	// when nil those endpoints answer 404.
+	Rollouts Rollouts
 	// MaxBodyBytes caps request bodies; larger ones get 413 (default 1 MiB).
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful part of Serve's shutdown (default 5 s).

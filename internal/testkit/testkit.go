@@ -47,6 +47,9 @@ type HubOptions struct {
 	// MaxInFlight bounds the jobs' device operations in flight (0: the
 	// engine's default).
 	MaxInFlight int
+	// Rollouts, when set, builds the hub's rollout host
+	// (hubjobs.Config.Rollouts).
+	Rollouts func(h *hubjobs.Hub, dir string) (hubjobs.RolloutHost, error)
 }
 
 // StartHub runs a whole hub for the test's lifetime and waits until it is
@@ -64,6 +67,7 @@ func StartHub(t testing.TB, o HubOptions) *hubjobs.Hub {
 		MQTTAddr:    "127.0.0.1:0",
 		Pacing:      o.Pacing,
 		MaxInFlight: o.MaxInFlight,
+		Rollouts:    o.Rollouts,
 	})
 	if err != nil {
 		t.Fatalf("start hub: %v", err)

@@ -28,6 +28,10 @@ type Engine struct {
 	// OnSave, when set, is called with the state each time the engine
 	// records a step or new job figures, on the goroutine that runs Run.
 	OnSave func(*State)
+	// ApproveCommand, when set, is the command that approves a stage, which
+	// the event of a stage waiting for approval names (default: fleetsim
+	// rollout approve --state STATEPATH).
+	ApproveCommand string
 
 	st       *State
 	stopping bool // stop is running: control requests are not judged again
@@ -848,7 +852,11 @@ func (e *Engine) approval(ctx context.Context, i int) error {
 	}
 	if g != nil && g.Approval && i < len(e.st.Stages)-1 && !e.gateDone(i, "approval") {
 		e.st.Status = StatusWaiting
-		e.event(st.Name, "waiting for approval: fleetsim rollout approve --state %s", e.StatePath)
+		cmd := e.ApproveCommand
+		if cmd == "" {
+			cmd = "fleetsim rollout approve --state " + e.StatePath
+		}
+		e.event(st.Name, "waiting for approval: %s", cmd)
 		if err := e.save(); err != nil {
 			return err
 		}

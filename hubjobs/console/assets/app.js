@@ -354,14 +354,16 @@ function route() {
   const v = $("view"), parts = (location.hash || "#/fleet").slice(2).split("/");
   if (S.view && S.view.close) S.view.close();
   v.replaceChildren();
-  if (!S.write) v.append(h("p", { class: "ro", id: "read-only" }, "Read-only: this policy cannot change twins, call methods or run jobs."));
-  for (const n of ["fleet", "jobs", "hub"]) $("nav-" + n).className = (parts[0] === n || (n === "jobs" && parts[0] === "job")) ? "on" : "";
+  if (!S.write) v.append(h("p", { class: "ro", id: "read-only" }, "Read-only: this policy cannot change twins, call methods, run jobs or drive rollouts."));
+  for (const n of ["fleet", "jobs", "rollouts", "hub"]) $("nav-" + n).className = (parts[0] === n || parts[0] + "s" === n) ? "on" : "";
   const id = decodeURIComponent(parts.slice(1).join("/"));
   switch (parts[0]) {
     case "device": S.view = deviceView(v, id); openEvents(""); break;
     case "jobs": S.view = jobsView(v); openEvents(""); break;
     case "job": S.view = jobView(v, id); openEvents(id); break;
     case "hub": S.view = hubView(v); openEvents(""); break;
+    case "rollouts": S.view = rolloutsView(v); openEvents(""); break; // rollouts.js
+    case "rollout": S.view = rolloutView(v, id); openEvents(""); break;
     default: S.view = fleetView(v); openEvents("");
   }
 }
