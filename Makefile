@@ -4,7 +4,7 @@ PKGS     ?= ./...
 BENCHTIME ?= 1x
 SCENARIO ?= quickstart
 
-.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench bench-200k fuzz clean image-root image
+.PHONY: help build run test check lint vet staticcheck fmt tidy unit sdk-deps sdktest bench bench-200k bench-shards fuzz clean image-root image
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,11 @@ bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices, each figure with its 
 
 bench-200k: ## the fleet benchmark at 200k devices (long), with the stack shrinking fleetsim's memory plan picks for it
 	GODEBUG=$${GODEBUG:-gcshrinkstackoff=0} $(GO) test -run '^$$' -bench 'FleetJobs' -benchtime 1x -timeout 90m ./scenarios/runner/ -args -devices 200000
+
+SHARDS ?= 4
+PER    ?= 25000
+bench-shards: build ## SHARDS (4) shard processes of PER (25000) devices against one fleetsim serve, then the same fleet in one process: connect time, job ops/s, peak RSS per process
+	SHARDS=$(SHARDS) PER=$(PER) FLEETSIM=bin/fleetsim ./scripts/bench-shards
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 	./.ci/fuzz $${FUZZTIME:-30s}

@@ -167,6 +167,9 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 				return h.violation(cl, fmt.Sprintf("subscription to %q", f.Filter))
 			}
 		}
+		if h.subscribe(cl, &pk) { // see subscribe.go
+			return subscribed, nil
+		}
 	}
 	return pk, nil
 }

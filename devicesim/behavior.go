@@ -180,7 +180,9 @@ type Connectivity struct {
 	TokenLifetime time.Duration
 	RenewalMargin time.Duration
 	// Backoff between failed connects: exponential from Initial (default 1 s)
-	// to Max (default 60 s) with full jitter.
+	// to Max (default 10 s, the cap of the Azure device SDKs' retry
+	// policies) with full jitter. A device that lost its hub is back within
+	// Max of the hub's return, well inside a job's connect timeout.
 	Backoff Backoff
 	// KeepAlive is the MQTT keep-alive (default 180 s as the Node SDK;
 	// negative disables it, which saves paho a goroutine per device).
@@ -302,7 +304,7 @@ func (c Connectivity) withDefaults() Connectivity {
 		c.Backoff.Initial = time.Second
 	}
 	if c.Backoff.Max <= 0 {
-		c.Backoff.Max = time.Minute
+		c.Backoff.Max = 10 * time.Second
 	}
 	if c.Backoff.Max < c.Backoff.Initial {
 		c.Backoff.Max = c.Backoff.Initial

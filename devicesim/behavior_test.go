@@ -594,3 +594,24 @@ func TestReportedQueuedWhileOfflineAndRefusals(t *testing.T) {
 		waitUntil(t, "refusal", func() bool { return d.Stats().ReportedFailed == 1 })
 	})
 }
+
+// TestBackoffDefaults: the reconnect backoff grows from 1 s and is capped
+// at 10 s like the Azure device SDKs' retry policies, so devices that lost
+// a restarting hub come back within seconds of it, not a minute.
+func TestBackoffDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   Backoff
+		want Backoff
+	}{
+		{"defaults", Backoff{}, Backoff{Initial: time.Second, Max: 10 * time.Second}},
+		{"max below initial", Backoff{Initial: 20 * time.Second}, Backoff{Initial: 20 * time.Second, Max: 20 * time.Second}},
+		{"given", Backoff{Initial: time.Millisecond, Max: time.Minute}, Backoff{Initial: time.Millisecond, Max: time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := (Connectivity{Backoff: tc.in}).withDefaults().Backoff; got != tc.want {
+				t.Errorf("backoff %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -37,6 +37,7 @@ type Fleet struct {
 	started atomic.Bool
 
 	connected   atomic.Int64
+	allAt       atomic.Int64 // unix nanoseconds when every device was first connected at once
 	outstanding atomic.Int64 // device-side work started and not finished, see Outstanding
 	waitMu      sync.Mutex
 	waiters     []readyWaiter
@@ -127,6 +128,9 @@ func (f *Fleet) Run(ctx context.Context) error {
 // connectedDelta is called by a device when it connects (+1) or disconnects (-1).
 func (f *Fleet) connectedDelta(delta int64) {
 	n := f.connected.Add(delta)
+	if delta > 0 && n == int64(len(f.devices)) && f.allAt.Load() == 0 {
+		f.allAt.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	if delta <= 0 || !f.hasWait.Load() {
 		return
 	}
@@ -146,6 +150,16 @@ func (f *Fleet) connectedDelta(delta int64) {
 
 // Connected returns how many devices are connected now.
 func (f *Fleet) Connected() int { return int(f.connected.Load()) }
+
+// AllConnectedAt returns when every device of the fleet was first
+// connected at the same time: the end of the fleet's connect phase. It is
+// zero until then.
+func (f *Fleet) AllConnectedAt() time.Time {
+	if ns := f.allAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 
 // Ready returns a channel closed once at least n devices are connected at
 // the same time.

@@ -96,9 +96,16 @@ func TestFleetConnectRateAndStats(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		t0 := time.Now()
+		if at := f.AllConnectedAt(); !at.IsZero() {
+			t.Errorf("all connected at %s before the fleet ran", at)
+		}
 		go func() { done <- f.Run(ctx) }()
 		if err := f.WaitConnected(ctx, n); err != nil {
 			t.Fatal(err)
+		}
+		// The last of 20 connects at 10 per second came 1.9 s after the start.
+		if at := f.AllConnectedAt().Sub(t0); at != 1900*time.Millisecond {
+			t.Errorf("all connected after %s, want 1.9s", at)
 		}
 		var times []time.Duration
 		for i := range n {

@@ -29,8 +29,15 @@ type shardProc struct {
 
 func startShard(t *testing.T, ep hubjobs.Endpoints, index, shards int, report string) *shardProc {
 	t.Helper()
+	return startScenarioShard(t, "testdata/shards-e2e.yaml", ep, index, shards, report)
+}
+
+// startScenarioShard starts shard index (0-based, as JOB_COMPLETION_INDEX)
+// of shards running scenario against the hub at ep.
+func startScenarioShard(t *testing.T, scenario string, ep hubjobs.Endpoints, index, shards int, report string) *shardProc {
+	t.Helper()
 	p := &shardProc{done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "run", "testdata/shards-e2e.yaml", "--shard", "auto", "--no-live",
+	p.cmd = exec.Command(binary, "run", scenario, "--shard", "auto", "--no-live",
 		"--hub-url", "https://"+ep.HTTPSAddr, "--mqtt-url", "ssl://"+ep.MQTTAddr, "--ca", ep.CAFile,
 		"--heartbeat-timeout", "3s", "--barrier-timeout", "1m", "--report", report, "--log-level", "warn")
 	for _, kv := range os.Environ() {
@@ -186,4 +193,101 @@ func TestBinaryShardsMeetOnTheHub(t *testing.T) {
 			t.Errorf("merge without shard 3: exit %d\n%s", code, stdout)
 		}
 	})
+}
+
+// readEndpoints reads the connection.json a served hub wrote in data.
+func readEndpoints(t *testing.T, data string) hubjobs.Endpoints {
+	t.Helper()
+	var ep hubjobs.Endpoints
+	b, err := os.ReadFile(filepath.Join(data, "connection.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// TestBinaryShardsRideThroughAHubRestart kills the served hub with SIGKILL
+// while a job runs over two shards' devices, and serves the same data
+// directory again on the same addresses: the devices reconnect, the hub
+// resumes the job, the shards' judging waits through the outage, and the
+// merged verdict counts the job once with every device in it.
+func TestBinaryShardsRideThroughAHubRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a hub, kills and restarts it under two shard processes")
+	}
+	const devices = 1000
+	data := t.TempDir()
+	serveArgs := []string{"--max-in-flight", "100"}
+	hub := startServe(t, data, serveArgs...)
+	ep := readEndpoints(t, data)
+	out := t.TempDir()
+	dir := func(i int) string { return filepath.Join(out, "shard-"+strconv.Itoa(i)) }
+	var procs [2]*shardProc
+	for i := range procs {
+		procs[i] = startScenarioShard(t, "testdata/shards-restart.yaml", ep, i, len(procs), dir(i+1))
+	}
+
+	// Kill the hub once the job is well under way, not finished.
+	var id string
+	testkit.Eventually(t, 2*time.Minute, func() bool {
+		var list []struct {
+			JobID string `json:"jobId"`
+			jobView
+		}
+		clientJSON(t, data, &list, "jobs", "list")
+		if len(list) != 1 {
+			return false
+		}
+		id = list[0].JobID
+		return list[0].Stats.SucceededCount >= devices/5
+	}, "a fifth of the job")
+	var j jobView
+	clientJSON(t, data, &j, "jobs", "get", id)
+	hub.kill(t)
+	if j.Status == "completed" || j.Stats.SucceededCount > devices*3/4 {
+		t.Fatalf("killed the hub with the job at %s %+v; the test needs it in the middle", j.Status, j.Stats)
+	}
+	t.Logf("killed the hub with %d of %d devices done", j.Stats.SucceededCount, devices)
+	// The hub stays away for longer than the shards' heartbeat timeout, as
+	// a restarted pod would: no shard may take the others for gone.
+	time.Sleep(5 * time.Second)
+
+	startServe(t, data, append(serveArgs, "--https-addr", ep.HTTPSAddr, "--mqtt-addr", ep.MQTTAddr)...)
+	for i, p := range procs {
+		if code, o := p.wait(t); code != 0 {
+			t.Errorf("shard %d: exit %d\n%s", i+1, code, o)
+		}
+	}
+	clientJSON(t, data, &j, "jobs", "get", id)
+	j.check(t)
+	if s := j.Stats; j.Status != "completed" || s.DeviceCount != devices || s.SucceededCount != devices {
+		t.Errorf("job %s after the restart: %s %+v", id, j.Status, s)
+	}
+	code, stdout, stderr := fleetsim(t, t.TempDir(), "report", "merge", dir(1), dir(2), "--out", filepath.Join(out, "merged"))
+	if code != 0 {
+		t.Fatalf("merge: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	m := readShardReport(t, filepath.Join(out, "merged"))
+	if m.Devices != devices || len(m.Shards) != 2 || len(m.Jobs) != 1 || !m.Passed || m.Fleet.AllConnected <= 0 {
+		t.Fatalf("merged: %d devices, fleet %+v, shards %+v, jobs %+v, passed %v", m.Devices, m.Fleet, m.Shards, m.Jobs, m.Passed)
+	}
+	mj := m.Jobs[0]
+	if mj.JobID != id || mj.DeviceCount != devices || mj.Succeeded != devices || mj.Failed != 0 {
+		t.Errorf("merged job %+v, want %s with %d devices succeeded", mj, id, devices)
+	}
+	for _, sh := range m.Shards {
+		// Every device connected again after the restart.
+		if sh.Devices != devices/2 || sh.ConnectedAtEnd != devices/2 || sh.Connects < int64(devices) || sh.NeverConnected != 0 {
+			t.Errorf("merged shard %+v, want %d devices, all connected twice", sh, devices/2)
+		}
+	}
+	for i := range procs {
+		r := readShardReport(t, dir(i+1))
+		if r.Run == nil || len(r.Run.Lost) != 0 || r.Run.Epoch != 1 {
+			t.Errorf("shard %d: run %+v, want epoch 1 with no shard lost", i+1, r.Run)
+		}
+	}
 }

@@ -36,6 +36,9 @@ func renderText(r *runner.Report) []byte {
 	f := r.Fleet
 	fmt.Fprintf(&b, "\nFleet\n")
 	fmt.Fprintf(&b, "  %d of %d connected at the end; %d connects, %d disconnects\n", f.ConnectedAtEnd, r.Devices, f.Connects, f.Disconnects)
+	if f.AllConnected > 0 {
+		fmt.Fprintf(&b, "  every device connected %s after the fleet started\n", fmtDur(time.Duration(f.AllConnected)))
+	}
 	fmt.Fprintf(&b, "  %d method calls, %d desired patches, %d reported updates, %d telemetry messages", f.MethodCalls, f.DesiredPatches, f.ReportedUpdates, f.Telemetry)
 	if f.DroppedEvents > 0 {
 		fmt.Fprintf(&b, ", %d fleet events dropped", f.DroppedEvents)

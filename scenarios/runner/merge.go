@@ -88,11 +88,13 @@ func Merge(reports []*Report) (*Report, error) {
 	verdicts := map[string]*verdict{}
 	var fleetConnected []string // descriptions of fleet-wide connected expectations
 	m.Settle.Settled = true
+	allConnected := true // every shard's fleet was once connected in full
 
 	for i := 1; i <= shards; i++ {
 		r := byShard[i]
 		if r == nil {
 			missing = append(missing, i)
+			allConnected = false
 			continue
 		}
 		if r.Started.Before(m.Started) {
@@ -113,6 +115,8 @@ func Merge(reports []*Report) (*Report, error) {
 		m.Fleet.ReportedUpdates += r.Fleet.ReportedUpdates
 		m.Fleet.Telemetry += r.Fleet.Telemetry
 		m.Fleet.DroppedEvents += r.Fleet.DroppedEvents
+		m.Fleet.AllConnected = max(m.Fleet.AllConnected, r.Fleet.AllConnected)
+		allConnected = allConnected && r.Fleet.AllConnected > 0
 		m.DeviceSide.TelemetrySent += r.DeviceSide.TelemetrySent
 		m.Interrupted = m.Interrupted || r.Interrupted
 		m.Settle.Settled = m.Settle.Settled && r.Settle.Settled
@@ -172,6 +176,9 @@ func Merge(reports []*Report) (*Report, error) {
 				jobAt[j.JobID] = r.Ended
 			}
 		}
+	}
+	if !allConnected {
+		m.Fleet.AllConnected = 0 // some shard never had all its devices connected
 	}
 	m.Duration = Duration(m.Ended.Sub(m.Started))
 	if m.Run != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func loadReport(t *testing.T, name string) *Report {
@@ -32,6 +33,14 @@ func TestMergeShardReports(t *testing.T) {
 	// ended last and saw it complete.
 	if m.Devices != 200 || m.Fleet.ConnectedAtEnd != 198 || m.Fleet.Connects != 210 || m.DeviceSide.TelemetrySent != 100 {
 		t.Errorf("fleet: %d devices, %+v, telemetry %d", m.Devices, m.Fleet, m.DeviceSide.TelemetrySent)
+	}
+	// Shard 1 never had its whole fleet connected: neither has the merge.
+	if m.Fleet.AllConnected != 0 {
+		t.Errorf("merged fleet all connected after %v, with two devices of shard 1 never connected", m.Fleet.AllConnected)
+	}
+	s1.Fleet.AllConnected = Duration(3 * time.Second)
+	if m2, err := Merge([]*Report{s1, s2}); err != nil || m2.Fleet.AllConnected != Duration(4200*time.Millisecond) {
+		t.Errorf("merged fleet all connected after %v (%v), want the longer shard's 4.2s", m2.Fleet.AllConnected, err)
 	}
 	if len(m.Jobs) != 1 || m.Jobs[0].Status != "completed" || m.Jobs[0].DeviceCount != 200 || m.Jobs[0].Succeeded != 194 {
 		t.Errorf("jobs %+v, want one completed job of 200 devices, 194 succeeded", m.Jobs)

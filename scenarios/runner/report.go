@@ -78,6 +78,11 @@ type FleetSummary struct {
 	ReportedUpdates int64 `json:"reportedUpdates"`
 	Telemetry       int64 `json:"telemetry"`
 	DroppedEvents   int64 `json:"droppedEvents"`
+	// AllConnected is the time from the fleet's start until every device
+	// was connected at once: the length of its connect phase. Absent when
+	// that never happened. A merged report has the longest shard's, when
+	// every shard's fleet was once connected in full.
+	AllConnected Duration `json:"allConnectedMs,omitempty"`
 }
 
 // JobReport is one job's final statistics and the figures derived from its

@@ -177,7 +177,8 @@ type player struct {
 	secret         []byte
 	fleet          *devicesim.Fleet
 	started        time.Time
-	jobs           []string // created (or, on other shards, expected), in timeline order
+	fleetStarted   time.Time // when the fleet began connecting; started moves to the barrier's end on a shard
+	jobs           []string  // created (or, on other shards, expected), in timeline order
 	createErr      map[string]error
 	finalRows      map[string][]deviceOutcome
 	readErr        map[string]error // the last failed read of each job
@@ -232,6 +233,7 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
 	fleetDone := make(chan error, 1)
 	p.started = time.Now()
+	p.fleetStarted = p.started
 	go func() { fleetDone <- p.fleet.Run(fleetCtx) }()
 	p.wavesCtx, p.wavesCancelled = context.WithCancel(ctx)
 
@@ -676,6 +678,9 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 			DroppedEvents:   fs.EventsDropped + fs.QueueDropped,
 		},
 		Passed: true,
+	}
+	if at := p.fleet.AllConnectedAt(); !at.IsZero() {
+		rep.Fleet.AllConnected = Duration(at.Sub(p.fleetStarted))
 	}
 	rep.Settle = p.settle.summary(p.fleet.Outstanding(), p.sc.Duration)
 	if rep.Pacing == "" {
