@@ -34,7 +34,9 @@ func newLiveScenario(sc *scenarios.Scenario, mode string, devices int) *liveScen
 		DurationMs: sc.Duration.Milliseconds(), Devices: devices,
 	}
 	for _, a := range sc.Actions() {
-		st.Steps = append(st.Steps, console.ScenarioStep{AtMs: a.When().Milliseconds(), Action: a.String()})
+		// The page shows the time in a column of its own.
+		desc := strings.TrimPrefix(a.String(), fmt.Sprintf("at %s: ", a.When()))
+		st.Steps = append(st.Steps, console.ScenarioStep{AtMs: a.When().Milliseconds(), Action: desc})
 	}
 	return &liveScenario{st: st}
 }

@@ -9,7 +9,7 @@ function scenarioView(v) {
   const c1 = h("canvas", { class: "chart", id: "scenario-connected" }), c2 = h("canvas", { class: "chart", id: "scenario-ops" });
   const title = h("h1", {}, "Scenario");
   v.append(title, head,
-    h("div", { class: "cols" }, h("div", { class: "panel" }, h("h2", {}, "Connected devices"), c1), h("div", { class: "panel" }, h("h2", {}, "Device operations/s"), c2)),
+    h("div", { class: "cols" }, h("div", { class: "panel" }, h("h2", {}, "Connected devices"), c1), h("div", { class: "panel" }, h("h2", {}, "Device operations/s (jobs)"), c2)),
     h("div", { class: "cols" },
       h("div", { class: "panel" }, h("h2", {}, "Timeline"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "at"), h("th", {}, "action"), h("th", {}, "done"))), steps)),
       h("div", { class: "panel" }, h("h2", {}, "Expectations"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "expectation"), h("th", {}, "state"), h("th", {}, "figures"))), exps))));
@@ -27,7 +27,7 @@ function scenarioView(v) {
       h("div", { class: "stat" }, h("b", { id: "scenario-phase" }, phase), h("span", {}, st.mode === "hosted" ? "hosted fleet" : "phase")),
       h("div", { class: "stat" }, h("b", { id: "scenario-elapsed" }, e === null ? "–" : st.phase === "ended" ? "–" : "T+" + secs(e)), h("span", {}, "elapsed")),
       statBox("devices", st.devices), statBox("connected", S.live ? S.live.totals.connected : 0),
-      h("div", { class: "stat" }, h("b", { id: "scenario-next" }, next && e !== null && st.mode !== "hosted" ? next.action.split(" ")[0] + " in " + secs(Math.max(0, next.atMs - e)) : "–"), h("span", {}, "next step")),
+      h("div", { class: "stat" }, h("b", { id: "scenario-next" }, next && e !== null && st.mode !== "hosted" ? "in " + secs(Math.max(0, next.atMs - e)) : "–"), h("span", {}, "to the next step")),
       h("div", { class: "stat" }, h("b", { id: "scenario-passing" }, st.expectations.filter((x) => x.state === "passing").length + " of " + st.expectations.length), h("span", {}, "expectations passing"))),
       h("p", { class: "dim" }, st.description || "", st.mode === "hosted" ? " · fleetsim serve hosts this scenario's fleet; its timeline is played by fleetsim run." : ""));
   }
@@ -49,7 +49,7 @@ function scenarioView(v) {
     const pts = S.hub, t0 = st && st.started && !st.started.startsWith("0001") ? Date.parse(st.started) : 0;
     const s = t0 ? pts.filter((p) => p.t >= t0 - 2000) : pts;
     lineChart(c1, [{ name: "connected", color: "#2ecc71", points: s.map((p) => [p.t, p.connected]) }], { max: st ? st.devices : 0 });
-    lineChart(c2, [{ name: "job device-ops/s", color: "#f0a020", points: s.map((p) => [p.t, p.jobOpsPerSec]) }, { name: "method calls/s", color: "#a371f7", points: s.map((p) => [p.t, p.methodsPerSec]) }]);
+    lineChart(c2, [{ name: "job device-ops/s", color: "#f0a020", points: s.map((p) => [p.t, p.jobOpsPerSec]) }]);
   }
   api("GET", "/scenario").then((s) => { show(s); draw(); }).catch((e) => head.replaceChildren(h("p", { class: "err" }, e.message)));
   api("GET", "/hub/series").then((s) => { S.hub = s; draw(); });
