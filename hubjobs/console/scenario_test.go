@@ -229,3 +229,38 @@ func TestScenarioEvents(t *testing.T) {
 		t.Errorf("changed scenario: %+v", st)
 	}
 }
+
+// TestCellsPayload100k builds the grid's payload for 100k devices from
+// fake registries, without devices connecting: a fleet all online is a few
+// bytes, a fleet in which every neighbour differs at most a byte a device
+// (in base64), so the page's first load and its grid updates stay small.
+func TestCellsPayload100k(t *testing.T) {
+	const n = 100_000
+	mixed, mixedJobs := fleetFixture(n)
+	for _, tc := range []struct {
+		name string
+		d    *fakeDevices
+		j    Jobs
+		max  int
+	}{
+		{"all online", newFakeDevices(n, func(int) bool { return true }), &fakeJobs{}, 200},
+		{"a third offline, a job over half", mixed, mixedJobs, 4*n/3 + 200},
+		{"every neighbour differs", newFakeDevices(n, func(i int) bool { return i%2 == 0 }), &fakeJobs{}, 4*n/3 + 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLive(tc.d, tc.j, fakeCounters{})
+			l.watchers.Add(1)
+			l.wantFleet.Store(true)
+			l.tick(t.Context(), time.Now())
+			_, _, f, _ := l.snapshot()
+			b, err := json.Marshal(cellsBody(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d devices, %s: cells payload %d bytes (%s)", n, tc.name, len(b), f.enc)
+			if len(f.ids) != n || len(b) > tc.max {
+				t.Errorf("%d devices in a %d-byte payload, want %d in at most %d", len(f.ids), len(b), n, tc.max)
+			}
+		})
+	}
+}
