@@ -223,14 +223,27 @@ func (l *live) messageLocked(s hubSample, tot Totals) []byte {
 // (or was never built): a page's first load gets the fleet as it is, not
 // after the event stream's next tick.
 func (l *live) freshFleet(ctx context.Context, now time.Time, maxAge time.Duration) *fleetSnapshot {
-	l.mu.RLock()
-	f, at, list := l.fleet, l.fleetAt, l.jobList
-	l.mu.RUnlock()
-	if f.version > 0 && now.Sub(at) <= maxAge {
+	fresh := func() *fleetSnapshot {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		if l.fleet.version > 0 && now.Sub(l.fleetAt) <= maxAge {
+			return l.fleet
+		}
+		return nil
+	}
+	if f := fresh(); f != nil {
 		return f
 	}
-	l.buildFleet(ctx, list, now)
-	_, _, f, _ = l.snapshot()
+	l.buildMu.Lock()
+	// Requests that waited here for another's build use it.
+	if f := fresh(); f == nil {
+		l.mu.RLock()
+		list := l.jobList
+		l.mu.RUnlock()
+		l.buildFleetLocked(ctx, list, now)
+	}
+	l.buildMu.Unlock()
+	_, _, f, _ := l.snapshot()
 	return f
 }
 
@@ -238,6 +251,11 @@ func (l *live) freshFleet(ctx context.Context, now time.Time, maxAge time.Durati
 func (l *live) buildFleet(ctx context.Context, list []jobs.Job, now time.Time) {
 	l.buildMu.Lock()
 	defer l.buildMu.Unlock()
+	l.buildFleetLocked(ctx, list, now)
+}
+
+// buildFleetLocked is buildFleet with buildMu held.
+func (l *live) buildFleetLocked(ctx context.Context, list []jobs.Job, now time.Time) {
 	l.mu.RLock()
 	prev := l.fleet
 	l.mu.RUnlock()
