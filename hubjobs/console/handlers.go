@@ -52,6 +52,7 @@ func (c *Console) routes() {
 	c.api("GET /console/api/fleet/match", false, c.apiMatch)
 	c.api("GET /console/api/fleet/device", false, c.apiCellDevice)
 	c.api("GET /console/api/hub/series", false, c.apiHubSeries)
+	c.api("GET /console/api/scenario", false, c.apiScenario)
 	c.api("GET /console/api/devices/{id}/twin", false, c.apiTwin)
 	c.api("PATCH /console/api/devices/{id}/twin", true, c.apiPatchTwin)
 	c.api("POST /console/api/devices/{id}/methods", true, c.apiInvoke)
@@ -215,7 +216,11 @@ func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) apiSession(w http.ResponseWriter, r *http.Request, s *session) error {
-	writeJSON(w, http.StatusOK, map[string]any{"policy": s.policy, "write": s.write, "csrf": s.csrf})
+	out := map[string]any{"policy": s.policy, "write": s.write, "csrf": s.csrf}
+	if sc := c.live.currentScenario(); sc != nil {
+		out["scenario"] = sc.ScenarioState().Name
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -249,7 +254,12 @@ func (c *Console) apiEvents(w http.ResponseWriter, r *http.Request, s *session) 
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, "retry: 2000\n\n")
 	jobID := r.URL.Query().Get("job")
-	var lastSeq, lastCells int64 = -1, -1
+	watchScenario := r.URL.Query().Get("scenario") == "1"
+	if watchScenario {
+		c.live.scenarioWatchers.Add(1)
+		defer c.live.scenarioWatchers.Add(-1)
+	}
+	var lastSeq, lastCells, lastScenario int64 = -1, -1, -1
 	for {
 		msg, seq, fleet, next := c.live.snapshot()
 		if seq != lastSeq && msg != nil {
@@ -261,6 +271,12 @@ func (c *Console) apiEvents(w http.ResponseWriter, r *http.Request, s *session) 
 				lastCells = fleet.version
 				b, _ := json.Marshal(cellsBody(fleet))
 				if err := sse(w, "cells", b); err != nil {
+					return nil
+				}
+			}
+			if b, v := c.live.scenarioSnapshot(); watchScenario && b != nil && v != lastScenario {
+				lastScenario = v
+				if err := sse(w, "scenario", b); err != nil {
 					return nil
 				}
 			}
@@ -294,8 +310,10 @@ func cellsBody(f *fleetSnapshot) map[string]any {
 	return map[string]any{"version": f.version, "devices": len(f.ids), "enc": f.enc, "cells": f.cells, "counts": f.counts}
 }
 
+// apiCells answers the grid. A grid older than the event stream rebuilds
+// it is built now, so that a page's first load shows the fleet at once.
 func (c *Console) apiCells(w http.ResponseWriter, r *http.Request, s *session) error {
-	_, _, f, _ := c.live.snapshot()
+	f := c.live.freshFleet(r.Context(), time.Now(), fleetEveryTick*c.cfg.Rate)
 	writeJSON(w, http.StatusOK, cellsBody(f))
 	return nil
 }

@@ -86,6 +86,11 @@ type live struct {
 	wantFleet atomic.Bool  // a stream opened: rebuild the grid on the next tick
 	ticks     int64
 
+	scenario         atomic.Pointer[scenarioRef] // the scenario being played, if any
+	scenarioWatchers atomic.Int64                // open streams of scenario pages
+
+	buildMu sync.Mutex // one grid build at a time: a tick's or a first load's
+
 	mu       sync.RWMutex
 	hub      []hubSample
 	jobSer   map[string][]jobSample
@@ -93,8 +98,12 @@ type live struct {
 	fleet    *fleetSnapshot
 	rowCache map[string]jobRows // rows of terminal jobs, which no longer change
 	msg      []byte             // the latest aggregate message, without the grid
-	seq      int64              // counts messages
-	notify   chan struct{}      // closed and replaced on every new message
+	fleetAt  time.Time          // when the grid was built
+	// scenarioMsg is the scenario's latest state, scenarioVer its version.
+	scenarioMsg []byte
+	scenarioVer int64
+	seq         int64         // counts messages
+	notify      chan struct{} // closed and replaced on every new message
 }
 
 func newLive(d Devices, j Jobs, c Counters) *live {
@@ -144,8 +153,9 @@ func (l *live) tick(ctx context.Context, now time.Time) {
 	l.mu.Unlock()
 
 	if l.watchers.Load() > 0 && (l.ticks%fleetEveryTick == 0 || l.wantFleet.Swap(false)) {
-		l.buildFleet(ctx, list)
+		l.buildFleet(ctx, list, now)
 	}
+	l.sampleScenario(now)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -209,9 +219,46 @@ func (l *live) messageLocked(s hubSample, tot Totals) []byte {
 	return b
 }
 
+// freshFleet returns the grid, built now when it is older than maxAge
+// (or was never built): a page's first load gets the fleet as it is, not
+// after the event stream's next tick.
+func (l *live) freshFleet(ctx context.Context, now time.Time, maxAge time.Duration) *fleetSnapshot {
+	fresh := func() *fleetSnapshot {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+		if l.fleet.version > 0 && now.Sub(l.fleetAt) <= maxAge {
+			return l.fleet
+		}
+		return nil
+	}
+	if f := fresh(); f != nil {
+		return f
+	}
+	l.buildMu.Lock()
+	// Requests that waited here for another's build use it.
+	if f := fresh(); f == nil {
+		l.mu.RLock()
+		list := l.jobList
+		l.mu.RUnlock()
+		l.buildFleetLocked(ctx, list, now)
+	}
+	l.buildMu.Unlock()
+	_, _, f, _ := l.snapshot()
+	return f
+}
+
 // buildFleet rebuilds the grid from the twins and the latest jobs' rows.
-func (l *live) buildFleet(ctx context.Context, list []jobs.Job) {
+func (l *live) buildFleet(ctx context.Context, list []jobs.Job, now time.Time) {
+	l.buildMu.Lock()
+	defer l.buildMu.Unlock()
+	l.buildFleetLocked(ctx, list, now)
+}
+
+// buildFleetLocked is buildFleet with buildMu held.
+func (l *live) buildFleetLocked(ctx context.Context, list []jobs.Job, now time.Time) {
+	l.mu.RLock()
 	prev := l.fleet
+	l.mu.RUnlock()
 	ids := make([]string, 0, len(prev.ids))
 	codes := make([]byte, 0, len(prev.ids))
 	l.devices.Scan("", func(id string, doc map[string]any) bool {
@@ -248,7 +295,7 @@ func (l *live) buildFleet(ctx context.Context, list []jobs.Job) {
 		f.version++
 	}
 	l.mu.Lock()
-	l.fleet = f
+	l.fleet, l.fleetAt = f, now
 	l.mu.Unlock()
 }
 

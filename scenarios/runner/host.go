@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -45,6 +46,12 @@ func HostFleet(ctx context.Context, hub *hubjobs.Hub, sc *scenarios.Scenario, o 
 		return err
 	}
 	p.fleet = p.newFleet()
+	if hub.Console != nil {
+		p.lv = newLiveScenario(sc, "hosted", p.fleet.Len())
+		p.lv.start(time.Now(), "hosting")
+		hub.Console.SetScenario(p.lv)
+		defer hub.Console.SetScenario(nil)
+	}
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)

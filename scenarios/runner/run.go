@@ -128,6 +128,10 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 	if err != nil {
 		return nil, err
 	}
+	if o.ConsoleAddr != "" {
+		p.lv = newLiveScenario(sc, "run", len(indexes))
+		st.Console.SetScenario(p.lv)
+	}
 	// The hub outlives an interruption until the partial report is read.
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
@@ -196,6 +200,8 @@ type player struct {
 	remote         remoteSettings                  // the remote hub's settings, as read
 	endNotes       []string                        // jobs still running at the end
 	ro             rollouts                        // the timeline's rollouts
+	lv             *liveScenario                   // the console's view of the run, or nil
+	played         int                             // timeline actions played so far
 }
 
 // deviceKey derives a device's key from the run's secret.
@@ -234,6 +240,7 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 	fleetDone := make(chan error, 1)
 	p.started = time.Now()
 	p.fleetStarted = p.started
+	p.lv.start(p.started, "playing")
 	go func() { fleetDone <- p.fleet.Run(fleetCtx) }()
 	p.wavesCtx, p.wavesCancelled = context.WithCancel(ctx)
 
@@ -260,6 +267,7 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 	if rep != nil {
 		p.remoteReport(rep)
 	}
+	p.lv.end(rep)
 	if p.coord != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 		p.coord.finish(fctx)
@@ -371,7 +379,9 @@ func (p *player) timeline(ctx context.Context) error {
 			next++
 		}
 		p.checkStates(ctx, false)
+		p.judgeLive(ctx, time.Now())
 		if next == len(actions) && p.settled(ctx) {
+			p.lv.setPhase("settling")
 			if note, done := p.settle.devices(p.fleet, time.Since(p.started)); done {
 				p.progress(ctx, note)
 				return nil
@@ -479,6 +489,8 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 		}
 		note += p.startRollout(ctx, a)
 	}
+	p.lv.stepDone(p.played, a, time.Since(p.started), note)
+	p.played++
 	p.progress(ctx, note)
 }
 

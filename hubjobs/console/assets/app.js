@@ -29,9 +29,10 @@ async function api(method, path, body, headers) {
 }
 
 // ---- live events ----
-function openEvents(job) {
+function openEvents(job, scenario) {
   if (S.es) S.es.close();
-  S.es = new EventSource("/console/api/events" + (job ? "?job=" + encodeURIComponent(job) : ""));
+  S.es = new EventSource("/console/api/events" + (job ? "?job=" + encodeURIComponent(job) : scenario ? "?scenario=1" : ""));
+  S.es.addEventListener("scenario", (e) => { if (S.view && S.view.scenario) S.view.scenario(JSON.parse(e.data)); });
   S.es.addEventListener("live", (e) => { S.live = JSON.parse(e.data); S.hub.push(S.live.hub); if (S.hub.length > 600) S.hub.shift(); if (S.view && S.view.live) S.view.live(S.live); });
   S.es.addEventListener("cells", (e) => { S.cells = decodeCells(JSON.parse(e.data)); if (S.view && S.view.cells) S.view.cells(S.cells); });
   S.es.addEventListener("job", (e) => { if (S.view && S.view.job) S.view.job(JSON.parse(e.data)); });
@@ -355,7 +356,7 @@ function route() {
   if (S.view && S.view.close) S.view.close();
   v.replaceChildren();
   if (!S.write) v.append(h("p", { class: "ro", id: "read-only" }, "Read-only: this policy cannot change twins, call methods, run jobs or drive rollouts."));
-  for (const n of ["fleet", "jobs", "rollouts", "hub"]) $("nav-" + n).className = (parts[0] === n || parts[0] + "s" === n) ? "on" : "";
+  for (const n of ["fleet", "jobs", "rollouts", "hub", "scenario"]) $("nav-" + n).className = (parts[0] === n || parts[0] + "s" === n) ? "on" : "";
   const id = decodeURIComponent(parts.slice(1).join("/"));
   switch (parts[0]) {
     case "device": S.view = deviceView(v, id); openEvents(""); break;
@@ -364,6 +365,7 @@ function route() {
     case "hub": S.view = hubView(v); openEvents(""); break;
     case "rollouts": S.view = rolloutsView(v); openEvents(""); break; // rollouts.js
     case "rollout": S.view = rolloutView(v, id); openEvents(""); break;
+    case "scenario": S.view = scenarioView(v); openEvents("", true); break;
     default: S.view = fleetView(v); openEvents("");
   }
 }
@@ -371,6 +373,7 @@ function route() {
 async function start() {
   const s = await api("GET", "/session");
   S.csrf = s.csrf; S.write = s.write;
+  if (s.scenario) { $("nav-scenario").hidden = false; $("nav-scenario").textContent = "Scenario " + s.scenario; }
   $("who").textContent = "signed in: " + s.policy + (s.write ? "" : " (read-only)");
   $("logout").addEventListener("click", async () => { await api("POST", "/logout"); location.href = "/console/login"; });
   window.addEventListener("hashchange", route);
