@@ -21,6 +21,7 @@ import (
 
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/console"
+	"github.com/fleetsim/fleetsim/hubjobs/events"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
 	"github.com/fleetsim/fleetsim/hubjobs/metrics"
@@ -46,6 +47,7 @@ var (
 	_ console.Devices         = consoleDevices{}
 	_ console.Jobs            = (*jobs.Engine)(nil)
 	_ console.Counters        = consoleCounters{}
+	_ restapi.Events          = apiEvents{}
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -104,6 +106,8 @@ type Hub struct {
 	Metrics *metrics.Metrics
 	// Console is the web console at / on the REST listener.
 	Console *console.Console
+	// Events keeps the devices' recent events for watchers.
+	Events *events.Stream
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
@@ -265,6 +269,7 @@ func New(opts Config) (h *Hub, err error) {
 	}
 	log := opts.Logger
 	s.Metrics = metrics.New()
+	s.Events = events.New(events.Options{})
 
 	var persist registry.Persistence
 	var jstore jobs.Store
@@ -294,14 +299,14 @@ func New(opts Config) (h *Hub, err error) {
 		Identities: identities{s.Registry},
 		Modules:    identities{s.Registry},
 		Policies:   policyKeys(s.policies),
-		Hub:        s.Registry,
+		Hub:        hubTap{s.Registry, s.Events},
 		TLSAddr:    opts.MQTTAddr,
 		TLSConfig:  s.tlsConf,
 		Logger:     log.With().Str("component", "broker").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.Registry.SetLink(s.Broker)
+	s.Registry.SetLink(linkTap{s.Broker, s.Events})
 	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
@@ -334,6 +339,7 @@ func New(opts Config) (h *Hub, err error) {
 		Modules:  s.Registry,
 		Jobs:     s.Jobs,
 		Settings: hubSettings(profile, opts.MaxInFlight),
+		Events:   apiEvents{s.Events, s.Registry},
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
