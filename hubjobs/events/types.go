@@ -57,6 +57,9 @@ func (t *Type) UnmarshalText(b []byte) error {
 // TypeSet is a set of event types; the zero set means every type.
 type TypeSet uint16
 
+// AllTypes holds every type, listed.
+const AllTypes TypeSet = 1<<numTypes - 2
+
 // Has reports whether t is in the set (every type is in the zero set).
 func (s TypeSet) Has(t Type) bool { return s == 0 || s&(1<<t) != 0 }
 
