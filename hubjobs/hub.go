@@ -328,6 +328,7 @@ func New(opts Config) (h *Hub, err error) {
 		Devices:  consoleDevices{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Jobs:     s.Jobs,
 		Counters: consoleCounters{s.Broker, s.Registry, s.Metrics},
+		Events:   s.Events,
 		Logger:   log.With().Str("component", "console").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("console: %w", err)

@@ -81,7 +81,9 @@ type Config struct {
 	Devices  Devices
 	Jobs     Jobs
 	Counters Counters
-	Logger   zerolog.Logger
+	// Events, when set, feeds the device page's recent events.
+	Events DeviceEvents
+	Logger zerolog.Logger
 	// Rate is how often live updates are sent (default 3 per second).
 	Rate time.Duration
 	// SessionTTL is how long a session lasts (default 12 h).
