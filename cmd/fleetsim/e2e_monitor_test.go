@@ -75,10 +75,20 @@ func TestBinaryMonitor(t *testing.T) {
 		t.Errorf("stderr %q lacks the count", stderr.String())
 	}
 
-	// Readable lines, ended by --timeout.
-	code, out, errs := fleetsim(t, dir, "monitor", "--data", data, "--timeout", "1s")
-	if code != 0 || !strings.Contains(errs, "Watching every device") {
-		t.Errorf("monitor --timeout 1s: exit %d\n%s%s", code, out, errs)
+	// The quickstart's readings, from its payload template, as readable
+	// lines, until --timeout.
+	code, out, errs := fleetsim(t, dir, "monitor", "--data", data, "--condition", "deviceId IN ['qs-sensor-001', 'qs-sensor-002']", "--types", "telemetry", "--timeout", "8s")
+	if code != 0 || !strings.Contains(errs, "Watching the devices where deviceId IN") {
+		t.Errorf("monitor --timeout 8s: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"qs-sensor-001  telemetry  {\"deviceId\":\"qs-sensor-001\"", "qs-sensor-002  telemetry", `"temperature":`,
+		`system{content-encoding: "utf-8", content-type: "application/json"}  properties{source: "fleetsim-quickstart"}`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("monitor output lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "qs-sensor-000") {
+		t.Errorf("monitor shows a device the condition does not select:\n%s", out)
 	}
 	code, _, errs = fleetsim(t, dir, "monitor", "--data", data, "--device", "a", "--condition", "tags.x = 1")
 	if code != exitUsage {
