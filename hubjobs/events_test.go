@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,18 @@ func TestEventsEndpoint(t *testing.T) {
 	publish(t, d2, "devices/d2/messages/events/", "y")
 	if m := next(t, byCond); m.DeviceID != "d2" || string(m.Payload) != `"y"` {
 		t.Errorf("condition watcher got %+v, want d2's second message", m)
+	}
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: h.tls}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^fleetsim_device_events_total [1-9]`).Match(body) || !strings.Contains(string(body), "fleetsim_device_events_dropped_total 0") {
+		t.Errorf("/metrics lacks the event counters")
 	}
 }
 

@@ -1,6 +1,8 @@
 package hubjobs
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/events"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
@@ -54,4 +56,16 @@ func (l linkTap) Deliver(id, topic string, payload []byte) error {
 type apiEvents struct {
 	*events.Stream
 	*registry.Registry
+}
+
+// registerEventMetrics exports the event stream's counters on /metrics.
+func registerEventMetrics(reg prometheus.Registerer, ev *events.Stream) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fleetsim_device_events_total",
+			Help: "Device events recorded in the hub's event stream (messages, connections, methods, twin patches)."},
+			func() float64 { return float64(ev.Total()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fleetsim_device_events_dropped_total",
+			Help: "Device events a watcher missed because it read too slowly."},
+			func() float64 { return float64(ev.Dropped()) }),
+	)
 }

@@ -353,6 +353,7 @@ func New(opts Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("REST API: %w", err)
 	}
 	s.Metrics.Watch(metrics.Sources{Broker: s.Broker, Devices: s.Registry, Jobs: s.Jobs})
+	registerEventMetrics(s.Metrics.Registry(), s.Events)
 	if opts.HTTPSAddr != "" {
 		if s.httpsLn, err = net.Listen("tcp", opts.HTTPSAddr); err != nil {
 			return nil, fmt.Errorf("REST listener: %w", err)
