@@ -230,6 +230,9 @@ type TelemetryBehavior struct {
 	PayloadSize int
 	// QoS of the publish; the Node SDK uses 1.
 	QoS byte
+	// Template, when set, generates the payloads (PayloadSize is then
+	// unused) and gives the messages' properties.
+	Template *TelemetryTemplate
 }
 
 // Validate reports the problems of b, all at once.
@@ -288,6 +291,11 @@ func (b Behavior) Validate() error {
 		}
 		if t.QoS > 1 {
 			errs = append(errs, fmt.Errorf("telemetry: QoS %d: IoT Hub allows 0 or 1", t.QoS))
+		}
+		if t.Template != nil {
+			if err := t.Template.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("telemetry: template: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)

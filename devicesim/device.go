@@ -143,6 +143,8 @@ type Device struct {
 	downAt       time.Time // when the device went down for a reboot
 	fw           *firmwareState
 	telemetrySeq int64
+	telGen       *TelemetryGen // the payload template's generator, made at the first message
+	telTopic     string
 	lastPub      mqtt.Token // the last publish on conn, to wait for writes
 }
 

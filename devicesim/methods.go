@@ -180,8 +180,18 @@ func (d *Device) sendTelemetry(gen uint32) {
 		return
 	}
 	d.telemetrySeq++
-	body := telemetryBody(d.id, d.telemetrySeq, time.Now(), t.PayloadSize)
-	if err := d.publish(d.conn, iothub.TelemetryTopic(d.id), t.QoS, body, false); err != nil {
+	topic := iothub.TelemetryTopic(d.id)
+	var body []byte
+	if t.Template != nil {
+		if d.telGen == nil {
+			d.telGen = NewTelemetryGen(t.Template, d.id, d.cfg.Seed)
+			d.telTopic = t.Template.Topic(d.id)
+		}
+		topic, body = d.telTopic, d.telGen.Next(time.Now())
+	} else {
+		body = telemetryBody(d.id, d.telemetrySeq, time.Now(), t.PayloadSize)
+	}
+	if err := d.publish(d.conn, topic, t.QoS, body, false); err != nil {
 		d.debug().Err(err).Msg("telemetry not sent")
 	} else {
 		d.stats.telemetrySent.Add(1)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/console"
+	"github.com/fleetsim/fleetsim/hubjobs/events"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
 	"github.com/fleetsim/fleetsim/hubjobs/metrics"
@@ -47,6 +48,7 @@ var (
 	_ console.Jobs            = (*jobs.Engine)(nil)
 	_ console.Counters        = consoleCounters{}
 	_ console.Rollouts        = RolloutHost(nil)
+	_ restapi.Events          = apiEvents{}
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -122,6 +124,8 @@ type Hub struct {
 	Console *console.Console
 	// Rollouts runs rollouts on the hub; nil unless Config.Rollouts is set.
 	Rollouts RolloutHost
+	// Events keeps the devices' recent events for watchers.
+	Events *events.Stream
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
@@ -283,6 +287,7 @@ func New(opts Config) (h *Hub, err error) {
 	}
 	log := opts.Logger
 	s.Metrics = metrics.New()
+	s.Events = events.New(events.Options{})
 
 	var persist registry.Persistence
 	var jstore jobs.Store
@@ -312,14 +317,14 @@ func New(opts Config) (h *Hub, err error) {
 		Identities: identities{s.Registry},
 		Modules:    identities{s.Registry},
 		Policies:   policyKeys(s.policies),
-		Hub:        s.Registry,
+		Hub:        hubTap{s.Registry, s.Events},
 		TLSAddr:    opts.MQTTAddr,
 		TLSConfig:  s.tlsConf,
 		Logger:     log.With().Str("component", "broker").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.Registry.SetLink(s.Broker)
+	s.Registry.SetLink(linkTap{s.Broker, s.Events})
 	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
@@ -349,6 +354,7 @@ func New(opts Config) (h *Hub, err error) {
 		Jobs:     s.Jobs,
 		Counters: consoleCounters{s.Broker, s.Registry, s.Metrics},
 		Rollouts: consoleRollouts,
+		Events:   s.Events,
 		Logger:   log.With().Str("component", "console").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
@@ -361,6 +367,7 @@ func New(opts Config) (h *Hub, err error) {
 		Jobs:     s.Jobs,
 		Settings: hubSettings(profile, opts.MaxInFlight),
 		Rollouts: s.Rollouts,
+		Events:   apiEvents{s.Events, s.Registry},
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
@@ -373,6 +380,7 @@ func New(opts Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("REST API: %w", err)
 	}
 	s.Metrics.Watch(metrics.Sources{Broker: s.Broker, Devices: s.Registry, Jobs: s.Jobs})
+	registerEventMetrics(s.Metrics.Registry(), s.Events)
 	if opts.HTTPSAddr != "" {
 		if s.httpsLn, err = net.Listen("tcp", opts.HTTPSAddr); err != nil {
 			return nil, fmt.Errorf("REST listener: %w", err)

@@ -213,7 +213,8 @@ func (d *decoder) convertBehavior(b *BehaviorSpec, path string) devicesim.Behavi
 		if id := t.Interval; id != nil && id.Constant != nil && *id.Constant == 0 {
 			d.problem(d.where(&t.Interval, t), join(tp, "interval"), "the interval must be above 0")
 		}
-		out.Telemetry = &devicesim.TelemetryBehavior{Interval: d.distribution(t.Interval), PayloadSize: t.Size, QoS: byte(max(min(*t.QoS, 1), 0))}
+		out.Telemetry = &devicesim.TelemetryBehavior{Interval: d.distribution(t.Interval), PayloadSize: t.Size, QoS: byte(max(min(*t.QoS, 1), 0)),
+			Template: d.telemetryTemplate(t, tp)}
 	}
 	if b.Reported != nil {
 		if msg := checkTwin(iothub.TwinReported, b.Reported, false); msg != "" {

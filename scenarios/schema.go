@@ -118,6 +118,11 @@ type TelemetrySpec struct {
 	Interval *Distribution `yaml:"interval" required:"true" doc:"Time between messages."`
 	Size     int           `yaml:"size" bounds:"nonnegative" doc:"Approximate message size in bytes; default 100."`
 	QoS      *int          `yaml:"qos" enum:"0,1" doc:"MQTT QoS, 0 or 1 (default 1, as the Node SDK)."`
+	// The payload template (scenarios/telemetry.go).
+	Fields          []TelemetryField  `yaml:"fields" doc:"A payload template: the fields of each message's JSON object, in order, each with its generator. Without it messages are padding of the given size."`
+	ContentType     string            `yaml:"contentType" doc:"The messages' content type ($.ct); default application/json with fields, none without."`
+	ContentEncoding string            `yaml:"contentEncoding" doc:"The messages' content encoding ($.ce); default utf-8 with fields, none without."`
+	Properties      map[string]string `yaml:"properties" doc:"Application properties of every message, sent in the topic's property bag."`
 }
 
 // ActionSpec is one timeline entry: exactly one of job, cancel, disconnect

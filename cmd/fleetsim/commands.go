@@ -37,6 +37,7 @@ func commands() []*command {
 		devicesCommand(),
 		twinCommand(),
 		invokeCommand(),
+		monitorCommand(),
 		queryCommand(),
 		rolloutCommand(),
 		scenariosCommand(),

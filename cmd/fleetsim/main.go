@@ -11,6 +11,7 @@
 //	fleetsim devices ...        create, list, get and delete device identities
 //	fleetsim twin ...           get and update device twins
 //	fleetsim invoke DEV METHOD  call a direct method
+//	fleetsim monitor            print device events (telemetry, methods, twins) as they happen
 //	fleetsim query "SELECT ..." run an IoT Hub query
 //	fleetsim scenarios          list, show, validate the scenarios; print their schema
 //	fleetsim version            print the version and VCS revision

@@ -46,10 +46,15 @@ func browserFleet(t *testing.T, h *hubjobs.Hub, n int) {
 		"slow": {Latency: devicesim.Constant(4 * time.Second)},
 	}}
 	fleet := devicesim.NewFleet(devicesim.FleetConfig{Count: n, Generate: func(i int) devicesim.DeviceConfig {
+		b := behavior
+		if i == 0 {
+			// The device page shows dev-000's messages as they arrive.
+			b.Telemetry = &devicesim.TelemetryBehavior{Interval: devicesim.Constant(time.Second), PayloadSize: 16, QoS: 1}
+		}
 		return devicesim.DeviceConfig{
 			Identity:  devicesim.Identity{DeviceID: id(i), Key: key(i), Hostname: h.Hostname()},
 			Transport: devicesim.Transport{Dial: h.DialDevice},
-			Behavior:  behavior,
+			Behavior:  b,
 		}
 	}})
 	fctx, stop := context.WithCancel(context.Background())
@@ -176,6 +181,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SetValue("#tags", `{"ring": "a", "room": "lab"}`),
 		chromedp.Click("#save-twin"), textIs("#twin-msg", "Saved"),
 		chromedp.Click("#invoke"), textIs("#method-result", "status 200"),
+		textIs("#device-events", "methodResult"), textIs("#device-events", "telemetry"),
 		shot("console-device"))
 	if tw, err := h.Registry.GetTwin("dev-000"); err != nil || tw.Tags["room"] != "lab" {
 		t.Errorf("twin after the edit: %v %v", tw.Tags, err)

@@ -84,7 +84,9 @@ type Config struct {
 	// Rollouts, when set, is the hub's rollout host, which the Rollouts
 	// pages show and drive.
 	Rollouts Rollouts
-	Logger   zerolog.Logger
+	// Events, when set, feeds the device page's recent events.
+	Events DeviceEvents
+	Logger zerolog.Logger
 	// Rate is how often live updates are sent (default 3 per second).
 	Rate time.Duration
 	// SessionTTL is how long a session lasts (default 12 h).

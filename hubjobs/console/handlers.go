@@ -57,6 +57,7 @@ func (c *Console) routes() {
 	c.api("PATCH /console/api/devices/{id}/twin", true, c.apiPatchTwin)
 	c.api("POST /console/api/devices/{id}/methods", true, c.apiInvoke)
 	c.api("GET /console/api/devices/{id}/jobs", false, c.apiDeviceJobs)
+	c.api("GET /console/api/devices/{id}/events", true, c.apiDeviceEvents) // device_events.go
 	c.api("GET /console/api/jobs/{id}", false, c.apiJob)
 	c.api("PUT /console/api/jobs/{id}", true, c.apiCreateJob)
 	c.api("POST /console/api/jobs/{id}/cancel", true, c.apiCancelJob)

@@ -80,6 +80,7 @@ func (s *Server) routes() {
 	s.moduleRoutes() // modules.go
 	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
 	s.rolloutRoutes() // rollouts.go
+	s.route("GET "+EventsPath, ServiceConnect, s.getEvents) // events.go
 	s.mux.HandleFunc("/", s.notFound)
 }
 

@@ -15,6 +15,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,6 +63,8 @@ type Config struct {
 	// Rollouts, when set, runs rollouts on the hub, served at RolloutsPath;
 	// when nil those endpoints answer 404.
 	Rollouts Rollouts
+	// Events, when set, serves device events at EventsPath.
+	Events Events
 	// MaxBodyBytes caps request bodies; larger ones get 413 (default 1 MiB).
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful part of Serve's shutdown (default 5 s).
@@ -84,6 +87,8 @@ type Server struct {
 	policies map[string]Policy
 	mux      *http.ServeMux
 	handler  http.Handler
+	stopping chan struct{} // closed by stopStreams
+	stopOnce sync.Once
 }
 
 // New checks cfg and builds the server's routes.
@@ -109,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyReadTimeout <= 0 {
 		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, policies: map[string]Policy{}, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, policies: map[string]Policy{}, mux: http.NewServeMux(), stopping: make(chan struct{})}
 	for _, p := range cfg.Policies {
 		if p.Name == "" {
 			return nil, errors.New("restapi: a shared access policy has no name")
@@ -160,6 +165,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 		ErrorLog:          log.New(debugWriter{s.log}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+	hs.RegisterOnShutdown(s.stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

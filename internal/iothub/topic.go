@@ -67,6 +67,9 @@ type DeviceTopic struct {
 	Status int
 	// Properties holds the telemetry property bag, or extra query parameters.
 	Properties url.Values
+	// Bag is a telemetry topic's property bag as the device wrote it (after
+	// "messages/events/"), for readers that decode it as IoT Hub does.
+	Bag string
 }
 
 // ParseDeviceTopic parses the topic of a PUBLISH a device sent for deviceID.
@@ -110,7 +113,7 @@ func ParseDeviceTopic(deviceID, topic string) (DeviceTopic, error) {
 		if err != nil {
 			return DeviceTopic{}, fmt.Errorf("%w: %q: property bag: %v", ErrTopic, topic, err)
 		}
-		return DeviceTopic{Kind: KindTelemetry, Properties: props}, nil
+		return DeviceTopic{Kind: KindTelemetry, Properties: props, Bag: rest}, nil
 	}
 	return DeviceTopic{}, fmt.Errorf("%w: %q", ErrTopic, topic)
 }

@@ -210,6 +210,8 @@ function deviceView(v, id) {
         h("div", { class: "row" }, h("button", { id: "invoke", onclick: invoke, disabled: ro }, "Invoke")), h("label", {}, "answer"), mOut)),
     h("div", { class: "panel" }, sections),
     h("div", { class: "panel" }, h("h2", {}, "Recent job results on this device"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "job"), h("th", {}, "status"), h("th", {}, "ended"), h("th", {}, "outcome"))), jobsBody)));
+  const events = deviceEventsPanel(id);
+  out.append(events.el);
   load();
   api("GET", "/devices/" + encodeURIComponent(id) + "/jobs").then((rows) => {
     rows.sort((a, b) => String(b.lastUpdatedDateTimeUtc).localeCompare(String(a.lastUpdatedDateTimeUtc)));
@@ -217,7 +219,37 @@ function deviceView(v, id) {
       h("td", {}, r.error ? r.error.code : (r.outcome && r.outcome.deviceMethodResponse ? "status " + r.outcome.deviceMethodResponse.status : "")))));
     if (!rows.length) jobsBody.append(h("tr", {}, h("td", { colspan: 4, class: "dim" }, "no jobs have reached this device")));
   }).catch(() => {});
-  return {};
+  return { close: events.close };
+}
+
+// ---- device: recent events ----
+// A live panel of one device's events (messages, connects, methods, twin
+// patches, firmware phases) from /devices/{id}/events, newest first.
+function deviceEventsPanel(id) {
+  const max = 50, body = h("tbody", { id: "device-events" }), note = h("p", { class: "dim" });
+  const el = h("div", { class: "panel" }, h("h2", {}, "Recent events"), note,
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "time"), h("th", {}, "event"), h("th", {}, "details"))), body));
+  if (!S.write) { note.textContent = "Device events need a policy with ServiceConnect."; return { el, close() {} }; }
+  note.textContent = "Live; the last " + max + " events.";
+  function detail(m) {
+    const parts = [];
+    if (m.method) parts.push(m.method);
+    if (m.status !== undefined) parts.push("status " + m.status);
+    if (m.version) parts.push("$version " + m.version);
+    if (m.payload !== undefined) parts.push(JSON.stringify(m.payload) + (m.truncated ? " (" + m.size + " bytes, cut)" : ""));
+    const sys = m.systemProperties || {};
+    for (const k of ["content-type", "content-encoding", "message-id", "correlation-id"]) if (sys[k]) parts.push(k + "=" + sys[k]);
+    for (const [k, v] of Object.entries(m.applicationProperties || {})) parts.push(k + "=" + v);
+    return parts.join("  ");
+  }
+  const es = new EventSource("/console/api/devices/" + encodeURIComponent(id) + "/events");
+  es.addEventListener("events", (e) => {
+    const rows = JSON.parse(e.data).map((m) => h("tr", { class: "ev-" + m.type }, h("td", {}, new Date(m.time).toLocaleTimeString()),
+      h("td", {}, m.type + (m.moduleId ? " (" + m.moduleId + ")" : "")), h("td", {}, h("code", {}, detail(m)))));
+    body.prepend(...rows.reverse());
+    while (body.children.length > max) body.lastChild.remove();
+  });
+  return { el, close() { es.close(); } };
 }
 
 // ---- jobs ----
