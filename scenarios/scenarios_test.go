@@ -564,3 +564,21 @@ func TestPacing(t *testing.T) {
 		t.Errorf("quickstart hub %+v", q.Hub)
 	}
 }
+
+func TestGroupAuth(t *testing.T) {
+	s, err := Load(filepath.Join("testdata", "auth.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []Auth{AuthSAS, AuthSelfSigned, AuthCA} {
+		if got := s.Groups[i].Auth; got != want {
+			t.Errorf("group %d: auth %q, want %q", i, got, want)
+		}
+		if got := s.Device(s.Groups[i].First).Auth; got != want {
+			t.Errorf("device of group %d: auth %q, want %q", i, got, want)
+		}
+	}
+	if self, ca := s.X509Groups(); !self || !ca {
+		t.Errorf("X509Groups = %v, %v", self, ca)
+	}
+}
