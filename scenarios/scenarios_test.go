@@ -95,7 +95,7 @@ func TestBadFiles(t *testing.T) {
 
 func TestEmbeddedScenarios(t *testing.T) {
 	names := Names()
-	for _, want := range []string{"quickstart", "building43-reboot", "firmware-rollout", "twin-config-push", "load-100k", "s1-throttled"} {
+	for _, want := range []string{"quickstart", "building43-reboot", "firmware-rollout", "twin-config-push", "load-100k", "s1-throttled", "x509-fleet"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("Names() = %v, missing %s", names, want)
 		}

@@ -130,6 +130,7 @@ func TestUsageErrors(t *testing.T) {
 		{"run without scenario", nil, []string{"run"}, "run: missing SCENARIO"},
 		{"run with two scenarios", nil, []string{"run", "a", "b"}, "want one SCENARIO"},
 		{"bad seed", nil, []string{"run", "x", "--seed", "abc"}, `--seed "abc": want an integer`},
+		{"device CA without its key", nil, []string{"run", "x", "--device-ca", "ca.pem"}, "--device-ca and --device-ca-key go together"},
 		{"bad shard", nil, []string{"run", "x", "--shard", "5/4"}, "want 1 <= I <= N"},
 		{"bad shard env", map[string]string{"FLEETSIM_SHARD": "x"}, []string{"run", "x"}, `--shard "x"`},
 		{"shard without a hub", nil, []string{"run", "x", "--shard", "2/2"}, "--shard 2/2 needs --hub"},
