@@ -329,11 +329,15 @@ func (p *player) newFleet() *devicesim.Fleet {
 // update alone cannot register a fleet.
 func (p *player) register(ctx context.Context, keep bool) error {
 	ops := make([]hubjobs.ExportImportDevice, 0, bulkChunk)
+	var pending []pendingCert
 	flush := func() error {
 		if len(ops) == 0 {
 			return nil
 		}
-		defer func() { ops = ops[:0] }()
+		defer func() { ops, pending = ops[:0], pending[:0] }()
+		if err := p.x509Auths(ops, pending); err != nil {
+			return fmt.Errorf("register devices: %w", err)
+		}
 		res, err := p.hub.bulk(ctx, ops)
 		if err != nil {
 			return fmt.Errorf("register devices: %w", err)
@@ -379,10 +383,8 @@ func (p *player) register(ctx context.Context, keep bool) error {
 	for d := range p.sc.DeviceSpecs(p.shard, p.shards) {
 		var auth *hubjobs.Authentication
 		if d.Auth.X509() {
-			var err error
-			if auth, err = p.x509Auth(d); err != nil {
-				return fmt.Errorf("register devices: %w", err)
-			}
+			// Made for the whole chunk at once, on every core.
+			pending = append(pending, pendingCert{len(ops), d})
 		} else {
 			key := base64.StdEncoding.EncodeToString(p.deviceKey(d.ID))
 			auth = &hubjobs.Authentication{

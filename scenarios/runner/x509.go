@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
@@ -69,10 +72,45 @@ func checkRemoteX509(sc *scenarios.Scenario, ca *tlsutil.DeviceCA, mqttURL strin
 	return fmt.Errorf("X.509 devices present their certificate over TLS: MQTT URL %q is not ssl:// or wss://", mqttURL)
 }
 
+// pendingCert is an X.509 device of a registration chunk whose certificate
+// is still to be made: ops[op] is its entry.
+type pendingCert struct {
+	op int
+	d  scenarios.DeviceSpec
+}
+
+// x509Auths makes the certificates of the pending devices, on every core,
+// and fills in their entries' authentication.
+func (p *player) x509Auths(ops []hubjobs.ExportImportDevice, pending []pendingCert) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	certs := make([]*tls.Certificate, len(pending))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, pc := range pending {
+		g.Go(func() error {
+			auth, cert, err := p.x509Auth(pc.d)
+			ops[pc.op].Authentication, certs[i] = auth, cert
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if p.certs == nil {
+		p.certs = map[string]*tls.Certificate{}
+	}
+	for i, pc := range pending {
+		p.certs[pc.d.ID] = certs[i]
+	}
+	return nil
+}
+
 // x509Auth makes device d's certificate and returns the registry
 // authentication that accepts it: its thumbprints for a self-signed device,
 // the CA's signature for a CA-signed one.
-func (p *player) x509Auth(d scenarios.DeviceSpec) (*hubjobs.Authentication, error) {
+func (p *player) x509Auth(d scenarios.DeviceSpec) (*hubjobs.Authentication, *tls.Certificate, error) {
 	var (
 		cert tls.Certificate
 		err  error
@@ -87,21 +125,17 @@ func (p *player) x509Auth(d scenarios.DeviceSpec) (*hubjobs.Authentication, erro
 		}
 	case scenarios.AuthCA:
 		if p.ca == nil {
-			return nil, fmt.Errorf("device %s: %w", d.ID, ErrNoDeviceCA)
+			return nil, nil, fmt.Errorf("device %s: %w", d.ID, ErrNoDeviceCA)
 		}
 		cert, err = p.ca.Issue(d.ID, tlsutil.Validity{})
 	default:
-		return nil, fmt.Errorf("device %s: authentication %q has no certificate", d.ID, d.Auth)
+		return nil, nil, fmt.Errorf("device %s: authentication %q has no certificate", d.ID, d.Auth)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("device %s: %w", d.ID, err)
+		return nil, nil, fmt.Errorf("device %s: %w", d.ID, err)
 	}
 	// The parsed leaf is not needed to present the certificate, and would
 	// cost kilobytes per device.
 	cert.Leaf = nil
-	if p.certs == nil {
-		p.certs = map[string]*tls.Certificate{}
-	}
-	p.certs[d.ID] = &cert
-	return auth, nil
+	return auth, &cert, nil
 }
