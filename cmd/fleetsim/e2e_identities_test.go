@@ -114,7 +114,7 @@ func TestBinaryModulesAndX509Identities(t *testing.T) {
 		c.Publish(iothub.MethodResponseTopic(200, rid), 0, false, `{"module":"edge"}`)
 	}
 	for filter, h := range map[string]paho.MessageHandler{
-		"$iothub/methods/POST/#":                 answered,
+		"$iothub/methods/POST/#":                  answered,
 		"$iothub/twin/PATCH/properties/desired/#": func(_ paho.Client, m paho.Message) { desired <- string(m.Payload()) },
 	} {
 		if tok := mod.Subscribe(filter, 0, h); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
