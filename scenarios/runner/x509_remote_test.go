@@ -1,11 +1,14 @@
 package runner_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetsim/fleetsim/internal/testkit"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
@@ -84,5 +87,28 @@ func TestX509FleetKeepsItsCA(t *testing.T) {
 		} else if string(ca) != string(first) {
 			t.Error("the second run made a new CA")
 		}
+	}
+}
+
+// TestHostX509Fleet hosts x509-fleet twice on hubs over one data directory,
+// as serve --scenario does across a restart: the second start makes new
+// certificates, re-registers the self-signed devices' thumbprints and
+// signs with the CA kept from the first, and every device connects again.
+func TestHostX509Fleet(t *testing.T) {
+	dir := t.TempDir()
+	sc := load(t, "x509-fleet").Scaled(10)
+	for start := range 2 {
+		// Each start's hub stops when its subtest ends, before the next.
+		t.Run(fmt.Sprintf("start %d", start+1), func(t *testing.T) {
+			hub := testkit.StartHub(t, testkit.HubOptions{DataDir: dir})
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- runner.HostFleet(ctx, hub, sc, runner.HostOptions{DataDir: dir}) }()
+			testkit.Eventually(t, time.Minute, func() bool { return hub.Registry.ConnectedCount() == 10 }, "the X.509 fleet connected")
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("HostFleet: %v", err)
+			}
+		})
 	}
 }
