@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
-	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 )
@@ -114,14 +113,14 @@ func (p *player) x509Auth(d scenarios.DeviceSpec) (*hubjobs.Authentication, *tls
 	var (
 		cert tls.Certificate
 		err  error
-		auth = &hubjobs.Authentication{Type: registry.AuthenticationCA}
+		auth = &hubjobs.Authentication{Type: hubjobs.AuthCA}
 	)
 	switch d.Auth {
 	case scenarios.AuthSelfSigned:
 		if cert, err = tlsutil.SelfSigned(d.ID, tlsutil.Validity{}); err == nil {
 			sha1, sha256 := tlsutil.Thumbprints(cert.Certificate[0])
-			auth.Type = registry.AuthenticationSelfSigned
-			auth.X509Thumbprint = registry.X509Thumbprint{PrimaryThumbprint: &sha1, SecondaryThumbprint: &sha256}
+			auth.Type = hubjobs.AuthSelfSigned
+			auth.X509Thumbprint = hubjobs.X509Thumbprint{PrimaryThumbprint: &sha1, SecondaryThumbprint: &sha256}
 		}
 	case scenarios.AuthCA:
 		if p.ca == nil {
