@@ -66,7 +66,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, e
 		return bad, fmt.Errorf("username host %q is not this hub (%q)", u.Host, h.s.cfg.Hostname)
 	}
 	if u.ModuleID != "" {
-		return h.authenticateModule(pk, u) // broker/identity.go
+		return h.authenticateModule(cl, pk, u) // broker/identity.go
 	}
 	creds, err := h.s.cfg.Identities.DeviceCredentials(u.DeviceID)
 	if err != nil {

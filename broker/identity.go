@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/fleetsim/fleetsim/internal/iothub"
@@ -32,9 +33,10 @@ type ModuleIdentities interface {
 
 // authenticateModule checks a module's CONNECT: a SAS token signed with the
 // module's own key (or a policy key granting DeviceConnect) for
-// {host}/devices/{deviceId}/modules/{moduleId}. A device's key, or another
+// {host}/devices/{deviceId}/modules/{moduleId}, or, for an X.509 module, its
+// TLS client certificate. A device's key or certificate, or another
 // module's, does not verify. The username's host is already checked.
-func (h *hook) authenticateModule(pk packets.Packet, u iothub.Username) (packets.Code, error) {
+func (h *hook) authenticateModule(cl *mqtt.Client, pk packets.Packet, u iothub.Username) (packets.Code, error) {
 	bad := packets.ErrBadUsernameOrPassword
 	if h.s.cfg.Modules == nil {
 		return bad, errors.New("this hub takes no module connections")
@@ -42,6 +44,12 @@ func (h *hook) authenticateModule(pk packets.Packet, u iothub.Username) (packets
 	creds, err := h.s.cfg.Modules.ModuleCredentials(u.DeviceID, u.ModuleID)
 	if err != nil {
 		return bad, err
+	}
+	if creds.Auth != AuthSAS {
+		if err := h.authenticateX509(cl, u.DeviceID+"/"+u.ModuleID, creds, pk.Connect.Password); err != nil {
+			return bad, err
+		}
+		return h.admitModule(pk, u, creds)
 	}
 	if !pk.Connect.PasswordFlag {
 		return bad, errors.New("no SAS token")
@@ -62,6 +70,13 @@ func (h *hook) authenticateModule(pk packets.Packet, u iothub.Username) (packets
 	if _, err := tok.Verify(time.Now(), keys...); err != nil {
 		return bad, err
 	}
+	return h.admitModule(pk, u, creds)
+}
+
+// admitModule is the rest of an authenticated module's CONNECT: its Will
+// topic and whether its device is enabled.
+func (h *hook) admitModule(pk packets.Packet, u iothub.Username, creds Credentials) (packets.Code, error) {
+	bad := packets.ErrBadUsernameOrPassword
 	if pk.Connect.WillFlag {
 		identity := u.DeviceID + "/" + u.ModuleID
 		if t, err := iothub.ParseDeviceTopic(identity, pk.Connect.WillTopic); err != nil || t.Kind != iothub.KindTelemetry {

@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/tlsutil"
 )
 
@@ -212,5 +213,71 @@ func TestClientConnIsTheAcceptedConn(t *testing.T) {
 	}
 	if got := tc.ConnectionState().PeerCertificates; len(got) == 0 || !got[0].Equal(f.self.Leaf) {
 		t.Fatal("the connection's peer certificate is not the device's")
+	}
+}
+
+// TestModuleX509: a module registered with a self-signed certificate's
+// thumbprint connects as deviceId/moduleId with that certificate, over TLS
+// and in-process TLS; another certificate, none, and the certificates of
+// its device or another identity are refused, and the module's certificate
+// does not authenticate a device.
+func TestModuleX509(t *testing.T) {
+	f := newX509Fixture(t)
+	modCert, err := tlsutil.SelfSigned("d1/xm", tlsutil.Validity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modThumb, _ := tlsutil.Thumbprints(modCert.Certificate[0])
+	sha1Hex, _ := tlsutil.Thumbprints(f.self.Certificate[0])
+	e := start(t, func(c *Config) {
+		ids := c.Identities.(idents)
+		ids["self"] = Credentials{Auth: AuthSelfSigned, Thumbprints: []string{sha1Hex}, Enabled: true}
+		c.Modules = moduleIdents{
+			"d1/xm": {Auth: AuthSelfSigned, Thumbprints: []string{modThumb}, Enabled: true},
+			"d1/m1": {PrimaryKey: modKey1, Enabled: true},
+		}
+	})
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			tests := []struct {
+				name, identity string
+				cert           *tls.Certificate
+				password       string
+				wantErr        string
+			}{
+				{name: "module certificate", identity: "d1/xm", cert: &modCert},
+				{name: "another certificate", identity: "d1/xm", cert: &f.other, wantErr: "not Authorized"},
+				{name: "no certificate", identity: "d1/xm", wantErr: "not Authorized"},
+				{name: "a device's certificate for the module", identity: "d1/xm", cert: &f.self, wantErr: "not Authorized"},
+				{name: "module certificate and a SAS token", identity: "d1/xm", cert: &modCert, password: moduleToken("d1", "xm", modKey1), wantErr: "not Authorized"},
+				{name: "module certificate for a SAS module", identity: "d1/m1", cert: &modCert, wantErr: "not Authorized"},
+				{name: "module certificate for a self-signed device", identity: "self", cert: &modCert, wantErr: "not Authorized"},
+			}
+			for _, tt := range tests {
+				o := e.options(t, tr, tt.identity, tt.password, true)
+				if strings.Contains(tt.identity, "/") {
+					o.SetUsername(host + "/" + tt.identity + "/?api-version=" + iothub.APIVersion)
+				}
+				withCert(e, tr, tt.cert)(o)
+				c := paho.NewClient(o)
+				tok := c.Connect()
+				if !tok.WaitTimeout(10 * time.Second) {
+					t.Fatalf("%s: connect timed out", tt.name)
+				}
+				err := tok.Error()
+				if tt.wantErr == "" {
+					if err != nil {
+						t.Errorf("%s: %v", tt.name, err)
+					} else {
+						waitFor(t, tt.identity+" connected", func() bool { return e.s.Connected(tt.identity) })
+					}
+					c.Disconnect(0)
+					continue
+				}
+				if err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.wantErr)) {
+					t.Errorf("%s: err = %v, want %q", tt.name, err, tt.wantErr)
+				}
+			}
+		})
 	}
 }

@@ -91,6 +91,9 @@ func (c *connection) dial(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) 
 	timeout := d.cfg.Behavior.Connectivity.withDefaults().ConnectTimeout
 	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
+	if cert := d.cfg.Identity.Certificate; cert != nil {
+		ctx = context.WithValue(ctx, certKey{}, cert)
+	}
 	var (
 		conn net.Conn
 		err  error
@@ -168,7 +171,8 @@ func (d *Device) options(c *connection, password string) (*mqtt.ClientOptions, e
 	o.ConnectRetry = false
 	o.TLSConfig = d.cfg.Transport.TLSConfig
 	if cert := d.cfg.Identity.Certificate; cert != nil {
-		o.TLSConfig = withCertificate(o.TLSConfig, cert)
+		ws := d.cfg.Transport.Dial == nil && (o.Servers[0].Scheme == "ws" || o.Servers[0].Scheme == "wss")
+		o.TLSConfig = withCertificate(o.TLSConfig, cert, ws)
 	}
 	o.DefaultPublishHandler = c.onMessage
 	o.OnConnectionLost = c.onLost

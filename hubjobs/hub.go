@@ -226,7 +226,7 @@ func (i identities) DeviceCredentials(id string) (broker.Credentials, error) {
 // ModuleCredentials adapts the registry's module keys to the broker's
 // ModuleIdentities.
 func (i identities) ModuleCredentials(deviceID, moduleID string) (broker.Credentials, error) {
-	p, s, enabled, err := i.r.ModuleCredentials(deviceID, moduleID)
+	a, err := i.r.ModuleAuthentication(deviceID, moduleID)
 	var e *iothub.Error
 	switch {
 	case errors.Is(err, registry.ErrDeviceNotFound):
@@ -236,7 +236,7 @@ func (i identities) ModuleCredentials(deviceID, moduleID string) (broker.Credent
 	case err != nil:
 		return broker.Credentials{}, err
 	}
-	return broker.Credentials{PrimaryKey: p, SecondaryKey: s, Enabled: enabled}, nil
+	return brokerCredentials(a), nil
 }
 
 // policyKeys adapts the shared access policies to the broker's Policies.

@@ -27,6 +27,8 @@ type (
 	Authentication = registry.Authentication
 	// SymmetricKey is a device's pair of SAS keys.
 	SymmetricKey = registry.SymmetricKey
+	// X509Thumbprint is a self-signed device's pair of thumbprints.
+	X509Thumbprint = registry.X509Thumbprint
 	// BulkResult is the answer to a bulk registry request.
 	BulkResult = registry.BulkResult
 	// QueryPage is one page of a query's answer.
@@ -45,6 +47,9 @@ const (
 	JobUpdateTwin      = jobs.TypeUpdateTwin
 	DeviceEnabled      = registry.StatusEnabled
 	DeviceDisabled     = registry.StatusDisabled
+	// AuthSelfSigned and AuthCA are the X.509 authentication types.
+	AuthSelfSigned = registry.AuthenticationSelfSigned
+	AuthCA         = registry.AuthenticationCA
 )
 
 // DialDevice opens an in-process connection to the broker, as a simulated

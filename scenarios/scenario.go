@@ -210,6 +210,8 @@ type Group struct {
 	// Behavior is what every device of the group does; it is shared, so
 	// treat it as read-only.
 	Behavior devicesim.Behavior
+	// Auth is how the group's devices authenticate.
+	Auth Auth
 
 	pattern idPattern
 	tags    map[string]*TagSpec
@@ -233,6 +235,36 @@ type DeviceSpec struct {
 	Tags map[string]any
 	// Behavior is shared by the group's devices: read-only.
 	Behavior devicesim.Behavior
+	// Auth is how the device authenticates.
+	Auth Auth
+}
+
+// Auth is how a device authenticates, named as IoT Hub's registry names its
+// authentication types.
+type Auth string
+
+// The authentication types a group can have.
+const (
+	// AuthSAS devices sign SAS tokens with keys the run derives.
+	AuthSAS Auth = "sas"
+	// AuthSelfSigned devices present a self-signed certificate registered
+	// by its thumbprints.
+	AuthSelfSigned Auth = "selfSigned"
+	// AuthCA devices present a certificate with CN = device id signed by
+	// the run's device CA, which the hub trusts.
+	AuthCA Auth = "certificateAuthority"
+)
+
+// X509 reports whether devices with a authenticate with a certificate.
+func (a Auth) X509() bool { return a == AuthSelfSigned || a == AuthCA }
+
+// X509Groups reports which X.509 authentication types the fleet's groups use.
+func (s *Scenario) X509Groups() (selfSigned, ca bool) {
+	for _, g := range s.Groups {
+		selfSigned = selfSigned || g.Auth == AuthSelfSigned
+		ca = ca || g.Auth == AuthCA
+	}
+	return selfSigned, ca
 }
 
 // DeviceCount returns the number of devices over all groups and shards.
@@ -256,7 +288,7 @@ func (s *Scenario) Device(i int) DeviceSpec {
 	g := s.Groups[gi]
 	local := i - g.First
 	id := g.DeviceID(local)
-	spec := DeviceSpec{Index: i, Group: g.Name, ID: id, Behavior: g.Behavior, Tags: map[string]any{}}
+	spec := DeviceSpec{Index: i, Group: g.Name, ID: id, Behavior: g.Behavior, Auth: g.Auth, Tags: map[string]any{}}
 	if len(g.tags) > 0 {
 		h := hashString(id)
 		r := rand.New(rand.NewPCG(uint64(s.Seed), h))

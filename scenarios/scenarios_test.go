@@ -95,7 +95,7 @@ func TestBadFiles(t *testing.T) {
 
 func TestEmbeddedScenarios(t *testing.T) {
 	names := Names()
-	for _, want := range []string{"quickstart", "building43-reboot", "firmware-rollout", "twin-config-push", "load-100k", "s1-throttled"} {
+	for _, want := range []string{"quickstart", "building43-reboot", "firmware-rollout", "twin-config-push", "load-100k", "s1-throttled", "x509-fleet"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("Names() = %v, missing %s", names, want)
 		}
@@ -562,5 +562,23 @@ func TestPacing(t *testing.T) {
 	}
 	if q := must(Load("quickstart")); q.Hub.Profile.OpsPerSecond != 0 {
 		t.Errorf("quickstart hub %+v", q.Hub)
+	}
+}
+
+func TestGroupAuth(t *testing.T) {
+	s, err := Load(filepath.Join("testdata", "auth.good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []Auth{AuthSAS, AuthSelfSigned, AuthCA} {
+		if got := s.Groups[i].Auth; got != want {
+			t.Errorf("group %d: auth %q, want %q", i, got, want)
+		}
+		if got := s.Device(s.Groups[i].First).Auth; got != want {
+			t.Errorf("device of group %d: auth %q, want %q", i, got, want)
+		}
+	}
+	if self, ca := s.X509Groups(); !self || !ca {
+		t.Errorf("X509Groups = %v, %v", self, ca)
 	}
 }

@@ -32,6 +32,12 @@ type GroupSpec struct {
 	IndexFrom int                 `yaml:"indexFrom" bounds:"nonnegative" doc:"Index of the group's first device: 0 (default) or any non-negative number, e.g. 1."`
 	Tags      map[string]*TagSpec `yaml:"tags" doc:"Twin tags of every device. A value is a constant, a list (values dealt round robin by device index), lo..hi (an integer drawn per device from the seed), {$random: [...]} (a value drawn per device) or {$weighted: {value: weight}} (drawn by weight); mappings nest."`
 	Behavior  BehaviorSpec        `yaml:"behavior" doc:"What the devices do."`
+	Auth      *AuthSpec           `yaml:"auth" doc:"How the devices authenticate; default SAS keys the run makes."`
+}
+
+// AuthSpec is how a group's devices authenticate to the hub.
+type AuthSpec struct {
+	Type string `yaml:"type" required:"true" enum:"sas,selfSigned,certificateAuthority" doc:"sas (default: symmetric keys), selfSigned (an X.509 certificate per device, registered by its thumbprints) or certificateAuthority (an X.509 certificate per device with CN = device id, signed by the run's CA, which the hub must trust)."`
 }
 
 // BehaviorSpec is what a group's devices do besides speaking MQTT.

@@ -135,7 +135,26 @@ func (d *decoder) validateGroups(f *File, s *Scenario) {
 				}
 			}
 		}
+		grp.Auth = d.convertAuth(g.Auth, join(path, "auth"))
 		s.Groups = append(s.Groups, grp)
+	}
+}
+
+// convertAuth reads a group's auth setting; no setting is SAS.
+func (d *decoder) convertAuth(a *AuthSpec, path string) Auth {
+	if a == nil {
+		return AuthSAS
+	}
+	switch t := Auth(a.Type); t {
+	case AuthSAS, AuthSelfSigned, AuthCA:
+		return t
+	default:
+		msg := fmt.Sprintf("unknown authentication type %q: want sas, selfSigned or certificateAuthority", a.Type)
+		if strings.EqualFold(a.Type, "x509") {
+			msg += " (an X.509 group is selfSigned or certificateAuthority)"
+		}
+		d.problem(d.where(&a.Type, a), join(path, "type"), "%s", msg)
+		return AuthSAS
 	}
 }
 

@@ -103,3 +103,24 @@ test('X.509 CA-signed: registry create as certificateAuthority, device SDK conne
     }
   }
 });
+
+test('X.509 module: registry addModule with thumbprints shows them and no keys; certificateAuthority is refused for a module', async () => {
+  // The Node ModuleClient does not connect modules with X.509 (it needs a
+  // SharedAccessKey), so the broker's side is tested in Go with paho.
+  const registry = lib.registry();
+  await lib.createDevice(registry, 'x509-mod-host', {});
+  const tp = thumbprints(pair('x509-self').cert);
+  const added = (await lib.ok((cb) => registry.addModule({
+    deviceId: 'x509-mod-host', moduleId: 'edge',
+    authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: tp.sha1, secondaryThumbprint: tp.sha256 } },
+  }, cb), 'addModule')).result;
+  assert.equal(added.authentication.type, 'selfSigned');
+  const got = (await lib.ok((cb) => registry.getModule('x509-mod-host', 'edge', cb), 'getModule')).result;
+  assert.equal(got.authentication.x509Thumbprint.primaryThumbprint.toUpperCase(), tp.sha1.toUpperCase());
+  assert.ok(!got.authentication.symmetricKey || !got.authentication.symmetricKey.primaryKey, 'an X.509 module shows no keys');
+  const ca = await lib.call((cb) => registry.addModule({
+    deviceId: 'x509-mod-host', moduleId: 'edge-ca', authentication: { type: 'certificateAuthority' },
+  }, cb));
+  assert.ok(ca.err, 'a certificateAuthority module was created');
+  assert.equal(ca.err.response && ca.err.response.statusCode, 400);
+});

@@ -35,6 +35,7 @@ func commands() []*command {
 		certsCommand(),
 		jobsCommand(),
 		devicesCommand(),
+		modulesCommand(),
 		twinCommand(),
 		invokeCommand(),
 		monitorCommand(),

@@ -52,6 +52,9 @@ type playOptions struct {
 	Plan fleetmem.Plan
 	// Run is how a remote run's shards meet on the hub.
 	Run runner.Coordination
+	// DeviceCAFile and DeviceCAKeyFile are the CA that signs the
+	// certificateAuthority groups' certificates.
+	DeviceCAFile, DeviceCAKeyFile string
 }
 
 // serveOptions configure serveHub.
@@ -111,6 +114,13 @@ func playScenario(ctx context.Context, sc scenario, o playOptions) (*runner.Repo
 		Seed: o.Seed, Shard: o.Shard, Shards: o.Shards, DataDir: o.DataDir,
 		Logger: o.Logger, Progress: o.Progress, Run: o.Run,
 		ConsoleAddr: o.ConsoleAddr, ConsoleReady: o.ConsoleReady,
+	}
+	if o.DeviceCAFile != "" {
+		ca, err := tlsutil.LoadDeviceCAFiles(o.DeviceCAFile, o.DeviceCAKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--device-ca: %w", err)
+		}
+		ro.DeviceCA = ca
 	}
 	if o.Hub != "" {
 		ro.Remote = &runner.Remote{ServiceConnectionString: o.Hub, RESTURL: o.HubURL, MQTTURL: o.MQTTURL}

@@ -18,7 +18,7 @@ var deviceDetail = []column{
 	{"device", "deviceId"}, {"status", "status"}, {"status reason", "statusReason"},
 	{"connection", "connectionState"}, {"connection updated", "connectionStateUpdatedTime"},
 	{"last activity", "lastActivityTime"}, {"generation", "generationId"}, {"etag", "etag"},
-	{"auth", "authentication.type"},
+	{"auth", "authentication.type"}, {"primary thumbprint", "authentication.x509Thumbprint.primaryThumbprint"},
 }
 
 func deviceTable(w io.Writer, raw json.RawMessage) error {
@@ -45,12 +45,37 @@ func devicesCommand() *command {
 
 func devicesCreate() *command {
 	return &command{
-		name: "create", args: "DEVICE-ID", summary: "create a device identity with generated keys",
-		help:     "Creates a device identity with symmetric keys the hub generates.",
-		examples: []string{"fleetsim devices create thermostat-1", "fleetsim devices create thermostat-1 -o json"},
-		setup: oneIDCommand("DEVICE-ID", func(ctx context.Context, hc hubClient, id string) (json.RawMessage, error) {
-			return hc.CreateDevice(ctx, id)
-		}, "create device", deviceTable),
+		name: "create", args: "DEVICE-ID", summary: "create a device identity with generated keys or an X.509 certificate",
+		help: `Creates a device identity with symmetric keys the hub generates, or with
+--x509 a certificate (CN DEVICE-ID) made now, written with its key to
+--cert-out as DEVICE-ID.pem and DEVICE-ID-key.pem: self-signed registers the
+device by the certificate's thumbprints; ca signs it with --device-ca and
+registers a certificateAuthority device (the hub must trust that CA).`,
+		examples: []string{
+			"fleetsim devices create thermostat-1",
+			"fleetsim devices create thermostat-1 -o json",
+			"fleetsim devices create sensor-9 --x509 self-signed --cert-out certs",
+			"fleetsim devices create sensor-10 --x509 ca --device-ca certs/ca/ca.pem --device-ca-key certs/ca/ca-key.pem --cert-out certs",
+		},
+		setup: func(f *flagSet) action {
+			c := addClientFlags(f)
+			x := addX509Flags(f, true)
+			return func(ctx context.Context, a *app, args []string) error {
+				if len(args) != 1 {
+					return usagef(f.name, "want one DEVICE-ID")
+				}
+				if err := x.check(f.name, true); err != nil {
+					return err
+				}
+				hc, _, err := a.client(f, c)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(ctx, c.timeout)
+				defer cancel()
+				return createIdentity(ctx, a, hc, c, x, args[0], "")
+			}
+		},
 	}
 }
 

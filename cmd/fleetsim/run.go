@@ -30,6 +30,8 @@ type runFlags struct {
 	console string
 	// a remote hub instead of the embedded one
 	hub, hubFile, hubURL, mqttURL, ca string
+	// the CA of the fleet's certificateAuthority groups
+	deviceCA, deviceCAKey string
 	// how a remote run's shards meet (see shards.go)
 	coord coordFlags
 	// rollout, when set, is added to the scenario's timeline (rollout run --scenario)
@@ -110,6 +112,8 @@ CI test reporting) and DIR/report.html (a self-contained page with charts).`,
 			f.fs.StringVar(&o.hubFile, "hub-file", "", "read --hub's service connection string from `FILE`, e.g. a mounted Kubernetes Secret")
 			f.fs.StringVar(&o.hubURL, "hub-url", "", "REST API base `URL` of --hub (default https://<HostName>)")
 			f.fs.StringVar(&o.mqttURL, "mqtt-url", "", "where devices connect with --hub: ssl://host:8883 or wss://host/$iothub/websocket (default ssl://<HostName>:8883)")
+			f.fs.StringVar(&o.deviceCA, "device-ca", "", "CA certificate `FILE` that signs the certificates of the scenario's certificateAuthority groups; with --hub, the hub must trust it (default without --hub: a CA kept in --data's device-ca/, else one made for the run)")
+			f.fs.StringVar(&o.deviceCAKey, "device-ca-key", "", "private key `FILE` of --device-ca (EC, PEM)")
 			f.fs.StringVar(&o.ca, "ca", "", "CA certificate `FILE` that --hub's certificates chain to (default: the system's)")
 			f.fs.Var(&o.rolloutPlans, "rollout-plan", "play the scenario once per rollout plan `FILE` (repeat the flag), each on a fresh embedded hub with the same seed, and compare them in one report")
 			o.coord.register(f.fs)
@@ -146,7 +150,11 @@ func (a *app) runScenario(ctx context.Context, f *flagSet, o runFlags, args []st
 	} else if hubOnCmdLine {
 		fmt.Fprintln(a.stderr, "fleetsim: warning: --hub puts the service connection string on the command line, where ps shows it to every user of the machine; set FLEETSIM_HUB or use --hub-file instead")
 	}
-	opts := playOptions{DataDir: o.data, Hub: o.hub, HubURL: o.hubURL, MQTTURL: o.mqttURL, CAFile: o.ca, ConsoleAddr: o.console}
+	opts := playOptions{DataDir: o.data, Hub: o.hub, HubURL: o.hubURL, MQTTURL: o.mqttURL, CAFile: o.ca, ConsoleAddr: o.console,
+		DeviceCAFile: o.deviceCA, DeviceCAKeyFile: o.deviceCAKey}
+	if (o.deviceCA == "") != (o.deviceCAKey == "") {
+		return usagef(f.name, "--device-ca and --device-ca-key go together")
+	}
 	if o.hub != "" && o.console != "" {
 		return usagef(f.name, "--console serves the embedded hub; with --hub, open that hub's own console")
 	}

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,7 +103,8 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	if err := deviceOnly(m.DeviceID); err != nil {
 		return Module{}, err
 	}
-	if err := checkModuleAuth(m.Authentication); err != nil {
+	auth, err := checkModuleAuth(m.Authentication)
+	if err != nil {
 		return Module{}, err
 	}
 	p, s, err := decodeKeys(m.Authentication.SymmetricKey, true)
@@ -129,6 +129,7 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 		DesiredMeta:     &meta{Updated: now},
 		ReportedMeta:    &meta{Updated: now},
 	}
+	setAuth(rec, auth)
 	key := rec.key()
 	e := &entry{online: make(chan struct{})}
 	wait := newDurable()
@@ -255,14 +256,18 @@ func (r *Registry) UpdateModule(ctx context.Context, m Module, ifMatch string) (
 	if err != nil {
 		return Module{}, err
 	}
-	if err := checkModuleAuth(m.Authentication); err != nil {
+	auth, err := checkModuleAuth(m.Authentication)
+	if err != nil {
 		return Module{}, err
 	}
 	p, s, err := decodeKeys(m.Authentication.SymmetricKey, false)
 	if err != nil {
 		return Module{}, err
 	}
-	rec, lv, err := r.updateIdentity(key, ifMatch, "module", p, s, func(rec *record) { rec.ManagedBy = m.ManagedBy })
+	rec, lv, err := r.updateIdentity(key, ifMatch, "module", p, s, func(rec *record) {
+		rec.ManagedBy = m.ManagedBy
+		setAuth(rec, auth)
+	})
 	if err != nil {
 		return Module{}, err
 	}
@@ -516,13 +521,7 @@ func renderModule(rec *record, lv live) Module {
 		ConnectionState:            state,
 		ConnectionStateUpdatedTime: formatTime(lv.stateChanged),
 		LastActivityTime:           formatTime(lv.lastActivity),
-		Authentication: Authentication{
-			SymmetricKey: SymmetricKey{
-				PrimaryKey:   base64.StdEncoding.EncodeToString(rec.Primary),
-				SecondaryKey: base64.StdEncoding.EncodeToString(rec.Secondary),
-			},
-			Type: AuthenticationSAS,
-		},
+		Authentication:             renderAuth(rec),
 	}
 }
 
@@ -573,15 +572,43 @@ func (s moduleSource) Scan(after string, fn func(key string, doc map[string]any)
 
 var _ query.Source = moduleSource{}
 
-// checkModuleAuth refuses what a module cannot use: modules authenticate
-// with SAS keys only (X.509 is for devices).
-func checkModuleAuth(a Authentication) error {
+// checkModuleAuth reads a module's authentication and refuses what fleetsim
+// does not take for a module: a module authenticates with SAS keys or a
+// self-signed certificate's thumbprints; certificateAuthority is for devices.
+func checkModuleAuth(a Authentication) (authSpec, error) {
 	spec, err := parseAuth(a)
 	if err != nil {
-		return err
+		return authSpec{}, err
 	}
-	if spec.typ != "" && spec.typ != AuthenticationSAS {
-		return argInvalid("authentication type %q is not supported for modules; modules use SAS keys", spec.typ)
+	if spec.typ == AuthenticationCA {
+		return authSpec{}, argInvalid("authentication type %q is not supported for modules; modules use sas or selfSigned", spec.typ)
 	}
-	return nil
+	return spec, nil
+}
+
+// ModuleAuthentication returns how a module authenticates (Enabled is its
+// device's), or an error matching ErrDeviceNotFound or ModuleNotFound. It
+// does no I/O: the broker calls it on the connecting module's goroutine.
+func (r *Registry) ModuleAuthentication(deviceID, moduleID string) (DeviceAuth, error) {
+	_, _, enabled, err := r.Credentials(deviceID)
+	if err != nil {
+		return DeviceAuth{}, err
+	}
+	key, err := moduleKeyOf(deviceID, moduleID)
+	if err != nil {
+		return DeviceAuth{}, err
+	}
+	e, err := r.lockEntry(key)
+	if err != nil {
+		return DeviceAuth{}, err
+	}
+	rec := e.rec
+	e.mu.Unlock()
+	return DeviceAuth{
+		Type:        rec.authType(),
+		Primary:     rec.Primary,
+		Secondary:   rec.Secondary,
+		Thumbprints: [2]string{rec.Thumb1, rec.Thumb2},
+		Enabled:     enabled,
+	}, nil
 }

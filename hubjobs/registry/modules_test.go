@@ -268,3 +268,37 @@ func TestModuleDeviceSide(t *testing.T) {
 		t.Fatal("deleting the device left its module connected")
 	}
 }
+
+// TestModuleX509Registration: a module registered with a self-signed
+// certificate's thumbprints shows them and no keys, and the broker gets
+// them; it can go back to SAS; certificateAuthority is refused for modules.
+func TestModuleX509Registration(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := newReg(t, false)
+	if _, err := r.CreateDevice(ctx, registry.Device{DeviceID: "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	thumb := strings.Repeat("AB", 20)
+	m, err := r.CreateModule(ctx, registry.Module{DeviceID: "d1", ModuleID: "x", Authentication: registry.Authentication{
+		Type: registry.AuthenticationSelfSigned, X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: &thumb},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := m.Authentication
+	if a.Type != registry.AuthenticationSelfSigned || a.X509Thumbprint.PrimaryThumbprint == nil || *a.X509Thumbprint.PrimaryThumbprint != thumb || a.SymmetricKey.PrimaryKey != "" {
+		t.Fatalf("module authentication %+v", a)
+	}
+	auth, err := r.ModuleAuthentication("d1", "x")
+	if err != nil || auth.Type != registry.AuthenticationSelfSigned || auth.Thumbprints[0] != thumb || len(auth.Primary) != 0 || !auth.Enabled {
+		t.Fatalf("ModuleAuthentication = %+v, %v", auth, err)
+	}
+	back, err := r.UpdateModule(ctx, registry.Module{DeviceID: "d1", ModuleID: "x", Authentication: registry.Authentication{Type: registry.AuthenticationSAS}}, "*")
+	if err != nil || back.Authentication.Type != registry.AuthenticationSAS || back.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Fatalf("back to SAS: %+v, %v", back.Authentication, err)
+	}
+	_, err = r.CreateModule(ctx, registry.Module{DeviceID: "d1", ModuleID: "ca", Authentication: registry.Authentication{Type: registry.AuthenticationCA}})
+	if !hasCode(err, iothub.CodeArgumentInvalid) {
+		t.Fatalf("certificateAuthority module: %v, want ArgumentInvalid", err)
+	}
+}

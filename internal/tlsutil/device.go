@@ -136,12 +136,18 @@ func (ca *DeviceCA) WriteCA(dir string) error {
 
 // LoadDeviceCA reads a CA that WriteCA wrote.
 func LoadDeviceCA(dir string) (*DeviceCA, error) {
-	cert, key, err := loadPair(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
+	return LoadDeviceCAFiles(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
+}
+
+// LoadDeviceCAFiles reads a CA from its certificate and its EC private key
+// (SEC 1 or PKCS #8), both PEM.
+func LoadDeviceCAFiles(certFile, keyFile string) (*DeviceCA, error) {
+	cert, key, err := loadPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("CA in %s: %w", dir, err)
+		return nil, fmt.Errorf("CA %s, %s: %w", certFile, keyFile, err)
 	}
 	if !cert.IsCA {
-		return nil, fmt.Errorf("CA in %s: %s is not a CA certificate", dir, CACertFile)
+		return nil, fmt.Errorf("CA %s is not a CA certificate", certFile)
 	}
 	return &DeviceCA{Cert: cert, Key: key}, nil
 }

@@ -42,6 +42,12 @@ func HostFleet(ctx context.Context, hub *hubjobs.Hub, sc *scenarios.Scenario, o 
 	if p.secret, err = fleetSecret(o.DataDir); err != nil {
 		return err
 	}
+	if p.ca, err = fleetCA(sc, nil, o.DataDir); err != nil {
+		return fmt.Errorf("device CA: %w", err)
+	}
+	if p.ca != nil {
+		hub.TrustCA(p.ca.Cert)
+	}
 	if err := p.register(ctx, true); err != nil {
 		return err
 	}

@@ -95,6 +95,15 @@ func TestReadyScenariosShowDeviceSide(t *testing.T) {
 				t.Errorf("a ping job causes no device-side work: %+v", ping.DeviceSide)
 			}
 		}},
+		{"x509-fleet", 40, func(t *testing.T, rep *runner.Report) {
+			ping, twin := rep.Jobs[0], rep.Jobs[1]
+			if ping.Succeeded != 40 || twin.Succeeded != 20 {
+				t.Errorf("ping succeeded on %d of 40, twin on %d of 20: every certificate device must connect", ping.Succeeded, twin.Succeeded)
+			}
+			if acks := rep.DeviceSide.TwinAcks; acks == nil || acks.Acknowledged != 20 {
+				t.Errorf("acknowledgements %+v, want 20", acks)
+			}
+		}},
 		{"s1-throttled", 150, func(t *testing.T, rep *runner.Report) {
 			ping, twin := rep.Jobs[0], rep.Jobs[1]
 			acks := rep.DeviceSide.TwinAcks

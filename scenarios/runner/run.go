@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/fleetsim/fleetsim/devicesim"
 	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/internal/iothub"
+	"github.com/fleetsim/fleetsim/internal/tlsutil"
 	"github.com/fleetsim/fleetsim/scenarios"
 )
 
@@ -56,6 +58,12 @@ type Options struct {
 	// Run is how the shards of a remote run meet on the hub (run id, start
 	// barrier, heartbeats); see coord.go.
 	Run Coordination
+	// DeviceCA, when set, signs the certificates of the fleet's
+	// certificateAuthority groups. An embedded hub trusts it; a remote hub
+	// must trust it already (fleetsim serve --trust-ca, or a CA certificate
+	// uploaded and verified on an IoT hub). Without it an embedded run
+	// keeps a CA in DataDir/device-ca, or makes one for the run.
+	DeviceCA *tlsutil.DeviceCA
 }
 
 // ErrBadShard is returned by Run for a shard outside 1..Shards.
@@ -108,6 +116,10 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		if err != nil {
 			return nil, err
 		}
+		if err := checkRemoteX509(sc, o.DeviceCA, t.mqtt); err != nil {
+			return nil, err
+		}
+		p.ca = o.DeviceCA
 		p.hub = t
 		// Keys must be stable across the shards' processes and runs: derive
 		// them from the service key and the device id.
@@ -147,7 +159,15 @@ func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (*Report, error
 		o.ConsoleReady(st.Endpoints().ConsoleLoginURL)
 	}
 	p.hub = stackTarget{st}
-	rep, err := p.play(ctx)
+	if p.ca, err = fleetCA(sc, o.DeviceCA, o.DataDir); err == nil && p.ca != nil {
+		st.TrustCA(p.ca.Cert)
+	}
+	var rep *Report
+	if err != nil {
+		err = fmt.Errorf("device CA: %w", err)
+	} else {
+		rep, err = p.play(ctx)
+	}
 	stopHub()
 	if herr := <-hubDone; err == nil && herr != nil {
 		err = fmt.Errorf("hub: %w", herr)
@@ -202,6 +222,8 @@ type player struct {
 	ro             rollouts                        // the timeline's rollouts
 	lv             *liveScenario                   // the console's view of the run, or nil
 	played         int                             // timeline actions played so far
+	ca             *tlsutil.DeviceCA               // signs the certificateAuthority devices' certificates
+	certs          map[string]*tls.Certificate     // the X.509 devices' certificates, by id
 }
 
 // deviceKey derives a device's key from the run's secret.
@@ -285,13 +307,20 @@ func (p *player) play(ctx context.Context) (*Report, error) {
 // newFleet builds the shard's fleet on the in-process transport.
 func (p *player) newFleet() *devicesim.Fleet {
 	tr := p.hub.transport()
+	if len(p.certs) > 0 {
+		tr.TLSConfig = devicesim.FleetCertificateConfig(tr.TLSConfig)
+	}
 	host := p.hub.hostname()
 	return devicesim.NewFleet(devicesim.FleetConfig{
 		Count: len(p.indexes),
 		Generate: func(i int) devicesim.DeviceConfig {
 			d := p.sc.Device(p.indexes[i])
+			id := devicesim.Identity{DeviceID: d.ID, Hostname: host}
+			if id.Certificate = p.certs[d.ID]; id.Certificate == nil {
+				id.Key = p.deviceKey(d.ID)
+			}
 			return devicesim.DeviceConfig{
-				Identity:  devicesim.Identity{DeviceID: d.ID, Key: p.deviceKey(d.ID), Hostname: host},
+				Identity:  id,
 				Transport: tr,
 				Behavior:  d.Behavior,
 				Seed:      p.sc.Seed,
@@ -310,11 +339,15 @@ func (p *player) newFleet() *devicesim.Fleet {
 // update alone cannot register a fleet.
 func (p *player) register(ctx context.Context, keep bool) error {
 	ops := make([]hubjobs.ExportImportDevice, 0, bulkChunk)
+	var pending []pendingCert
 	flush := func() error {
 		if len(ops) == 0 {
 			return nil
 		}
-		defer func() { ops = ops[:0] }()
+		defer func() { ops, pending = ops[:0], pending[:0] }()
+		if err := p.x509Auths(ops, pending); err != nil {
+			return fmt.Errorf("register devices: %w", err)
+		}
 		res, err := p.hub.bulk(ctx, ops)
 		if err != nil {
 			return fmt.Errorf("register devices: %w", err)
@@ -326,15 +359,27 @@ func (p *player) register(ctx context.Context, keep bool) error {
 			}
 			exists[e.DeviceID] = true
 		}
-		if keep || len(exists) == 0 {
+		if len(exists) == 0 {
 			return nil
 		}
 		var updates []hubjobs.ExportImportDevice
 		for _, op := range ops {
-			if exists[op.ID] {
-				op.ImportMode = "update"
-				updates = append(updates, op)
+			if !exists[op.ID] {
+				continue
 			}
+			op.ImportMode = "update"
+			if keep {
+				// Only the certificates are new: the tags stay as jobs
+				// left them.
+				if op.Authentication.Type == "sas" {
+					continue
+				}
+				op.Tags = nil
+			}
+			updates = append(updates, op)
+		}
+		if len(updates) == 0 {
+			return nil
 		}
 		if res, err = p.hub.bulk(ctx, updates); err != nil {
 			return fmt.Errorf("update registered devices: %w", err)
@@ -346,15 +391,22 @@ func (p *player) register(ctx context.Context, keep bool) error {
 		return nil
 	}
 	for d := range p.sc.DeviceSpecs(p.shard, p.shards) {
-		key := base64.StdEncoding.EncodeToString(p.deviceKey(d.ID))
-		ops = append(ops, hubjobs.ExportImportDevice{
-			ID:         d.ID,
-			ImportMode: "create",
-			Authentication: &hubjobs.Authentication{
+		var auth *hubjobs.Authentication
+		if d.Auth.X509() {
+			// Made for the whole chunk at once, on every core.
+			pending = append(pending, pendingCert{len(ops), d})
+		} else {
+			key := base64.StdEncoding.EncodeToString(p.deviceKey(d.ID))
+			auth = &hubjobs.Authentication{
 				Type:         "sas",
 				SymmetricKey: hubjobs.SymmetricKey{PrimaryKey: key, SecondaryKey: key},
-			},
-			Tags: d.Tags,
+			}
+		}
+		ops = append(ops, hubjobs.ExportImportDevice{
+			ID:             d.ID,
+			ImportMode:     "create",
+			Authentication: auth,
+			Tags:           d.Tags,
 		})
 		if len(ops) == bulkChunk {
 			if err := flush(); err != nil {

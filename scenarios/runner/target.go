@@ -46,7 +46,11 @@ func (t stackTarget) hostname() string { return t.st.Hostname() }
 func (t stackTarget) local() bool      { return true }
 
 func (t stackTarget) transport() devicesim.Transport {
-	return devicesim.Transport{Dial: t.st.DialDevice}
+	tr := devicesim.Transport{Dial: t.st.DialDevice, DialTLS: t.st.DialDeviceTLS}
+	// Only X.509 devices use TLS in process; without the hub's certificate
+	// they fail to connect and say why.
+	tr.TLSConfig, _ = t.st.DeviceTLSConfig()
+	return tr
 }
 
 func (t stackTarget) bulk(ctx context.Context, ops []hubjobs.ExportImportDevice) (hubjobs.BulkResult, error) {

@@ -16,7 +16,17 @@ import (
 // TestSimulatedX509Devices: simulated devices with certificates connect to
 // the embedded hub over the in-process TLS transport, CA-signed (the CA
 // trusted at run time) and self-signed.
+// With the fleet's shared configuration, each device presents its own
+// certificate.
 func TestSimulatedX509Devices(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "config per device", true: "fleet config"}[shared], func(t *testing.T) {
+			testSimulatedX509Devices(t, shared)
+		})
+	}
+}
+
+func testSimulatedX509Devices(t *testing.T, shared bool) {
 	st := testkit.StartHub(t, testkit.HubOptions{})
 	ctx := context.Background()
 	ca, err := tlsutil.NewDeviceCA("run CA", 1)
@@ -44,6 +54,9 @@ func TestSimulatedX509Devices(t *testing.T) {
 	tc, err := st.DeviceTLSConfig()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if shared {
+		tc = devicesim.FleetCertificateConfig(tc)
 	}
 	tr := devicesim.Transport{Dial: st.DialDevice, DialTLS: st.DialDeviceTLS, TLSConfig: tc}
 	runCtx, cancel := context.WithCancel(ctx)
