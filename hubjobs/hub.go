@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/broker"
+	"github.com/fleetsim/fleetsim/hubjobs/c2d"
 	"github.com/fleetsim/fleetsim/hubjobs/console"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/jobstore"
@@ -37,6 +38,11 @@ var (
 	_ jobs.TwinPatcher        = (*registry.Registry)(nil)
 	_ jobs.DeviceSelector     = (*registry.Registry)(nil)
 	_ broker.Hub              = (*registry.Registry)(nil)
+	_ broker.Hub              = deviceEvents{}
+	_ broker.Acks             = (*c2d.Queues)(nil)
+	_ c2d.Link                = (*broker.Server)(nil)
+	_ c2d.Devices             = c2dDevices{}
+	_ restapi.C2D             = (*c2d.Queues)(nil)
 	_ broker.Identities       = identities{}
 	_ broker.ModuleIdentities = identities{}
 	_ broker.Policies         = policyKeys(nil)
@@ -104,6 +110,8 @@ type Hub struct {
 	Metrics *metrics.Metrics
 	// Console is the web console at / on the REST listener.
 	Console *console.Console
+	// C2D holds the devices' cloud-to-device queues (in memory).
+	C2D *c2d.Queues
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
@@ -185,6 +193,36 @@ func consolePolicies(ps []restapi.Policy) []console.Policy {
 		})
 	}
 	return out
+}
+
+// deviceEvents hands the broker's device events to the registry and then to
+// the cloud-to-device queues, which deliver on connect and subscribe.
+type deviceEvents struct {
+	broker.Hub
+	c2d *c2d.Queues
+}
+
+func (e deviceEvents) DeviceConnected(id string) {
+	e.Hub.DeviceConnected(id)
+	e.c2d.DeviceConnected(id)
+}
+
+func (e deviceEvents) DeviceDisconnected(id string) {
+	e.Hub.DeviceDisconnected(id)
+	e.c2d.DeviceDisconnected(id)
+}
+
+func (e deviceEvents) DeviceSubscribed(id, filter string) {
+	e.Hub.DeviceSubscribed(id, filter)
+	e.c2d.DeviceSubscribed(id, filter)
+}
+
+// c2dDevices tells the cloud-to-device queues which devices the registry holds.
+type c2dDevices struct{ r *registry.Registry }
+
+func (d c2dDevices) DeviceExists(id string) bool {
+	_, err := d.r.GetDevice(id)
+	return err == nil
 }
 
 // identities adapts the registry to the broker's Identities interface.
@@ -288,13 +326,17 @@ func New(opts Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.C2D, err = c2d.New(c2d.Config{Devices: c2dDevices{s.Registry}, Logger: log.With().Str("component", "c2d").Logger()}); err != nil {
+		return nil, fmt.Errorf("cloud-to-device queues: %w", err)
+	}
 	if s.Broker, err = broker.New(broker.Config{
 		TrustedCAs: trusted,
 		Hostname:   opts.Hostname,
 		Identities: identities{s.Registry},
 		Modules:    identities{s.Registry},
 		Policies:   policyKeys(s.policies),
-		Hub:        s.Registry,
+		Hub:        deviceEvents{s.Registry, s.C2D},
+		Acks:       s.C2D,
 		TLSAddr:    opts.MQTTAddr,
 		TLSConfig:  s.tlsConf,
 		Logger:     log.With().Str("component", "broker").Logger(),
@@ -302,6 +344,7 @@ func New(opts Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.Registry.SetLink(s.Broker)
+	s.C2D.SetLink(s.Broker)
 	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
@@ -333,6 +376,7 @@ func New(opts Config) (h *Hub, err error) {
 		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Modules:  s.Registry,
 		Jobs:     s.Jobs,
+		C2D:      s.C2D,
 		Settings: hubSettings(profile, opts.MaxInFlight),
 		Logger:   log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
@@ -432,6 +476,7 @@ func (s *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return s.Registry.Run(gctx) })
 	g.Go(func() error { return s.Broker.Run(gctx) })
 	g.Go(func() error { return s.Jobs.Run(gctx) })
+	g.Go(func() error { return s.C2D.Run(gctx) })
 	if s.httpsLn != nil {
 		g.Go(func() error { return s.REST.Serve(gctx, s.httpsLn, s.tlsConf) })
 		g.Go(func() error { return s.Console.Run(gctx) })

@@ -79,6 +79,7 @@ func (s *Server) routes() {
 	s.route("POST /jobs/v2/{id}/cancel", ServiceConnect, s.cancelJob)
 	s.moduleRoutes() // modules.go
 	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
+	s.c2dRoutes() // c2d.go
 	s.mux.HandleFunc("/", s.notFound)
 }
 
