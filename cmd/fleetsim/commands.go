@@ -37,6 +37,7 @@ func commands() []*command {
 		devicesCommand(),
 		twinCommand(),
 		invokeCommand(),
+		c2dCommand(),
 		queryCommand(),
 		rolloutCommand(),
 		scenariosCommand(),
