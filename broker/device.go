@@ -70,8 +70,7 @@ func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
 }
 
 // DeliverQoS1 queues a hub message for deviceID's live connection at QoS 1,
-// as IoT Hub sends cloud-to-device messages (docs/iothub.md, "Cloud-to-device
-// messages"), and returns the packet id it carries. The device's PUBACK of
+// as IoT Hub sends cloud-to-device messages (docs/iothub.md §1.6), and returns the packet id it carries. The device's PUBACK of
 // that id on the same connection is reported to Config.Acks. dup marks a
 // redelivery. Packet ids are the broker's own, per device: nothing else
 // sends a device QoS 1 messages (device topics are hub-terminated), so

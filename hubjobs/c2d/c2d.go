@@ -1,6 +1,5 @@
 // Package c2d holds the hub's cloud-to-device message queues: one per
-// device, with IoT Hub's limits (docs/iothub.md, "Cloud-to-device
-// messages"). A message waits while its device is offline, is sent at QoS 1
+// device, with IoT Hub's limits (docs/iothub.md §1.6). A message waits while its device is offline, is sent at QoS 1
 // once the device holds its devicebound subscription, and is completed by
 // the device's PUBACK; one not acknowledged is sent again when the device
 // next connects, up to the maximum delivery count; one whose time to live
