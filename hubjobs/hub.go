@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -52,6 +55,7 @@ var (
 	_ console.Devices         = consoleDevices{}
 	_ console.Jobs            = (*jobs.Engine)(nil)
 	_ console.Counters        = consoleCounters{}
+	_ console.C2D             = consoleC2D{}
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -162,6 +166,19 @@ func (d consoleDevices) PatchTwinJSON(ctx context.Context, id string, patch []by
 
 func (d consoleDevices) InvokeMethod(ctx context.Context, id string, req iothub.MethodRequest) (iothub.MethodResult, error) {
 	return d.methods.InvokeMethod(ctx, id, req)
+}
+
+// consoleC2D sends the console's cloud-to-device messages to the queues.
+type consoleC2D struct{ q *c2d.Queues }
+
+func (c consoleC2D) SendC2D(id string, m console.C2DMessage) (string, int, error) {
+	msg := c2d.Message{MessageID: m.MessageID, CorrelationID: m.CorrelationID, Body: []byte(m.Data),
+		TTL: time.Duration(min(m.TTLSeconds, int64(iothub.MaxC2DTTL/time.Second))) * time.Second}
+	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+		msg.Properties = append(msg.Properties, iothub.Property{Key: k, Value: m.Properties[k]})
+	}
+	sent, err := c.q.Send(id, msg)
+	return sent.MessageID, sent.Queued, err
 }
 
 // consoleCounters reads the counters /metrics exports for the console.
@@ -366,6 +383,7 @@ func New(opts Config) (h *Hub, err error) {
 		Devices:  consoleDevices{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Jobs:     s.Jobs,
 		Counters: consoleCounters{s.Broker, s.Registry, s.Metrics},
+		C2D:      consoleC2D{s.C2D},
 		Logger:   log.With().Str("component", "console").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
