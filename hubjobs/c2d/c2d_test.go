@@ -141,8 +141,8 @@ func TestSendRefusals(t *testing.T) {
 	}{
 		{"unknown device", "nope", Message{Body: []byte("x")}, "DeviceNotFound"},
 		{"body over 64 KB", "d1", Message{Body: big}, "MessageTooLarge"},
-		{"properties push it over 64 KB", "d1", Message{Body: big[:iothub.MaxC2DBytes-2], Properties: []iothub.Property{{"k", "vv"}}}, "MessageTooLarge"},
-		{"reserved property name", "d1", Message{Properties: []iothub.Property{{"$.mid", "x"}}}, "ArgumentInvalid"},
+		{"properties push it over 64 KB", "d1", Message{Body: big[:iothub.MaxC2DBytes-2], Properties: []iothub.Property{{Key: "k", Value: "vv"}}}, "MessageTooLarge"},
+		{"reserved property name", "d1", Message{Properties: []iothub.Property{{Key: "$.mid", Value: "x"}}}, "ArgumentInvalid"},
 		{"negative ttl", "d1", Message{TTL: -time.Second}, "ArgumentInvalid"},
 		{"overlong message id", "d1", Message{MessageID: strings.Repeat("m", 129)}, "ArgumentInvalid"},
 	}
@@ -192,7 +192,7 @@ func TestQueueDepth(t *testing.T) {
 func TestOfflineThenConnect(t *testing.T) {
 	q, l, clk := newQueues(t)
 	for _, b := range []string{"one", "two", "three"} {
-		if _, err := q.Send("d1", Message{Body: []byte(b), MessageID: b, Properties: []iothub.Property{{"k", "v " + b}}}); err != nil {
+		if _, err := q.Send("d1", Message{Body: []byte(b), MessageID: b, Properties: []iothub.Property{{Key: "k", Value: "v " + b}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -326,7 +326,7 @@ func TestPurgeAndStatus(t *testing.T) {
 	if st, err := q.Status("d2"); err != nil || st.Messages == nil || st.Durable {
 		t.Fatalf("empty status %+v, %v", st, err)
 	}
-	q.Send("d1", Message{Body: []byte("a"), Properties: []iothub.Property{{"k", "v"}}})
+	q.Send("d1", Message{Body: []byte("a"), Properties: []iothub.Property{{Key: "k", Value: "v"}}})
 	q.Send("d1", Message{Body: []byte("b")})
 	st, _ := q.Status("d1")
 	if len(st.Messages) != 2 || st.Messages[0].Properties["k"] != "v" || st.Messages[0].State != StateEnqueued || len(st.Messages[0].MessageID) != 36 {
