@@ -14,6 +14,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
+	"github.com/fleetsim/fleetsim/hubjobs/c2d"
+	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
@@ -212,5 +214,36 @@ func TestC2DRESTErrors(t *testing.T) {
 	purged, err := e.api.PurgeC2D(ctx, "d1")
 	if err != nil || purged.TotalMessagesPurged != iothub.MaxC2DQueueDepth {
 		t.Fatalf("purge: %+v, %v", purged, err)
+	}
+}
+
+// TestC2DQueuesAreNotDurable: the queues live in memory, as the README
+// and the answers ("durable": false) say: a persistent hub that restarts
+// keeps its devices and loses the messages that waited.
+func TestC2DQueuesAreNotDurable(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		hub, err := hubjobs.New(hubjobs.Config{DataDir: dir, Hostname: "localhost", HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- hub.Run(ctx) }()
+		<-hub.Ready()
+		if i == 0 {
+			if _, err := hub.Registry.CreateDevice(ctx, registry.Device{DeviceID: "d1"}); err != nil {
+				t.Fatal(err)
+			}
+			if sent, err := hub.C2D.Send("d1", c2d.Message{Body: []byte("x")}); err != nil || sent.Durable {
+				t.Fatalf("send: %+v, %v", sent, err)
+			}
+		} else if st, err := hub.C2D.Status("d1"); err != nil || st.Counts.Queued != 0 || st.Durable {
+			t.Fatalf("after a restart: %+v, %v; want the device and an empty queue", st, err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
