@@ -98,6 +98,15 @@ type Hub interface {
 	DeviceSubscribed(deviceID, filter string)
 }
 
+// Acks hears devices' PUBACKs of the QoS 1 messages the hub sent with
+// DeliverQoS1. It is called on the device's own connection goroutine, like
+// Hub's methods, and must not do I/O; it may call the Server's Deliver and
+// DeliverQoS1.
+type Acks interface {
+	// DeviceAcked reports the PUBACK of packetID on deviceID's live connection.
+	DeviceAcked(deviceID string, packetID uint16)
+}
+
 // Config configures a Server.
 type Config struct {
 	// Hostname is the hub host name devices sign their SAS tokens for (compared case-insensitively).
@@ -112,6 +121,8 @@ type Config struct {
 	Policies Policies
 	// Hub receives device messages and events; nil drops them.
 	Hub Hub
+	// Acks hears the PUBACKs of messages sent with DeliverQoS1; nil drops them.
+	Acks Acks
 	// TrustedCAs are the CAs that sign the certificates of certificateAuthority
 	// devices; nil trusts none.
 	TrustedCAs *x509.CertPool

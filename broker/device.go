@@ -23,8 +23,9 @@ type device struct {
 
 	events sync.Mutex
 
-	mu sync.Mutex
-	cl *mqtt.Client // the live connection; nil when there is none
+	mu       sync.Mutex
+	cl       *mqtt.Client // the live connection; nil when there is none
+	packetID uint16       // the last packet id DeliverQoS1 gave out
 }
 
 // device returns id's entry, creating it.
@@ -64,33 +65,75 @@ func (s *Server) live(deviceID string) *mqtt.Client {
 // messages and the loss is counted), and one wrapping iothub.ErrTopic for a
 // topic longer than MQTT allows.
 func (s *Server) Deliver(deviceID, topic string, payload []byte) error {
+	_, err := s.deliver(deviceID, topic, payload, 0, false)
+	return err
+}
+
+// DeliverQoS1 queues a hub message for deviceID's live connection at QoS 1,
+// as IoT Hub sends cloud-to-device messages (docs/iothub.md §1.6), and returns the packet id it carries. The device's PUBACK of
+// that id on the same connection is reported to Config.Acks. dup marks a
+// redelivery. Packet ids are the broker's own, per device: nothing else
+// sends a device QoS 1 messages (device topics are hub-terminated), so
+// they cannot collide with mochi's. Errors are Deliver's.
+func (s *Server) DeliverQoS1(deviceID, topic string, payload []byte, dup bool) (uint16, error) {
+	return s.deliver(deviceID, topic, payload, 1, dup)
+}
+
+func (s *Server) deliver(deviceID, topic string, payload []byte, qos byte, dup bool) (uint16, error) {
 	if len(topic) > iothub.MaxTopicBytes {
 		// Mochi would write the length as 16 bits and send a malformed packet.
-		return fmt.Errorf("%w: a topic of %d bytes is longer than MQTT allows", iothub.ErrTopic, len(topic))
+		return 0, fmt.Errorf("%w: a topic of %d bytes is longer than MQTT allows", iothub.ErrTopic, len(topic))
 	}
 	v, ok := s.devices.Load(deviceID)
 	if !ok {
 		s.deliverFail.Add(1)
-		return fmt.Errorf("%w: %s", ErrNotConnected, deviceID)
+		return 0, fmt.Errorf("%w: %s", ErrNotConnected, deviceID)
 	}
 	d := v.(*device)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cl == nil || d.cl.Closed() || s.closing.Load() {
 		s.deliverFail.Add(1)
-		return fmt.Errorf("%w: %s", ErrNotConnected, deviceID)
+		return 0, fmt.Errorf("%w: %s", ErrNotConnected, deviceID)
 	}
 	pk := &packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Dup: dup},
 		TopicName:   topic,
 		Payload:     payload,
 	}
+	if qos > 0 {
+		d.packetID++
+		if d.packetID == 0 { // [MQTT-2.3.1-1]: a packet id is never 0
+			d.packetID = 1
+		}
+		pk.PacketID = d.packetID
+	}
 	if !queueOut(d.cl, pk) {
 		s.queueDropped.Add(1)
-		return fmt.Errorf("%w: %s has %d messages waiting", ErrQueueFull, deviceID, len(outboundQueue(d.cl)))
+		return 0, fmt.Errorf("%w: %s has %d messages waiting", ErrQueueFull, deviceID, len(outboundQueue(d.cl)))
 	}
 	s.out.Add(1)
-	return nil
+	return pk.PacketID, nil
+}
+
+// acked reports a PUBACK that cl, the device's live connection, sent for a
+// QoS 1 message of the hub's. One from a connection that a newer one has
+// taken over is not reported: what it acknowledged is sent again.
+func (s *Server) acked(cl *mqtt.Client, packetID uint16) {
+	if s.cfg.Acks == nil {
+		return
+	}
+	v, ok := s.devices.Load(cl.ID)
+	if !ok {
+		return
+	}
+	d := v.(*device)
+	d.mu.Lock()
+	current := d.cl == cl
+	d.mu.Unlock()
+	if current {
+		s.cfg.Acks.DeviceAcked(cl.ID, packetID)
+	}
 }
 
 // Connected reports whether the device has a live connection.

@@ -161,6 +161,8 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		if limit := sizeLimit(t.Kind); len(pk.Payload) > limit {
 			return h.violation(cl, fmt.Sprintf("%s payload of %d bytes exceeds %d", t.Kind, len(pk.Payload), limit))
 		}
+	case packets.Puback:
+		h.s.acked(cl, pk.PacketID) // a hub message sent with DeliverQoS1; mochi ignores ids it did not send
 	case packets.Subscribe:
 		for _, f := range pk.Filters {
 			if !iothub.SubscriptionAllowed(cl.ID, f.Filter) {

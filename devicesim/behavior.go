@@ -29,6 +29,9 @@ type Behavior struct {
 	Connectivity Connectivity
 	// Telemetry, when set, sends device-to-cloud messages periodically.
 	Telemetry *TelemetryBehavior
+	// C2D, when set, subscribes to cloud-to-device messages and says how
+	// the device reacts to them (c2d.go); nil takes none.
+	C2D *C2DBehavior
 	// Reported is merged into reported properties once after the first
 	// connect (for example {"model":"x","firmware":{...}}); nil sends none.
 	Reported map[string]any
@@ -238,6 +241,11 @@ type TelemetryBehavior struct {
 // Validate reports the problems of b, all at once.
 func (b Behavior) Validate() error {
 	var errs []error
+	if b.C2D != nil {
+		if err := b.C2D.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	prob := func(what string, p float64) {
 		if p < 0 || p > 1 || p != p {
 			errs = append(errs, fmt.Errorf("%s: probability %v is outside 0..1", what, p))

@@ -174,6 +174,7 @@ func (d *Device) options(c *connection, password string) (*mqtt.ClientOptions, e
 		ws := d.cfg.Transport.Dial == nil && (o.Servers[0].Scheme == "ws" || o.Servers[0].Scheme == "wss")
 		o.TLSConfig = withCertificate(o.TLSConfig, cert, ws)
 	}
+	o.AutoAckDisabled = !d.cfg.Behavior.C2D.acks() // hub messages at QoS 1 are cloud-to-device messages alone
 	o.DefaultPublishHandler = c.onMessage
 	o.OnConnectionLost = c.onLost
 	o.CustomOpenConnectionFn = c.dial
@@ -316,9 +317,15 @@ func (d *Device) subscribe(c *connection, why connectReason, session bool) error
 			filters = all
 		}
 	}
+	qos := make([]byte, len(filters))
+	if f, ok := d.c2dFilter(); ok && len(filters) == len(all) {
+		// Whenever the device subscribes to everything: a persistent
+		// session keeps it across reconnects, as the other filters.
+		filters, qos = append(filters, f), append(qos, 1) // the SDKs take these at QoS 1
+	}
 	toks := make([]mqtt.Token, len(filters))
 	for i, f := range filters {
-		toks[i] = c.client.Subscribe(f, 0, nil)
+		toks[i] = c.client.Subscribe(f, qos[i], nil)
 	}
 	timeout := d.cfg.Behavior.Connectivity.withDefaults().ConnectTimeout
 	for i, t := range toks {

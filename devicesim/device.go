@@ -534,6 +534,8 @@ func (d *Device) dispatch(c *connection, m mqtt.Message) {
 		d.onTwinResponse(topic, m.Payload())
 	case strings.HasPrefix(topic, iothub.TwinDesiredPrefix):
 		d.onDesired(topic, m.Payload())
+	case strings.HasPrefix(topic, iothub.C2DTopicPrefix(d.id)):
+		d.onC2D(topic)
 	default:
 		d.debug().Str("topic", topic).Msg("unexpected message")
 	}

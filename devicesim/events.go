@@ -91,6 +91,8 @@ type Counters struct {
 	TwinAckFailures   int64 // acknowledgements whose reported patch the hub refused or never answered
 	RebootsBack       int64 // reboots after which the device connected again
 	TelemetrySent     int64
+	C2DReceived       int64 // cloud-to-device messages received
+	C2DAcked          int64 // cloud-to-device messages acknowledged (PUBACK)
 	QueueDropped      int64 // inbound messages dropped because the device's queue was full
 	EventsDropped     int64 // events dropped because DeviceConfig.Events was full
 
@@ -117,6 +119,8 @@ func (c *Counters) add(o Counters) {
 	c.FirmwareUpdates += o.FirmwareUpdates
 	c.FirmwareFailures += o.FirmwareFailures
 	c.TelemetrySent += o.TelemetrySent
+	c.C2DReceived += o.C2DReceived
+	c.C2DAcked += o.C2DAcked
 	c.FirmwareRollbacks += o.FirmwareRollbacks
 	c.TwinAcks += o.TwinAcks
 	c.TwinAckFailures += o.TwinAckFailures
@@ -163,6 +167,7 @@ type counters struct {
 	fwRollbacks, twinAcks, twinAckFailures, rebootsBack      atomic.Int64
 	fwFailedIn                                               [4]atomic.Int64 // by FirmwarePhases index
 	twinAcksNotApplied                                       atomic.Int64
+	c2dReceived, c2dAcked                                    atomic.Int64
 
 	statusMu sync.Mutex
 	byStatus []statusCount // usually one or two entries
@@ -211,6 +216,7 @@ func (c *counters) snapshot() Counters {
 		RebootsBack:       c.rebootsBack.Load(),
 	}
 	s.TwinAcksNotApplied = c.twinAcksNotApplied.Load()
+	s.C2DReceived, s.C2DAcked = c.c2dReceived.Load(), c.c2dAcked.Load()
 	for i := range c.fwFailedIn {
 		if n := c.fwFailedIn[i].Load(); n > 0 {
 			if s.FirmwareFailedIn == nil {

@@ -9,17 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetsim/fleetsim/broker"
+	"github.com/fleetsim/fleetsim/hubjobs/c2d"
 	"github.com/fleetsim/fleetsim/hubjobs/console"
 	"github.com/fleetsim/fleetsim/hubjobs/events"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
@@ -38,6 +42,11 @@ var (
 	_ jobs.TwinPatcher        = (*registry.Registry)(nil)
 	_ jobs.DeviceSelector     = (*registry.Registry)(nil)
 	_ broker.Hub              = (*registry.Registry)(nil)
+	_ broker.Hub              = deviceEvents{}
+	_ broker.Acks             = (*c2d.Queues)(nil)
+	_ c2d.Link                = (*broker.Server)(nil)
+	_ c2d.Devices             = c2dDevices{}
+	_ restapi.C2D             = (*c2d.Queues)(nil)
 	_ broker.Identities       = identities{}
 	_ broker.ModuleIdentities = identities{}
 	_ broker.Policies         = policyKeys(nil)
@@ -49,6 +58,7 @@ var (
 	_ console.Counters        = consoleCounters{}
 	_ console.Rollouts        = RolloutHost(nil)
 	_ restapi.Events          = apiEvents{}
+	_ console.C2D             = consoleC2D{}
 )
 
 // Config configures a hub: broker, registry, jobs engine and REST API.
@@ -126,6 +136,8 @@ type Hub struct {
 	Rollouts RolloutHost
 	// Events keeps the devices' recent events for watchers.
 	Events *events.Stream
+	// C2D holds the devices' cloud-to-device queues (in memory).
+	C2D *c2d.Queues
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
@@ -178,6 +190,19 @@ func (d consoleDevices) InvokeMethod(ctx context.Context, id string, req iothub.
 	return d.methods.InvokeMethod(ctx, id, req)
 }
 
+// consoleC2D sends the console's cloud-to-device messages to the queues.
+type consoleC2D struct{ q *c2d.Queues }
+
+func (c consoleC2D) SendC2D(id string, m console.C2DMessage) (string, int, error) {
+	msg := c2d.Message{MessageID: m.MessageID, CorrelationID: m.CorrelationID, Body: []byte(m.Data),
+		TTL: time.Duration(min(m.TTLSeconds, int64(iothub.MaxC2DTTL/time.Second))) * time.Second}
+	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+		msg.Properties = append(msg.Properties, iothub.Property{Key: k, Value: m.Properties[k]})
+	}
+	sent, err := c.q.Send(id, msg)
+	return sent.MessageID, sent.Queued, err
+}
+
 // consoleCounters reads the counters /metrics exports for the console.
 type consoleCounters struct {
 	b *broker.Server
@@ -207,6 +232,36 @@ func consolePolicies(ps []restapi.Policy) []console.Policy {
 		})
 	}
 	return out
+}
+
+// deviceEvents hands the broker's device events to the registry and then to
+// the cloud-to-device queues, which deliver on connect and subscribe.
+type deviceEvents struct {
+	broker.Hub
+	c2d *c2d.Queues
+}
+
+func (e deviceEvents) DeviceConnected(id string) {
+	e.Hub.DeviceConnected(id)
+	e.c2d.DeviceConnected(id)
+}
+
+func (e deviceEvents) DeviceDisconnected(id string) {
+	e.Hub.DeviceDisconnected(id)
+	e.c2d.DeviceDisconnected(id)
+}
+
+func (e deviceEvents) DeviceSubscribed(id, filter string) {
+	e.Hub.DeviceSubscribed(id, filter)
+	e.c2d.DeviceSubscribed(id, filter)
+}
+
+// c2dDevices tells the cloud-to-device queues which devices the registry holds.
+type c2dDevices struct{ r *registry.Registry }
+
+func (d c2dDevices) DeviceExists(id string) bool {
+	_, err := d.r.GetDevice(id)
+	return err == nil
 }
 
 // identities adapts the registry to the broker's Identities interface.
@@ -311,13 +366,17 @@ func New(opts Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.C2D, err = c2d.New(c2d.Config{Devices: c2dDevices{s.Registry}, Logger: log.With().Str("component", "c2d").Logger()}); err != nil {
+		return nil, fmt.Errorf("cloud-to-device queues: %w", err)
+	}
 	if s.Broker, err = broker.New(broker.Config{
 		TrustedCAs: trusted,
 		Hostname:   opts.Hostname,
 		Identities: identities{s.Registry},
 		Modules:    identities{s.Registry},
 		Policies:   policyKeys(s.policies),
-		Hub:        hubTap{s.Registry, s.Events},
+		Hub:        deviceEvents{hubTap{s.Registry, s.Events}, s.C2D},
+		Acks:       s.C2D,
 		TLSAddr:    opts.MQTTAddr,
 		TLSConfig:  s.tlsConf,
 		Logger:     log.With().Str("component", "broker").Logger(),
@@ -325,6 +384,7 @@ func New(opts Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s.Registry.SetLink(linkTap{s.Broker, s.Events})
+	s.C2D.SetLink(s.Broker)
 	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
@@ -355,6 +415,7 @@ func New(opts Config) (h *Hub, err error) {
 		Counters: consoleCounters{s.Broker, s.Registry, s.Metrics},
 		Rollouts: consoleRollouts,
 		Events:   s.Events,
+		C2D:      consoleC2D{s.C2D},
 		Logger:   log.With().Str("component", "console").Logger(),
 	}); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
@@ -365,6 +426,7 @@ func New(opts Config) (h *Hub, err error) {
 		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
 		Modules:  s.Registry,
 		Jobs:     s.Jobs,
+		C2D:      s.C2D,
 		Settings: hubSettings(profile, opts.MaxInFlight),
 		Rollouts: s.Rollouts,
 		Events:   apiEvents{s.Events, s.Registry},
@@ -467,6 +529,7 @@ func (s *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return s.Registry.Run(gctx) })
 	g.Go(func() error { return s.Broker.Run(gctx) })
 	g.Go(func() error { return s.Jobs.Run(gctx) })
+	g.Go(func() error { return s.C2D.Run(gctx) })
 	if s.httpsLn != nil {
 		g.Go(func() error { return s.REST.Serve(gctx, s.httpsLn, s.tlsConf) })
 		g.Go(func() error { return s.Console.Run(gctx) })

@@ -216,6 +216,12 @@ func (d *decoder) convertBehavior(b *BehaviorSpec, path string) devicesim.Behavi
 		out.Telemetry = &devicesim.TelemetryBehavior{Interval: d.distribution(t.Interval), PayloadSize: t.Size, QoS: byte(max(min(*t.QoS, 1), 0)),
 			Template: d.telemetryTemplate(t, tp)}
 	}
+	if c := b.C2D; c != nil {
+		out.C2D = &devicesim.C2DBehavior{Reaction: devicesim.C2DReaction(c.Reaction), Offline: d.distribution(c.Offline)}
+		if err := out.C2D.Validate(); err != nil {
+			d.problem(d.where(&c.Reaction, c), join(join(path, "c2d"), "reaction"), "%v", err)
+		}
+	}
 	if b.Reported != nil {
 		if msg := checkTwin(iothub.TwinReported, b.Reported, false); msg != "" {
 			d.problem(d.where(&b.Reported), join(path, "reported"), "%s", msg)

@@ -346,8 +346,8 @@ func hashString(s string) uint64 {
 	return h.Sum64()
 }
 
-// Action is one timeline entry: a JobAction, CancelAction, DisconnectAction
-// or ConnectStormAction.
+// Action is one timeline entry: a JobAction, CancelAction, DisconnectAction,
+// ConnectStormAction, RolloutAction or C2DAction.
 type Action interface {
 	// When returns the offset from the start of the run.
 	When() time.Duration
@@ -652,4 +652,24 @@ func (s *Scenario) Scaled(maxDevices int) *Scenario {
 		}
 	}
 	return &c
+}
+
+// C2DAction sends a cloud-to-device message to the selected devices.
+type C2DAction struct {
+	At time.Duration
+	Selection
+	// Data is the message body.
+	Data string
+	// Properties are the application properties, in name order.
+	Properties []iothub.Property
+	// TTL is the time to live; 0 is the hub's default.
+	TTL time.Duration
+}
+
+// When implements Action.
+func (a C2DAction) When() time.Duration { return a.At }
+
+// String implements Action.
+func (a C2DAction) String() string {
+	return fmt.Sprintf("at %s: send a cloud-to-device message to %s", a.At, a.Selection)
 }

@@ -48,6 +48,7 @@ type BehaviorSpec struct {
 	Desired        *DesiredSpec           `yaml:"desired" doc:"How devices acknowledge desired-property changes."`
 	Connectivity   ConnectivitySpec       `yaml:"connectivity" doc:"How connections come and go."`
 	Telemetry      *TelemetrySpec         `yaml:"telemetry" doc:"Periodic device-to-cloud messages."`
+	C2D            *C2DSpec               `yaml:"c2d" doc:"Take cloud-to-device messages (subscribe to devices/{id}/messages/devicebound/#) and react to them. Without it devices do not subscribe, and messages wait for them on the hub."`
 	Reported       map[string]any         `yaml:"reported" doc:"Reported properties sent once after the first connect."`
 }
 
@@ -131,8 +132,23 @@ type TelemetrySpec struct {
 	Properties      map[string]string `yaml:"properties" doc:"Application properties of every message, sent in the topic's property bag."`
 }
 
-// ActionSpec is one timeline entry: exactly one of job, cancel, disconnect
-// and connectStorm.
+// C2DSpec is how devices react to cloud-to-device messages.
+type C2DSpec struct {
+	Reaction string        `yaml:"reaction" enum:"acknowledge,ignore,reboot,report" doc:"acknowledge (default): PUBACK, which completes the message; ignore: never PUBACK, so the hub sends it again on the next connection; reboot: PUBACK, then go offline for offline and come back; report: PUBACK and report {lastC2D: {messageId, receivedAt}}."`
+	Offline  *Distribution `yaml:"offline" doc:"Time offline of the reboot reaction; default 5s."`
+}
+
+// C2DActionSpec sends a cloud-to-device message to the selected devices.
+type C2DActionSpec struct {
+	Condition  string            `yaml:"condition" required:"true" doc:"Query condition on deviceId and tags selecting the devices, or \"*\" for all (quote it)."`
+	Fraction   *float64          `yaml:"fraction" bounds:"probability" doc:"Fraction of the matching devices, picked by the seed; default 1."`
+	Data       string            `yaml:"data" doc:"The message body, as text."`
+	Properties map[string]string `yaml:"properties" doc:"Application properties, sent in name order."`
+	TTL        Duration          `yaml:"ttl" doc:"Time to live, whole seconds up to 48h; default the hub's (1h)."`
+}
+
+// ActionSpec is one timeline entry: exactly one of job, cancel, disconnect,
+// connectStorm, rollout and c2d.
 type ActionSpec struct {
 	At           Duration        `yaml:"at" required:"true" doc:"Offset from the start of the run."`
 	Job          *JobSpec        `yaml:"job" doc:"Create a Jobs v2 job: a method job (method) or a twin job (twin)."`
@@ -140,6 +156,7 @@ type ActionSpec struct {
 	Disconnect   *DisconnectSpec `yaml:"disconnect" doc:"A disconnect wave: the selected devices drop their connections and stay away for a while."`
 	ConnectStorm *StormSpec      `yaml:"connectStorm" doc:"A connect storm: the selected devices drop and all reconnect at once."`
 	Rollout      *RolloutPlan    `yaml:"rollout" doc:"Start a rollout: staged jobs with gates, an abort rule, retries and a rollback (the plan format of fleetsim rollout run)."`
+	C2D          *C2DActionSpec  `yaml:"c2d" doc:"Send a cloud-to-device message to the selected devices (a fleetsim hub only: IoT Hub takes these over AMQP)."`
 }
 
 // JobSpec describes a job to create.

@@ -220,13 +220,13 @@ func (d *decoder) validateTimeline(f *File, s *Scenario) {
 	for i, a := range f.Timeline {
 		path := fmt.Sprintf("timeline[%d]", i)
 		set := 0
-		for _, b := range []bool{a.Job != nil, a.Cancel != "", a.Disconnect != nil, a.ConnectStorm != nil, a.Rollout != nil} {
+		for _, b := range []bool{a.Job != nil, a.Cancel != "", a.Disconnect != nil, a.ConnectStorm != nil, a.Rollout != nil, a.C2D != nil} {
 			if b {
 				set++
 			}
 		}
 		if set != 1 {
-			d.problem(d.where(a), path, "an action needs exactly one of job, cancel, disconnect, connectStorm and rollout")
+			d.problem(d.where(a), path, "an action needs exactly one of job, cancel, disconnect, connectStorm, rollout and c2d")
 			continue
 		}
 		if a.At > Duration(s.Duration) && s.Duration > 0 {
@@ -268,6 +268,8 @@ func (d *decoder) validateTimeline(f *File, s *Scenario) {
 			dp := join(path, "disconnect")
 			sel := d.selection(a.Disconnect.Fraction, &a.Disconnect.Fraction, a.Disconnect.Condition, &a.Disconnect.Condition, dp, a.Disconnect, salt)
 			s.actions = append(s.actions, DisconnectAction{At: a.At.D(), Selection: sel, For: d.distribution(a.Disconnect.For)})
+		case a.C2D != nil:
+			s.actions = append(s.actions, d.c2dAction(a, join(path, "c2d"), salt))
 		case a.ConnectStorm != nil:
 			sp := join(path, "connectStorm")
 			sel := d.selection(a.ConnectStorm.Fraction, &a.ConnectStorm.Fraction, a.ConnectStorm.Condition, &a.ConnectStorm.Condition, sp, a.ConnectStorm, salt)
@@ -607,4 +609,26 @@ func (d *decoder) validateExpectations(f *File, s *Scenario) {
 		}
 		s.Expectations = append(s.Expectations, x)
 	}
+}
+
+// c2dAction validates a c2d timeline entry and builds its action.
+func (d *decoder) c2dAction(a *ActionSpec, path string, salt uint64) C2DAction {
+	c := a.C2D
+	act := C2DAction{At: a.At.D(), Data: c.Data, TTL: c.TTL.D()}
+	act.Selection = d.selection(c.Fraction, &c.Fraction, c.Condition, &c.Condition, path, c, salt)
+	size := len(c.Data)
+	for _, k := range slices.Sorted(keysOf(c.Properties)) {
+		if err := iothub.CheckC2DPropertyName(k); err != nil {
+			d.problem(d.where(&c.Properties, c), join(path, "properties"), "%v", err)
+		}
+		size += len(k) + len(c.Properties[k])
+		act.Properties = append(act.Properties, iothub.Property{Key: k, Value: c.Properties[k]})
+	}
+	if size > iothub.MaxC2DBytes {
+		d.problem(d.where(&c.Data, c), join(path, "data"), "the message is %d bytes with its properties; IoT Hub allows %d", size, iothub.MaxC2DBytes)
+	}
+	if ttl := c.TTL.D(); ttl%time.Second != 0 || ttl > iothub.MaxC2DTTL {
+		d.problem(d.where(&c.TTL, c), join(path, "ttl"), "%s: want whole seconds up to %s", ttl, iothub.MaxC2DTTL)
+	}
+	return act
 }

@@ -39,6 +39,7 @@ func commands() []*command {
 		twinCommand(),
 		invokeCommand(),
 		monitorCommand(),
+		c2dCommand(),
 		queryCommand(),
 		rolloutCommand(),
 		scenariosCommand(),

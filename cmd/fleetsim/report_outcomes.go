@@ -147,6 +147,10 @@ func deviceSideHTML(ds *runner.DeviceSide, telemetry bool) *htmlDeviceSide {
 		out.Rows = append(out.Rows, outcomeRow{What: "Telemetry messages sent", Done: strconv.FormatInt(ds.TelemetrySent, 10),
 			Failed: "-", RolledBack: "-", P50: "-", P99: "-", Max: "-"})
 	}
+	if ds.C2DReceived > 0 {
+		out.Rows = append(out.Rows, outcomeRow{What: "Cloud-to-device messages received (acknowledged)", Done: strconv.FormatInt(ds.C2DAcked, 10),
+			Failed: strconv.FormatInt(ds.C2DReceived-ds.C2DAcked, 10), RolledBack: "-", P50: "-", P99: "-", Max: "-"})
+	}
 	if len(out.Rows) == 0 {
 		return nil
 	}
@@ -247,6 +251,9 @@ func deviceSideLive(p runner.Progress) []liveLine {
 	if ds.TelemetrySent > 0 {
 		out = append(out, liveLine{"telemetry", n(ds.TelemetrySent, "sent")})
 	}
+	if ds.C2DReceived > 0 {
+		out = append(out, liveLine{"c2d", n(ds.C2DReceived, "received") + ", " + n(ds.C2DAcked, "acked")})
+	}
 	return out
 }
 
@@ -306,6 +313,9 @@ func plainDeviceSide(p runner.Progress) string {
 	}
 	if ds.TelemetrySent > 0 {
 		parts = append(parts, fmt.Sprintf("telemetry=%d", ds.TelemetrySent))
+	}
+	if ds.C2DReceived > 0 {
+		parts = append(parts, fmt.Sprintf("c2d-received=%d c2d-acked=%d", ds.C2DReceived, ds.C2DAcked))
 	}
 	if len(parts) > 0 {
 		b.WriteString(" | devices " + strings.Join(parts, " "))

@@ -36,6 +36,24 @@ type Devices interface {
 	InvokeMethod(ctx context.Context, id string, req iothub.MethodRequest) (iothub.MethodResult, error)
 }
 
+// C2D is what the console needs to send cloud-to-device messages. Its
+// errors are *iothub.Error (DeviceNotFound, MessageTooLarge,
+// ArgumentInvalid, DeviceMaximumQueueDepthExceeded).
+type C2D interface {
+	// SendC2D queues a message for a device and returns its id and how
+	// many messages wait for the device now.
+	SendC2D(id string, m C2DMessage) (messageID string, queued int, err error)
+}
+
+// C2DMessage is a cloud-to-device message as the console's form sends it.
+type C2DMessage struct {
+	Data          string            `json:"data"`
+	MessageID     string            `json:"messageId"`
+	CorrelationID string            `json:"correlationId"`
+	Properties    map[string]string `json:"properties"`
+	TTLSeconds    int64             `json:"ttlSeconds"`
+}
+
 // Jobs is what the console needs from the Jobs v2 engine.
 type Jobs interface {
 	Create(ctx context.Context, req jobs.JobRequest) (jobs.Job, error)
@@ -86,6 +104,8 @@ type Config struct {
 	Rollouts Rollouts
 	// Events, when set, feeds the device page's recent events.
 	Events DeviceEvents
+	// C2D sends cloud-to-device messages from the device page; nil hides the form.
+	C2D    C2D
 	Logger zerolog.Logger
 	// Rate is how often live updates are sent (default 3 per second).
 	Rate time.Duration

@@ -56,6 +56,7 @@ func (c *Console) routes() {
 	c.api("GET /console/api/devices/{id}/twin", false, c.apiTwin)
 	c.api("PATCH /console/api/devices/{id}/twin", true, c.apiPatchTwin)
 	c.api("POST /console/api/devices/{id}/methods", true, c.apiInvoke)
+	c.api("POST /console/api/devices/{id}/messages", true, c.apiSendC2D)
 	c.api("GET /console/api/devices/{id}/jobs", false, c.apiDeviceJobs)
 	c.api("GET /console/api/devices/{id}/events", true, c.apiDeviceEvents) // device_events.go
 	c.api("GET /console/api/jobs/{id}", false, c.apiJob)
@@ -418,6 +419,28 @@ func (c *Console) apiInvoke(w http.ResponseWriter, r *http.Request, s *session) 
 		return err
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// apiSendC2D queues a cloud-to-device message from the device page's form.
+func (c *Console) apiSendC2D(w http.ResponseWriter, r *http.Request, s *session) error {
+	if c.cfg.C2D == nil {
+		return errorf(http.StatusNotFound, "this hub sends no cloud-to-device messages")
+	}
+	var m C2DMessage
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return errorf(http.StatusBadRequest, "the message is not JSON of the form's fields: %v", err)
+	}
+	if m.TTLSeconds < 0 {
+		return errorf(http.StatusBadRequest, "ttlSeconds is negative")
+	}
+	id, queued, err := c.cfg.C2D.SendC2D(r.PathValue("id"), m)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"messageId": id, "queued": queued})
 	return nil
 }
 

@@ -81,6 +81,7 @@ func (s *Server) routes() {
 	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
 	s.rolloutRoutes() // rollouts.go
 	s.route("GET "+EventsPath, ServiceConnect, s.getEvents) // events.go
+	s.c2dRoutes() // c2d.go
 	s.mux.HandleFunc("/", s.notFound)
 }
 

@@ -57,6 +57,9 @@ type Config struct {
 	// "/metrics". A key matches that exact path, or every path below it when
 	// it ends in "/"; the key "/" matches the root path only.
 	Extra map[string]http.Handler
+	// C2D serves cloud-to-device queues at C2DPath; when nil those
+	// endpoints are not served.
+	C2D C2D
 	// Settings, when set, are served at SettingsPath to service clients,
 	// so remote runs read the hub's pacing and in-flight limit.
 	Settings func() Settings

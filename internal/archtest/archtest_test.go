@@ -37,6 +37,7 @@ var rules = []rule{
 	{pkg: "broker", deny: []string{"hubjobs", "devicesim", "scenarios", "cmd", "github.com/eclipse/paho.mqtt.golang"}},
 	{pkg: "hubjobs/jobs", deny: []string{"hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
 	{pkg: "hubjobs/registry", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt"}},
+	{pkg: "hubjobs/c2d", deny: []string{"hubjobs/registry", "hubjobs/regstore", "hubjobs/jobstore", "hubjobs/restapi", "broker", "devicesim", "scenarios", "github.com/mochi-mqtt"}},
 	{pkg: "hubjobs/regstore", deny: []string{"hubjobs/restapi", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/jobstore", deny: []string{"hubjobs/restapi", "hubjobs/registry", "broker", "devicesim", "scenarios"}},
 	{pkg: "hubjobs/restapi", deny: []string{"hubjobs/regstore", "hubjobs/jobstore", "broker", "devicesim", "scenarios", "go.etcd.io/bbolt", "github.com/mochi-mqtt"}},

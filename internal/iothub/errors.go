@@ -31,6 +31,7 @@ var (
 	CodeBulkRegistryOperationFailure        = Code{"BulkRegistryOperationFailure", 400013}
 	CodeIotHubUnauthorizedAccess            = Code{"IotHubUnauthorizedAccess", 401002}
 	CodeIotHubQuotaExceeded                 = Code{"IotHubQuotaExceeded", 403002}
+	CodeDeviceMaximumQueueDepthExceeded     = Code{"DeviceMaximumQueueDepthExceeded", 403004}
 	CodeDeviceNotFound                      = Code{"DeviceNotFound", 404001}
 	CodeJobNotFound                         = Code{"JobNotFound", 404002}
 	CodeDeviceNotOnline                     = Code{"DeviceNotOnline", 404103}

@@ -118,6 +118,8 @@ func Merge(reports []*Report) (*Report, error) {
 		m.Fleet.AllConnected = max(m.Fleet.AllConnected, r.Fleet.AllConnected)
 		allConnected = allConnected && r.Fleet.AllConnected > 0
 		m.DeviceSide.TelemetrySent += r.DeviceSide.TelemetrySent
+		m.DeviceSide.C2DReceived += r.DeviceSide.C2DReceived
+		m.DeviceSide.C2DAcked += r.DeviceSide.C2DAcked
 		m.Interrupted = m.Interrupted || r.Interrupted
 		m.Settle.Settled = m.Settle.Settled && r.Settle.Settled
 		sf := ShardFigures{

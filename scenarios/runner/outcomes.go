@@ -20,6 +20,11 @@ type DeviceSide struct {
 	Reboots *RebootFigures `json:"reboots,omitempty"`
 	// TelemetrySent counts device-to-cloud messages (run only).
 	TelemetrySent int64 `json:"telemetrySent,omitempty"`
+	// C2DReceived counts cloud-to-device messages the devices received,
+	// redeliveries included (run only).
+	C2DReceived int64 `json:"c2dReceived,omitempty"`
+	// C2DAcked counts the cloud-to-device messages they acknowledged (run only).
+	C2DAcked int64 `json:"c2dAcked,omitempty"`
 	// Succeeded counts the job's succeeded devices that this process
 	// simulates (job only): with shards, each shard sees its own devices.
 	Succeeded int `json:"succeededHere,omitempty"`
@@ -199,6 +204,7 @@ func runDeviceSide(fs devicesim.FleetStats, outcomes []devicesim.Outcome) Device
 		ds.Reboots.Count = int(fs.RebootsBack)
 	}
 	ds.TelemetrySent = fs.TelemetrySent
+	ds.C2DReceived, ds.C2DAcked = fs.C2DReceived, fs.C2DAcked
 	return ds
 }
 

@@ -534,6 +534,8 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 	case scenarios.ConnectStormAction:
 		n := p.disconnect(ctx, a.Selection, nil)
 		note += fmt.Sprintf(": %d devices dropped", n)
+	case scenarios.C2DAction:
+		note += p.sendC2D(ctx, a)
 	case scenarios.RolloutAction:
 		if !p.leads() {
 			note += " (by shard 1)"

@@ -37,6 +37,8 @@ type target interface {
 	// count returns how many devices a query condition selects, through
 	// an IoT Hub query.
 	count(ctx context.Context, condition string) (int, error)
+	// sendC2D queues a cloud-to-device message for a device (c2d.go).
+	sendC2D(ctx context.Context, id string, m c2dMessage) error
 }
 
 // stackTarget is the embedded hub.

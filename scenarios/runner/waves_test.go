@@ -45,6 +45,7 @@ func (*waveTarget) bulk(context.Context, []registry.ExportImportDevice) (registr
 	return registry.BulkResult{IsSuccessful: true}, nil
 }
 func (*waveTarget) drop(string) bool                                    { return false }
+func (*waveTarget) sendC2D(context.Context, string, c2dMessage) error   { return nil }
 func (*waveTarget) createJob(context.Context, hubjobs.JobRequest) error { return nil }
 func (*waveTarget) cancelJob(context.Context, string) error             { return nil }
 func (*waveTarget) job(context.Context, string) (hubjobs.Job, error)    { return hubjobs.Job{}, nil }

@@ -164,6 +164,30 @@ function fleetView(v) {
 }
 function statBox(name, n) { return h("div", { class: "stat" }, h("b", { "data-stat": name }, fmt(n)), h("span", {}, name)); }
 
+// ---- device: send a cloud-to-device message ----
+// c2dPanel is the device page's form that queues a cloud-to-device message
+// (POST /console/api/devices/{id}/messages); the device gets it once it
+// subscribes to its devicebound topic.
+function c2dPanel(id) {
+  const data = h("textarea", { id: "c2d-data" }, ""), props = h("input", { id: "c2d-props", placeholder: "kind=command, priority=high" });
+  const mid = h("input", { id: "c2d-mid", placeholder: "generated" }), ttl = h("input", { id: "c2d-ttl", placeholder: "3600" });
+  const out = h("p", { id: "c2d-result" });
+  async function send() {
+    const properties = {};
+    for (const kv of props.value.split(",").map((x) => x.trim()).filter(Boolean)) {
+      const i = kv.indexOf("=");
+      if (i <= 0) { out.textContent = "properties are name=value pairs separated by commas"; out.className = "err"; return; }
+      properties[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+    }
+    const body = { data: data.value, messageId: mid.value.trim(), properties, ttlSeconds: Number(ttl.value) || 0 };
+    try { const r = await api("POST", "/devices/" + encodeURIComponent(id) + "/messages", body); out.textContent = "Queued " + r.messageId + " (" + r.queued + " waiting)"; out.className = "okmsg"; }
+    catch (e) { out.textContent = e.message; out.className = "err"; }
+  }
+  return h("div", { class: "panel" }, h("h2", {}, "Send cloud-to-device message"), h("label", {}, "body"), data,
+    h("label", {}, "properties"), props, h("div", { class: "row" }, h("div", {}, h("label", {}, "message id"), mid), h("div", {}, h("label", {}, "time to live (s)"), ttl)),
+    h("div", { class: "row" }, h("button", { id: "c2d-send", onclick: send, disabled: !S.write }, "Send")), out);
+}
+
 // ---- device ----
 function deviceView(v, id) {
   const out = h("div", {});
@@ -208,6 +232,7 @@ function deviceView(v, id) {
         h("div", { class: "row" }, h("button", { id: "save-twin", onclick: save, disabled: ro }, "Save with etag"), h("button", { class: "secondary", onclick: load }, "Reload")), msg),
       h("div", { class: "panel" }, h("h2", {}, "Direct method"), h("label", {}, "method name"), mName, h("label", {}, "payload (JSON)"), mPayload,
         h("div", { class: "row" }, h("button", { id: "invoke", onclick: invoke, disabled: ro }, "Invoke")), h("label", {}, "answer"), mOut)),
+    c2dPanel(id),
     h("div", { class: "panel" }, sections),
     h("div", { class: "panel" }, h("h2", {}, "Recent job results on this device"), h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "job"), h("th", {}, "status"), h("th", {}, "ended"), h("th", {}, "outcome"))), jobsBody)));
   const events = deviceEventsPanel(id);
