@@ -87,6 +87,8 @@ func TestDeliverQoS1ReportsPuback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Disconnect(0)
+	// Mochi answers CONNACK before it reports the session established.
+	waitFor(t, "reconnected", func() bool { return e.s.live("d1") != nil })
 	e.s.acked(old, 2)
 	e.s.acked(e.s.live("d1"), 3)
 	if got := acks.list(); len(got) != 3 || got[2] != "d1 3" {
