@@ -132,12 +132,15 @@ func TestQuickstartFiguresAgreeWithGroundTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	var raw struct {
-		Fleet map[string]int64 `json:"fleet"`
+		Fleet map[string]float64 `json:"fleet"` // counts, and allConnectedMs
 	}
 	if err := json.Unmarshal(js, &raw); err != nil {
 		t.Fatal(err)
 	}
-	jsonFleet := raw.Fleet
+	jsonFleet := make(map[string]int64, len(raw.Fleet))
+	for k, v := range raw.Fleet {
+		jsonFleet[k] = int64(v)
+	}
 
 	// The devices' own counters (the fleet summary) against the hub.
 	if jsonFleet["desiredPatches"] != int64(twinOK) || jsonFleet["methodCalls"] != int64(pingOK) {
