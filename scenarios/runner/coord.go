@@ -31,6 +31,8 @@ import (
 //	missing  the shards that were not ready then ("2,4")
 //	m        one entry per shard and epoch, key e<epoch>s<shard>: who
 //	         holds it, its heartbeat, devices, connected, ready and done
+//	ro       the reports of the rollouts shard 1 ran, key e<epoch>-<rollout
+//	         id>: a compact JSON string, for shards 2..n to report them
 //
 // Heartbeats are wall-clock times written by each shard: the machines'
 // clocks must agree to well within the heartbeat timeout (NTP does).
@@ -123,6 +125,7 @@ type runState struct {
 	Started string                 `json:"started"`
 	Missing string                 `json:"missing"`
 	M       map[string]*shardEntry `json:"m"`
+	Ro      map[string]string      `json:"ro"`
 }
 
 // shardEntry is one shard's announcement.
@@ -316,6 +319,7 @@ func (c *coord) join(ctx context.Context) error {
 				m[k] = nil
 			}
 			fs["m"] = m
+			fs["ro"] = nil
 			fs["shards"], fs["epoch"], fs["state"], fs["started"], fs["missing"] = c.shards, c.epoch, "gathering", nil, nil
 		}
 		m, _ := fs["m"].(map[string]any)
@@ -473,6 +477,39 @@ func (c *coord) finish(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// rolloutKey is the key of a rollout's report under tags.fleetsim.ro.
+func (c *coord) rolloutKey(id string) string { return fmt.Sprintf("e%d-%s", c.epoch, id) }
+
+// publishRollout writes a rollout's report (compact JSON, see
+// compactRollout) for the other shards to read.
+func (c *coord) publishRollout(ctx context.Context, id, report string) error {
+	err := c.patch(ctx, map[string]any{"ro": map[string]any{c.rolloutKey(id): report}}, "*")
+	if err != nil {
+		return fmt.Errorf("publish rollout %s on the run's coordination twin: %w", id, err)
+	}
+	return nil
+}
+
+// readRollouts returns the rollout reports shard 1 has published in this
+// epoch, by rollout id.
+func (c *coord) readRollouts(ctx context.Context) (map[string]string, error) {
+	st, _, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.Epoch != c.epoch {
+		return nil, fmt.Errorf("the run's coordination twin %s is at epoch %d, this shard's run is %d", c.device, st.Epoch, c.epoch)
+	}
+	out := map[string]string{}
+	prefix := c.rolloutKey("")
+	for k, v := range st.Ro {
+		if id, ok := strings.CutPrefix(k, prefix); ok && v != "" {
+			out[id] = v
+		}
+	}
+	return out, nil
 }
 
 // report says what the run's coordination saw.

@@ -169,3 +169,42 @@ func TestRunID(t *testing.T) {
 		t.Errorf("long run id %q has %d characters, want 48", long, len(long))
 	}
 }
+
+// TestRolloutReportsOnTheTwin publishes a rollout report in one run's
+// generation: the other shard reads it, and the next generation on the
+// twin starts without it.
+func TestRolloutReportsOnTheTwin(t *testing.T) {
+	c, _ := servedHub(t, testkit.HubOptions{})
+	ctx := t.Context()
+	cfg := Coordination{BarrierTimeout: time.Minute, HeartbeatTimeout: 30 * time.Second}
+	s1 := newCoord(c, cfg, "r2", 1, 2, 10, func() int { return 10 })
+	s2 := newCoord(c, cfg, "r2", 2, 2, 10, func() int { return 10 })
+	for _, co := range []*coord{s1, s2} {
+		if err := co.join(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s2.readRollouts(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("before publishing: %v, %v", got, err)
+	}
+	if err := s1.publishRollout(ctx, "fw-2", `{"id":"fw-2","status":"completed"}`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.readRollouts(ctx)
+	if err != nil || got["fw-2"] != `{"id":"fw-2","status":"completed"}` {
+		t.Fatalf("shard 2 read %v, %v", got, err)
+	}
+	s1.finish(ctx)
+	s2.finish(ctx)
+	next := newCoord(c, cfg, "r2", 2, 2, 10, func() int { return 10 })
+	if err := next.join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := next.readRollouts(ctx); next.epoch != 2 || err != nil || len(got) != 0 {
+		t.Errorf("next generation %d read %v, %v; want none", next.epoch, got, err)
+	}
+	st, _, err := next.read(ctx)
+	if err != nil || len(st.Ro) != 0 {
+		t.Errorf("the twin keeps the last generation's reports: %v, %v", st.Ro, err)
+	}
+}

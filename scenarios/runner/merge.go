@@ -36,7 +36,8 @@ const fleetConnectedSuffix = "% of the fleet is connected at the end"
 // hub's, the same for every shard: the last read of it is kept), the
 // fleet-wide connected expectation is judged again on the summed figures,
 // and every other expectation holds when it held on every shard that
-// judged it. A shard without a report fails the merged verdict.
+// judged it. Each rollout is counted once, from the shard that ran it. A
+// shard without a report fails the merged verdict.
 func Merge(reports []*Report) (*Report, error) {
 	if len(reports) == 0 {
 		return nil, fmt.Errorf("%w: no reports", ErrMerge)
@@ -80,6 +81,7 @@ func Merge(reports []*Report) (*Report, error) {
 	lost := map[int]LostShard{}
 	jobAt := map[string]time.Time{} // when the kept read of each job was made
 	jobIdx := map[string]int{}
+	rolloutIdx := map[string]int{}
 	type verdict struct {
 		res   ExpectationResult
 		fails []string
@@ -178,6 +180,18 @@ func Merge(reports []*Report) (*Report, error) {
 				jobAt[j.JobID] = r.Ended
 			}
 		}
+		// Each rollout once: the report of the shard that ran it (with its
+		// events), else one that read it from that shard.
+		for _, ro := range r.Rollouts {
+			k, seen := rolloutIdx[ro.ID]
+			switch {
+			case !seen:
+				rolloutIdx[ro.ID] = len(m.Rollouts)
+				m.Rollouts = append(m.Rollouts, ro)
+			case rolloutRank(ro) > rolloutRank(m.Rollouts[k]):
+				m.Rollouts[k] = ro
+			}
+		}
 	}
 	if !allConnected {
 		m.Fleet.AllConnected = 0 // some shard never had all its devices connected
@@ -231,6 +245,18 @@ func Merge(reports []*Report) (*Report, error) {
 		}
 	}
 	return m, nil
+}
+
+// rolloutRank orders the shards' reports of one rollout: the one of the
+// shard that ran it first, then one read from it, then one that could not be.
+func rolloutRank(r RolloutReport) int {
+	switch {
+	case r.From == "":
+		return 2
+	case r.ReadError == "":
+		return 1
+	}
+	return 0
 }
 
 func appendOnce(ws []string, seen map[string]bool, w string) []string {

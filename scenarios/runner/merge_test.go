@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,38 @@ func TestMergeWithAShardMissing(t *testing.T) {
 	}
 	if m.Passed || len(m.Expectations) != 3 || m.Expectations[0].Passed || m.Expectations[0].Detail != "no report of shard 1" {
 		t.Errorf("passed %v, expectations %+v", m.Passed, m.Expectations)
+	}
+}
+
+// TestMergeCountsARolloutOnce merges shard reports of one rollout: the
+// merged report has it once, from the shard that ran it (with its events),
+// whatever the order of the reports and whether another shard could read it.
+func TestMergeCountsARolloutOnce(t *testing.T) {
+	ran := RolloutReport{ID: "fw", HubID: "fw-1a2b3c4d", Status: "completed", Touched: 40,
+		Events: []RolloutEventReport{{Msg: "rollout fw-1a2b3c4d completed"}}}
+	read := ran
+	read.Events, read.From = nil, "shard 1"
+	unread := RolloutReport{ID: "fw", HubID: "fw-1a2b3c4d", Status: "unknown", From: "shard 1", ReadError: "shard 1 has not published it"}
+	for _, tt := range []struct {
+		name   string
+		shards []RolloutReport // shard i+1's rollout
+	}{
+		{"read by shard 2", []RolloutReport{ran, read}},
+		{"shard 1 last", []RolloutReport{read, unread, ran}},
+		{"not read by shard 2", []RolloutReport{unread, ran}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var reps []*Report
+			for i, ro := range tt.shards {
+				reps = append(reps, &Report{Scenario: "s", Seed: 1, Shard: fmt.Sprintf("%d/%d", i+1, len(tt.shards)), Rollouts: []RolloutReport{ro}, Passed: true})
+			}
+			m, err := Merge(reps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Rollouts) != 1 || m.Rollouts[0].From != "" || len(m.Rollouts[0].Events) != 1 {
+				t.Errorf("rollouts %+v, want shard 1's report of fw once", m.Rollouts)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +17,11 @@ import (
 // RolloutReport is what a rollout of the timeline did: each stage with its
 // jobs and gate figures, and the rule that stopped it.
 type RolloutReport struct {
+	// ID is the scenario's id of the rollout; HubID, when it differs, the
+	// id the rollout had on the hub (a sharded or remote run adds the run's
+	// suffix, as to its jobs), which names its jobs.
 	ID     string `json:"id"`
+	HubID  string `json:"hubId,omitempty"`
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	// Touched is the number of devices the stage jobs reached.
@@ -33,6 +39,11 @@ type RolloutReport struct {
 	// sampled while the run lasted; absent when the plan has no such
 	// condition or the fleet never got there.
 	Converged99 *Duration `json:"converged99Ms,omitempty"`
+	// From says which shard ran the rollout, on the other shards of a
+	// sharded run, which read its report from the hub.
+	From string `json:"from,omitempty"`
+	// ReadError says why such a shard could not read the report.
+	ReadError string `json:"readError,omitempty"`
 }
 
 // RolloutEventReport is one line of a rollout's history; At is the time
@@ -100,10 +111,22 @@ type rollouts struct {
 	cancel context.CancelFunc
 	runs   []*rolloutRun
 	notes  []string
+	// elsewhere are the rollouts shard 1 runs, on shards 2..n (the run's
+	// goroutine alone touches them), and when their reports were last asked for.
+	elsewhere []*remoteRollout
+	asked     time.Time
+}
+
+// remoteRollout is a rollout another shard runs; rep is its report once
+// read from the hub.
+type remoteRollout struct {
+	id, hubID string
+	rep       *RolloutReport
+	err       error
 }
 
 type rolloutRun struct {
-	id          string
+	id          string // the scenario's id; the engine's state has the hub's
 	done        chan struct{}
 	st          *rollout.State
 	err         error
@@ -134,13 +157,14 @@ func (p *player) startRollout(ctx context.Context, a scenarios.RolloutAction) st
 		p.ro.ctx, p.ro.cancel = context.WithCancel(ctx)
 	}
 	ctx = p.ro.ctx
-	e, err := rollout.Start(h, a.Plan, "", "")
+	plan := p.hubPlan(a.Plan)
+	e, err := rollout.Start(h, plan, "", "")
 	if err != nil {
 		return ": " + err.Error()
 	}
 	r := &rolloutRun{id: a.Plan.ID, done: make(chan struct{})}
 	e.OnEvent = func(ev rollout.Event) {
-		p.log.Info().Str("component", "rollout").Str("rollout", a.Plan.ID).Str("stage", ev.Stage).Msg(ev.Msg)
+		p.log.Info().Str("component", "rollout").Str("rollout", plan.ID).Str("stage", ev.Stage).Msg(ev.Msg)
 		p.ro.mu.Lock()
 		defer p.ro.mu.Unlock()
 		stage := ""
@@ -157,16 +181,164 @@ func (p *player) startRollout(ctx context.Context, a scenarios.RolloutAction) st
 		st, err := e.Run(ctx)
 		p.ro.mu.Lock()
 		r.st, r.err = st, err
+		rep := p.rolloutReport(r)
 		p.ro.mu.Unlock()
+		if p.coord != nil && p.shards > 1 {
+			p.publishRollout(ctx, rep)
+		}
 	}()
-	if c := convergeMatch(a.Plan); c != "" {
+	if c := convergeMatch(plan); c != "" {
 		p.ro.wg.Add(1)
 		go func() {
 			defer p.ro.wg.Done()
-			p.sampleConvergence(ctx, h, a.Plan, c, r)
+			p.sampleConvergence(ctx, h, plan, c, r)
 		}()
 	}
 	return ""
+}
+
+// maxRolloutIDLen is the longest rollout id a plan may have: its jobs'
+// ids add at most "-s<N>-rollback" within IoT Hub's longest job id.
+const maxRolloutIDLen = 48
+
+// rolloutID is the hub's id of a scenario's rollout: on a remote hub the
+// scenario's id and the run's suffix, as for its jobs, so that a re-run on
+// the same hub starts new jobs and new device tags.
+func (p *player) rolloutID(base string) string {
+	if p.coord == nil {
+		return base
+	}
+	suffix := "-" + p.coord.jobSuffix()
+	if len(base)+len(suffix) > maxRolloutIDLen {
+		base = base[:maxRolloutIDLen-len(suffix)]
+	}
+	return base + suffix
+}
+
+// hubPlan is the plan as the hub runs it: on a remote run with the run's
+// id suffix and a population without the run's coordination device.
+func (p *player) hubPlan(plan *scenarios.RolloutPlan) *scenarios.RolloutPlan {
+	if p.coord == nil {
+		return plan
+	}
+	hp := *plan
+	hp.ID = p.rolloutID(plan.ID)
+	target := hp.Target
+	if strings.TrimSpace(target) == "" {
+		target = "*"
+	}
+	hp.Target = p.condition(target)
+	return &hp
+}
+
+// publishRollout writes, on shard 1 of a sharded run, a rollout's report
+// to the run's coordination twin for the other shards; its own context
+// bounds it, as the rollouts' may have ended.
+func (p *player) publishRollout(ctx context.Context, rep RolloutReport) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+	if err := p.coord.publishRollout(ctx, rep.ID, compactRollout(rep)); err != nil {
+		p.log.Warn().Err(err).Str("rollout", rep.ID).Msg("rollout report not published")
+		p.ro.mu.Lock()
+		p.ro.notes = append(p.ro.notes, "rollout "+rep.ID+": its report could not be published for the other shards: "+err.Error())
+		p.ro.mu.Unlock()
+	}
+}
+
+// maxPublished bounds a published rollout report: the coordination twin's
+// tags (IoT Hub allows 8 KB) also hold every shard's entry.
+const maxPublished = 2048
+
+// compactRollout is the JSON of a rollout's report as shard 1 publishes it:
+// without its events (shard 1's own report has them), and, when it is still
+// too long, without the gates' figure lines and the jobs' figures, and at
+// last without its stages' details; what expectations judge stays longest.
+func compactRollout(rep RolloutReport) string {
+	rep.Events = nil
+	enc := func() string {
+		b, _ := json.Marshal(rep)
+		return string(b)
+	}
+	s := enc()
+	if len(s) <= maxPublished {
+		return s
+	}
+	stages := make([]RolloutStageReport, len(rep.Stages))
+	for i, st := range rep.Stages {
+		st.JobFigures = nil
+		gates := make([]RolloutGateReport, len(st.Gates))
+		for k, g := range st.Gates {
+			g.Figures = ""
+			gates[k] = g
+		}
+		st.Gates = gates
+		stages[i] = st
+	}
+	rep.Stages = stages
+	if s = enc(); len(s) <= maxPublished {
+		return s
+	}
+	rep.Stages = nil
+	rep.Reason = truncate(rep.Reason, 256)
+	return enc()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// awaitElsewhere notes, on shards 2..n, a rollout that shard 1 runs: the
+// shard reports it from what shard 1 publishes.
+func (p *player) awaitElsewhere(a scenarios.RolloutAction) {
+	if p.coord == nil {
+		return // no hub to meet on: the rollout is shard 1's alone
+	}
+	p.ro.elsewhere = append(p.ro.elsewhere, &remoteRollout{id: a.Plan.ID, hubID: p.rolloutID(a.Plan.ID)})
+}
+
+// readElsewhere asks the hub for the reports of the rollouts shard 1 runs
+// (at most once a poll unless force) and reports whether every one is in.
+func (p *player) readElsewhere(ctx context.Context, force bool) bool {
+	pending := false
+	for _, r := range p.ro.elsewhere {
+		pending = pending || r.rep == nil
+	}
+	if !pending || p.coord == nil {
+		return !pending
+	}
+	if !force && time.Since(p.ro.asked) < 250*time.Millisecond {
+		return false
+	}
+	p.ro.asked = time.Now()
+	got, err := p.coord.readRollouts(ctx)
+	done := true
+	for _, r := range p.ro.elsewhere {
+		if r.rep != nil {
+			continue
+		}
+		s, ok := got[r.id]
+		switch {
+		case err != nil:
+			r.err = err
+		case !ok:
+			r.err = errors.New("shard 1 has not published it")
+		default:
+			var rep RolloutReport
+			if uerr := json.Unmarshal([]byte(s), &rep); uerr != nil {
+				r.err = fmt.Errorf("its published report: %w", uerr)
+				continue
+			}
+			rep.From = "shard 1"
+			r.rep, r.err = &rep, nil
+			p.progress(ctx, fmt.Sprintf("rollout %s: shard 1 reports it %s, %d devices touched", r.id, rep.Status, rep.Touched))
+			continue
+		}
+		done = false
+	}
+	return done
 }
 
 // convergeMatch is the plan's convergence condition, or "".
@@ -218,6 +390,9 @@ func (p *player) sampleConvergence(ctx context.Context, h rollout.Hub, plan *sce
 // rolloutsSettled reports whether every rollout has ended, and passes on
 // their events as progress notes.
 func (p *player) rolloutsSettled(ctx context.Context) bool {
+	if !p.readElsewhere(ctx, false) {
+		return false
+	}
 	p.ro.mu.Lock()
 	notes := p.ro.notes
 	p.ro.notes = nil
@@ -248,39 +423,64 @@ func (p *player) stopRollouts() {
 
 // rolloutReports reports the rollouts (after stopRollouts) and adds their
 // stage, retry and rollback jobs to the run's jobs, so the report shows each.
-func (p *player) rolloutReports() []RolloutReport {
+// On shards 2..n of a sharded run they are the reports shard 1 published,
+// read once more if one is missing.
+func (p *player) rolloutReports(ctx context.Context) []RolloutReport {
 	var out []RolloutReport
 	for _, r := range p.ro.runs {
-		st := r.st
-		if st == nil {
+		if r.st == nil {
 			continue
 		}
-		rr := RolloutReport{ID: st.ID, Status: st.Status, Reason: st.Reason, Touched: st.Touched()}
-		if !st.Terminal() {
-			rr.Status = "interrupted at stage " + fmt.Sprint(st.Stage+1)
-		}
-		if (st.Status == rollout.StatusAborted || st.Status == rollout.StatusStopped) && st.Stage < len(st.Stages) {
-			rr.StoppedAt = st.Stages[st.Stage].Name
-		}
-		if r.err != nil && rr.Reason == "" {
-			rr.Reason = r.err.Error()
-		}
-		rr.Stages, rr.Rollback = stageReports(st)
+		rr := p.rolloutReport(r)
 		for _, s := range rr.Stages {
 			p.jobs = append(p.jobs, s.Jobs...)
 		}
 		if rr.Rollback != nil {
 			p.jobs = append(p.jobs, rr.Rollback.ID)
 		}
-		rr.Abort = abortReport(st.Abort)
-		if r.converged99 != nil {
-			d := Duration(*r.converged99)
-			rr.Converged99 = &d
-		}
-		rr.Events = eventReports(st, p.started)
 		out = append(out, rr)
 	}
+	p.readElsewhere(ctx, true)
+	for _, r := range p.ro.elsewhere {
+		if r.rep != nil {
+			out = append(out, *r.rep)
+			continue
+		}
+		why := "shard 1 has not published it"
+		if r.err != nil {
+			why = r.err.Error()
+		}
+		out = append(out, RolloutReport{ID: r.id, HubID: r.hubID, Status: "unknown", From: "shard 1", ReadError: why,
+			Stages: []RolloutStageReport{}, Events: []RolloutEventReport{}})
+	}
 	return out
+}
+
+// rolloutReport reports one rollout whose engine has returned; the caller
+// holds p.ro.mu or the rollouts have stopped.
+func (p *player) rolloutReport(r *rolloutRun) RolloutReport {
+	st := r.st
+	rr := RolloutReport{ID: r.id, Status: st.Status, Reason: st.Reason, Touched: st.Touched()}
+	if st.ID != r.id {
+		rr.HubID = st.ID
+	}
+	if !st.Terminal() {
+		rr.Status = "interrupted at stage " + fmt.Sprint(st.Stage+1)
+	}
+	if (st.Status == rollout.StatusAborted || st.Status == rollout.StatusStopped) && st.Stage < len(st.Stages) {
+		rr.StoppedAt = st.Stages[st.Stage].Name
+	}
+	if r.err != nil && rr.Reason == "" {
+		rr.Reason = r.err.Error()
+	}
+	rr.Stages, rr.Rollback = stageReports(st)
+	rr.Abort = abortReport(st.Abort)
+	if r.converged99 != nil {
+		d := Duration(*r.converged99)
+		rr.Converged99 = &d
+	}
+	rr.Events = eventReports(st, p.started)
+	return rr
 }
 
 // judgeRollout judges an expectation on a rollout.
@@ -294,6 +494,10 @@ func judgeRollout(e scenarios.RolloutExpectation, reps []RolloutReport) Expectat
 	}
 	if r == nil {
 		res.Detail = "the rollout did not run"
+		return res
+	}
+	if r.ReadError != "" {
+		res.Detail = "the rollout's result could not be read from " + r.From + ": " + r.ReadError
 		return res
 	}
 	stoppedAt := r.StoppedAt

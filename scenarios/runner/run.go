@@ -538,6 +538,7 @@ func (p *player) do(ctx context.Context, a scenarios.Action) {
 		note += p.sendC2D(ctx, a)
 	case scenarios.RolloutAction:
 		if !p.leads() {
+			p.awaitElsewhere(a)
 			note += " (by shard 1)"
 			break
 		}
@@ -752,7 +753,7 @@ func (p *player) report(ctx context.Context, ended time.Time) *Report {
 	if rep.Pacing == "" {
 		rep.Pacing = p.sc.Hub.Pacing
 	}
-	rep.Rollouts = p.rolloutReports()
+	rep.Rollouts = p.rolloutReports(ctx)
 	byID := map[string]*JobReport{}
 	for _, id := range p.jobs {
 		jr, err := p.jobReport(ctx, id)
