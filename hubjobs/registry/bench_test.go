@@ -170,8 +170,7 @@ func (l *countingLink) Deliver(_, topic string, _ []byte) error {
 	}
 	return nil
 }
-func (*countingLink) Subscribed(string, string) bool { return true }
-func (*countingLink) Disconnect(string)              {}
+func (*countingLink) Disconnect(string) {}
 
 // BenchmarkReportedPatch measures reported-properties patches from 1,000
 // devices over MQTT, acknowledged once durable in bbolt: each device's

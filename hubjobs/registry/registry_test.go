@@ -51,12 +51,6 @@ func (l *fakeLink) Deliver(id, topic string, payload []byte) error {
 	return nil
 }
 
-func (l *fakeLink) Subscribed(id, _ string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.on[id]
-}
-
 func (l *fakeLink) Disconnect(id string) { l.setOnline(id, false) }
 
 // setOnline connects (and subscribes) or disconnects a device, telling the
@@ -68,14 +62,17 @@ func (l *fakeLink) setOnline(id string, on bool) {
 	l.mu.Unlock()
 	switch {
 	case on:
-		l.r.DeviceConnected(id)
-		l.r.DeviceSubscribed(id, iothub.FilterMethods)
+		l.r.DeviceConnected(id, []string{iothub.FilterDesired, iothub.FilterMethods})
 	case was:
 		l.r.DeviceDisconnected(id)
 	}
 }
 
-func (l *fakeLink) online(id string) bool { return l.Subscribed(id, "") }
+func (l *fakeLink) online(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.on[id]
+}
 
 func (l *fakeLink) messages() []string {
 	l.mu.Lock()

@@ -334,7 +334,6 @@ type fakeLink struct {
 	reg *registry.Registry
 
 	mu        sync.Mutex
-	allOnline bool // every registered device answers
 	online    map[string]bool
 	inFlight  int
 	barrierN  int
@@ -352,14 +351,7 @@ func (l *fakeLink) setOnline(id string) {
 	l.mu.Lock()
 	l.online[id] = true
 	l.mu.Unlock()
-	l.reg.DeviceConnected(id)
-	l.reg.DeviceSubscribed(id, iothub.FilterMethods)
-}
-
-func (l *fakeLink) Subscribed(id, filter string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.allOnline || l.online[id]
+	l.reg.DeviceConnected(id, []string{iothub.FilterDesired, iothub.FilterMethods})
 }
 
 // count is how many barrier calls arrived.

@@ -38,13 +38,13 @@ func FuzzHandler(f *testing.F) {
 	}
 	f.Cleanup(func() { reg.Close() })
 	link := newFakeLink(reg)
-	link.allOnline = true
 	close(link.barrier)
 	reg.SetLink(link)
 	for _, id := range []string{"d1", "d2", "dev:3"} {
 		if _, err := reg.CreateDevice(context.Background(), registry.Device{DeviceID: id}); err != nil {
 			f.Fatal(err)
 		}
+		link.setOnline(id)
 	}
 	ps, err := restapi.DefaultPolicies()
 	if err != nil {
