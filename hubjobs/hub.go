@@ -41,6 +41,7 @@ var (
 	_ broker.ModuleIdentities = identities{}
 	_ broker.Policies         = policyKeys(nil)
 	_ registry.DeviceLink     = (*broker.Server)(nil)
+	_ registry.DeviceLink     = (*brokerLink)(nil)
 	_ restapi.Registry        = apiRegistry{}
 	_ restapi.Jobs            = (*jobs.Engine)(nil)
 	_ console.Devices         = consoleDevices{}
@@ -278,7 +279,11 @@ func New(opts Config) (h *Hub, err error) {
 		}
 		jstore = s.Metrics.JobStore(s.jobStore)
 	}
-	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
+	// The registry sends to devices through the broker, which is built
+	// after it (it calls the registry); link is filled in below, before
+	// anything runs.
+	link := &brokerLink{}
+	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Link: link, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	if s.policies, err = loadPolicies(dir, opts.DataDir != "", opts.OwnerKey); err != nil {
@@ -301,7 +306,7 @@ func New(opts Config) (h *Hub, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.Registry.SetLink(s.Broker)
+	link.Server = s.Broker
 	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
 		return nil, err
@@ -510,3 +515,7 @@ func (s *Hub) close() {
 		os.RemoveAll(s.tmpDir)
 	}
 }
+
+// brokerLink is the registry's DeviceLink: the broker, set once it is built,
+// before the hub runs.
+type brokerLink struct{ *broker.Server }

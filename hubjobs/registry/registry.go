@@ -91,7 +91,8 @@ type Options struct {
 	Hostname string
 	// Store makes changes durable; nil keeps everything in memory only.
 	Store Persistence
-	// Link is the broker side; it may be set later with SetLink, before devices connect.
+	// Link is the broker side, given at construction (the hub's root closes
+	// the loop with the broker before anything runs); nil sends nothing.
 	Link DeviceLink
 	// Logger receives store failures and per-device debug lines; default zerolog.Nop.
 	Logger zerolog.Logger
@@ -104,7 +105,6 @@ type Options struct {
 type Registry struct {
 	opts Options
 	log  zerolog.Logger
-	link atomic.Pointer[linkBox]
 	com  *committer // nil in memory-only mode
 
 	mu      sync.RWMutex
@@ -128,8 +128,6 @@ type Registry struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 }
-
-type linkBox struct{ DeviceLink }
 
 // entry is one device: its durable record and the newest change queued
 // for the store, its connection state, the cached query document, and a
@@ -184,9 +182,6 @@ func New(opts Options) (*Registry, error) {
 		closing: make(chan struct{}),
 	}
 	r.methods.init()
-	if opts.Link != nil {
-		r.SetLink(opts.Link)
-	}
 	r.gens.Store(ticks(time.Now()))
 	if opts.Store != nil {
 		if err := r.load(opts.Store); err != nil {
@@ -226,15 +221,8 @@ func (r *Registry) load(st Persistence) error {
 	return nil
 }
 
-// SetLink connects the registry to the broker.
-func (r *Registry) SetLink(l DeviceLink) { r.link.Store(&linkBox{l}) }
-
-func (r *Registry) linked() DeviceLink {
-	if b := r.link.Load(); b != nil {
-		return b.DeviceLink
-	}
-	return nil
-}
+// linked returns the broker side, or nil.
+func (r *Registry) linked() DeviceLink { return r.opts.Link }
 
 // Run runs the registry's goroutines, the committer and the twin workers,
 // until ctx ends, Close is called or the store fails; then it closes the

@@ -33,8 +33,9 @@ type fakeLink struct {
 	wg      sync.WaitGroup
 }
 
-func newFakeLink(r *registry.Registry) *fakeLink {
-	return &fakeLink{r: r, on: map[string]bool{}}
+// newFakeLink returns a link whose r the test sets once the registry is built.
+func newFakeLink() *fakeLink {
+	return &fakeLink{on: map[string]bool{}}
 }
 
 func (l *fakeLink) Deliver(id, topic string, payload []byte) error {
@@ -103,12 +104,12 @@ func newReg(t testing.TB, persistent bool) (*registry.Registry, *fakeLink, strin
 		t.Cleanup(func() { s.Close() })
 		st = s
 	}
-	r, err := registry.New(registry.Options{Hostname: "hub.local", Store: st})
+	l := newFakeLink()
+	r, err := registry.New(registry.Options{Hostname: "hub.local", Store: st, Link: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newFakeLink(r)
-	r.SetLink(l)
+	l.r = r
 	stop := run(t, r)
 	t.Cleanup(func() {
 		stop()

@@ -89,13 +89,13 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	reg, err := registry.New(registry.Options{Hostname: hubHost})
+	link := newFakeLink()
+	reg, err := registry.New(registry.Options{Hostname: hubHost, Link: link})
 	if err != nil {
 		t.Fatalf("registry: %v", err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	link := newFakeLink(reg)
-	reg.SetLink(link)
+	link.reg = reg
 	ps, err := restapi.DefaultPolicies()
 	if err != nil {
 		t.Fatalf("policies: %v", err)
@@ -333,18 +333,19 @@ func (f *faultRegistry) InvokeMethod(ctx context.Context, id string, req iothub.
 type fakeLink struct {
 	reg *registry.Registry
 
-	mu        sync.Mutex
-	online    map[string]bool
-	inFlight  int
-	barrierN  int
-	barrier   chan struct{}
-	abort     chan struct{}
+	mu       sync.Mutex
+	online   map[string]bool
+	inFlight int
+	barrierN int
+	barrier  chan struct{}
+	abort    chan struct{}
 	// silentArrived receives when a "silent" call reached its device.
 	silentArrived chan struct{}
 }
 
-func newFakeLink(reg *registry.Registry) *fakeLink {
-	return &fakeLink{reg: reg, online: map[string]bool{}, barrier: make(chan struct{}), abort: make(chan struct{}), silentArrived: make(chan struct{}, 1)}
+// newFakeLink returns a link whose reg the test sets once the registry is built.
+func newFakeLink() *fakeLink {
+	return &fakeLink{online: map[string]bool{}, barrier: make(chan struct{}), abort: make(chan struct{}), silentArrived: make(chan struct{}, 1)}
 }
 
 func (l *fakeLink) setOnline(id string) {
