@@ -42,7 +42,12 @@ var (
 	_ broker.Policies         = policyKeys(nil)
 	_ registry.DeviceLink     = (*broker.Server)(nil)
 	_ registry.DeviceLink     = (*brokerLink)(nil)
-	_ restapi.Registry        = apiRegistry{}
+	_ restapi.Devices         = (*registry.Registry)(nil)
+	_ restapi.Statistics      = (*registry.Registry)(nil)
+	_ restapi.Twins           = (*registry.Registry)(nil)
+	_ restapi.Methods         = (*registry.Registry)(nil)
+	_ restapi.DeviceQueries   = (*registry.Registry)(nil)
+	_ restapi.Modules         = (*registry.Registry)(nil)
 	_ restapi.Jobs            = (*jobs.Engine)(nil)
 	_ console.Devices         = consoleDevices{}
 	_ console.Jobs            = (*jobs.Engine)(nil)
@@ -117,17 +122,6 @@ type Hub struct {
 	ready     chan struct{}
 	mu        sync.Mutex
 	endpoints Endpoints
-}
-
-// apiRegistry is the registry as the REST API sees it, with its direct-method
-// calls measured.
-type apiRegistry struct {
-	*registry.Registry
-	methods metrics.MethodInvoker
-}
-
-func (r apiRegistry) InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
-	return r.methods.InvokeMethod(ctx, deviceID, req)
 }
 
 // consoleDevices is the registry as the console sees it: twins as JSON,
@@ -333,13 +327,17 @@ func New(opts Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	if s.REST, err = restapi.New(restapi.Config{
-		Hostname: opts.Hostname,
-		Policies: s.policies,
-		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
-		Modules:  s.Registry,
-		Jobs:     s.Jobs,
-		Settings: hubSettings(profile, opts.MaxInFlight),
-		Logger:   log.With().Str("component", "rest").Logger(),
+		Hostname:   opts.Hostname,
+		Policies:   s.policies,
+		Devices:    s.Registry,
+		Statistics: s.Registry,
+		Twins:      s.Registry,
+		Methods:    s.Metrics.Methods("api", s.Registry), // direct-method calls measured
+		Queries:    s.Registry,
+		Modules:    s.Registry,
+		Jobs:       s.Jobs,
+		Settings:   hubSettings(profile, opts.MaxInFlight),
+		Logger:     log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
 			"/metrics":           s.Metrics.Handler(),

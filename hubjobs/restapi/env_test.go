@@ -104,7 +104,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	for _, p := range ps {
 		e.policies[p.Name] = p
 	}
-	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Registry: e.faults}
+	cfg := restapi.Config{Hostname: hubHost, Policies: ps}
+	serveRegistry(&cfg, e.faults)
 	if o.jobs {
 		profile := jobs.Unlimited
 		if o.pacing != "" {
@@ -295,6 +296,22 @@ func (c *connCounter) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
+}
+
+// deviceHandlers is every device handler group's interface, as the registry
+// (or faultRegistry around it) meets them all.
+type deviceHandlers interface {
+	restapi.Devices
+	restapi.Statistics
+	restapi.Twins
+	restapi.Methods
+	restapi.DeviceQueries
+}
+
+// serveRegistry gives r to every device handler group of cfg, as the hub's
+// root does with its registry.
+func serveRegistry(cfg *restapi.Config, r deviceHandlers) {
+	cfg.Devices, cfg.Statistics, cfg.Twins, cfg.Methods, cfg.Queries = r, r, r, r, r
 }
 
 // faultRegistry is the real registry with injectable errors and method

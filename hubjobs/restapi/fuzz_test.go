@@ -51,7 +51,9 @@ func FuzzHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	watch := &panicWatch{}
-	srv, err := restapi.New(restapi.Config{Hostname: hubHost, Policies: ps, Registry: reg, Logger: zerolog.New(watch), MaxBodyBytes: 64 << 10})
+	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Logger: zerolog.New(watch), MaxBodyBytes: 64 << 10}
+	serveRegistry(&cfg, reg)
+	srv, err := restapi.New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
