@@ -35,7 +35,9 @@ type fakeHub struct {
 	filters   map[string]string // the filters each live device holds, as the events said
 }
 
-func newFakeHub() *fakeHub { return &fakeHub{connected: map[string]bool{}, filters: map[string]string{}} }
+func newFakeHub() *fakeHub {
+	return &fakeHub{connected: map[string]bool{}, filters: map[string]string{}}
+}
 
 func (h *fakeHub) DevicePublished(id string, t iothub.DeviceTopic, payload []byte) {
 	h.mu.Lock()
