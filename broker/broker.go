@@ -90,12 +90,17 @@ type Hub interface {
 	// topic.Properties (docs/iothub.md §1.4); a device's Will arrives as telemetry.
 	DevicePublished(deviceID string, topic iothub.DeviceTopic, payload []byte)
 	// DeviceConnected follows an accepted CONNECT (its CONNACK is sent).
-	DeviceConnected(deviceID string)
+	// filters are the subscriptions the session holds from the start: those
+	// of a persistent session it resumed, none for a new one.
+	DeviceConnected(deviceID string, filters []string)
 	// DeviceDisconnected follows the end of the device's live connection
 	// (not of one that a newer connection took over).
 	DeviceDisconnected(deviceID string)
-	// DeviceSubscribed reports a granted filter; a repeated SUBSCRIBE repeats it.
-	DeviceSubscribed(deviceID, filter string)
+	// DeviceSubscriptions follows a SUBSCRIBE that was granted a filter, or an
+	// UNSUBSCRIBE, on the device's live connection: filters are all the
+	// subscriptions its session now holds. With DeviceConnected it is all the
+	// hub needs to know which filters a device holds; it never asks.
+	DeviceSubscriptions(deviceID string, filters []string)
 }
 
 // Acks hears devices' PUBACKs of the QoS 1 messages the hub sent with

@@ -32,9 +32,12 @@ type fakeHub struct {
 	published []string
 	events    []string
 	connected map[string]bool
+	filters   map[string]string // the filters each live device holds, as the events said
 }
 
-func newFakeHub() *fakeHub { return &fakeHub{connected: map[string]bool{}} }
+func newFakeHub() *fakeHub {
+	return &fakeHub{connected: map[string]bool{}, filters: map[string]string{}}
+}
 
 func (h *fakeHub) DevicePublished(id string, t iothub.DeviceTopic, payload []byte) {
 	h.mu.Lock()
@@ -45,22 +48,32 @@ func (h *fakeHub) DevicePublished(id string, t iothub.DeviceTopic, payload []byt
 	}
 	h.published = append(h.published, line)
 }
-func (h *fakeHub) DeviceConnected(id string) {
+func (h *fakeHub) DeviceConnected(id string, filters []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.connected[id] = true
-	h.events = append(h.events, "connected "+id)
+	h.filters[id] = strings.Join(filters, " ")
+	h.events = append(h.events, strings.TrimSpace("connected "+id+" "+h.filters[id]))
 }
 func (h *fakeHub) DeviceDisconnected(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.connected[id] = false
+	delete(h.filters, id)
 	h.events = append(h.events, "disconnected "+id)
 }
-func (h *fakeHub) DeviceSubscribed(id, f string) {
+func (h *fakeHub) DeviceSubscriptions(id string, filters []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.events = append(h.events, "subscribed "+id+" "+f)
+	h.filters[id] = strings.Join(filters, " ")
+	h.events = append(h.events, "subscriptions "+id+" "+h.filters[id])
+}
+
+// held is the filters the hub was told id's live session holds.
+func (h *fakeHub) held(id string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.filters[id]
 }
 func (h *fakeHub) snapshot() []string {
 	h.mu.Lock()
@@ -394,10 +407,17 @@ func TestSubscriptionRules(t *testing.T) {
 		t.Fatalf("got %q a second time", m)
 	case <-time.After(100 * time.Millisecond):
 	}
-	want := []string{"connected d1", "subscribed d1 " + iothub.FilterMethods, "subscribed d1 " + iothub.FilterMethods,
-		"subscribed d1 " + iothub.FilterMethods, "subscribed d1 devices/d1/messages/devicebound/#"}
+	want := []string{"connected d1", "subscriptions d1 " + iothub.FilterMethods, "subscriptions d1 " + iothub.FilterMethods,
+		"subscriptions d1 " + iothub.FilterMethods, "subscriptions d1 " + iothub.FilterMethods + " devices/d1/messages/devicebound/#"}
 	if got := e.hub.eventLog(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("hub events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// An UNSUBSCRIBE tells the hub what the session still holds.
+	if tok := c.Unsubscribe(iothub.FilterMethods); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("unsubscribe: %v", tok.Error())
+	}
+	if got := e.hub.held("d1"); got != "devices/d1/messages/devicebound/#" {
+		t.Fatalf("after UNSUBSCRIBE the hub was told the session holds %q", got)
 	}
 }
 
@@ -591,6 +611,10 @@ func TestPersistentSessionAndTakeover(t *testing.T) {
 			if !e.s.Subscribed("d1", iothub.FilterDesired) || !e.s.Subscribed("d1", iothub.FilterMethods) {
 				t.Fatal("persistent session lost its subscriptions")
 			}
+			both := strings.Join([]string{iothub.FilterMethods, iothub.FilterDesired}, " ") // sorted
+			if got := e.hub.held("d1"); got != both {
+				t.Fatalf("after a takeover the hub was told the session holds %q, want %q", got, both)
+			}
 			if err := e.s.Deliver("d1", iothub.DesiredPatchTopic(3), []byte(`{"$version":3}`)); err != nil {
 				t.Fatal(err)
 			}
@@ -612,6 +636,9 @@ func TestPersistentSessionAndTakeover(t *testing.T) {
 			if !e.s.Subscribed("d1", iothub.FilterMethods) {
 				t.Fatal("a reconnect with clean=0 lost the session")
 			}
+			if got := e.hub.held("d1"); got != both {
+				t.Fatalf("after a reconnect with clean=0 the hub was told the session holds %q, want %q", got, both)
+			}
 			c3.Disconnect(0)
 			waitFor(t, "disconnected", func() bool { return !e.hub.isConnected("d1") })
 
@@ -622,6 +649,10 @@ func TestPersistentSessionAndTakeover(t *testing.T) {
 			waitFor(t, "the fresh session", func() bool { return e.s.Connected("d1") })
 			if e.s.Subscribed("d1", iothub.FilterDesired) || e.s.Subscribed("d1", iothub.FilterMethods) {
 				t.Fatal("clean session kept the old subscriptions")
+			}
+			waitFor(t, "the hub hears of the fresh session", func() bool { return e.hub.isConnected("d1") })
+			if got := e.hub.held("d1"); got != "" {
+				t.Fatalf("the hub was told a clean session holds %q", got)
 			}
 		})
 	}
@@ -822,8 +853,8 @@ func (h *answeringHub) DevicePublished(id string, t iothub.DeviceTopic, payload 
 	}
 }
 
-func (h *answeringHub) DeviceConnected(id string) {
-	h.fakeHub.DeviceConnected(id)
+func (h *answeringHub) DeviceConnected(id string, filters []string) {
+	h.fakeHub.DeviceConnected(id, filters)
 	if h.s.Connected(id) && !h.s.Subscribed(id, iothub.FilterDesired) {
 		_ = h.s.Deliver(id, iothub.DesiredPatchTopic(1), []byte(`{"$version":1}`))
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +29,7 @@ func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
 		mqtt.OnPublish, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed,
-		mqtt.OnWillSent:
+		mqtt.OnUnsubscribed, mqtt.OnWillSent:
 		return true
 	}
 	return false
@@ -243,7 +244,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	d.mu.Unlock()
 	h.s.connects.Add(1)
 	if h.s.cfg.Hub != nil {
-		h.s.cfg.Hub.DeviceConnected(cl.ID)
+		h.s.cfg.Hub.DeviceConnected(cl.ID, sessionFilters(cl))
 	}
 }
 
@@ -274,14 +275,57 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	}
 }
 
-// OnSubscribed tells the hub which filters the device now holds.
-func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+// OnSubscribed tells the hub the filters the device's session holds once a
+// SUBSCRIBE granted any.
+func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, codes []byte) {
+	for _, c := range codes {
+		if c < 0x80 {
+			h.subscriptionsChanged(cl)
+			return
+		}
+	}
+}
+
+// OnUnsubscribed tells the hub the filters the device's session still holds.
+// Mochi also calls it when it drops a session's subscriptions as a newer
+// connection takes the client id over; the hub hears of those only while the
+// connection is still the device's live one.
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
+	h.subscriptionsChanged(cl)
+}
+
+// subscriptionsChanged reports the session's filters to the hub if cl is the
+// device's live connection. Under the device's events lock, so the hub sees
+// them in order with the connection's DeviceConnected and DeviceDisconnected.
+func (h *hook) subscriptionsChanged(cl *mqtt.Client) {
 	if h.s.cfg.Hub == nil {
 		return
 	}
-	for i, f := range pk.Filters {
-		if i < len(codes) && codes[i] < 0x80 {
-			h.s.cfg.Hub.DeviceSubscribed(cl.ID, f.Filter)
-		}
+	v, ok := h.s.devices.Load(cl.ID)
+	if !ok {
+		return
 	}
+	d := v.(*device)
+	d.events.Lock()
+	defer d.events.Unlock()
+	d.mu.Lock()
+	current := d.cl == cl
+	d.mu.Unlock()
+	if current {
+		h.s.cfg.Hub.DeviceSubscriptions(cl.ID, sessionFilters(cl))
+	}
+}
+
+// sessionFilters lists the filters cl's session holds, sorted.
+func sessionFilters(cl *mqtt.Client) []string {
+	subs := cl.State.Subscriptions.GetAll()
+	if len(subs) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(subs))
+	for f := range subs {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -59,11 +59,10 @@ func (h *hook) subscribe(cl *mqtt.Client, pk *packets.Packet) bool {
 		return false
 	}
 	// What OnSubscribed does for the SUBSCRIBEs mochi handles.
-	if hub := h.s.cfg.Hub; hub != nil {
-		for i, f := range pk.Filters {
-			if codes[i] < 0x80 {
-				hub.DeviceSubscribed(cl.ID, f.Filter)
-			}
+	for _, c := range codes {
+		if c < 0x80 {
+			h.subscriptionsChanged(cl)
+			break
 		}
 	}
 	return true

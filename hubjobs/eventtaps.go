@@ -28,9 +28,9 @@ func (t hubTap) DevicePublished(id string, topic iothub.DeviceTopic, payload []b
 	t.Registry.DevicePublished(id, topic, payload)
 }
 
-func (t hubTap) DeviceConnected(id string) {
+func (t hubTap) DeviceConnected(id string, filters []string) {
 	t.ev.Connected(id)
-	t.Registry.DeviceConnected(id)
+	t.Registry.DeviceConnected(id, filters)
 }
 
 func (t hubTap) DeviceDisconnected(id string) {

@@ -51,7 +51,13 @@ var (
 	_ broker.ModuleIdentities = identities{}
 	_ broker.Policies         = policyKeys(nil)
 	_ registry.DeviceLink     = (*broker.Server)(nil)
-	_ restapi.Registry        = apiRegistry{}
+	_ registry.DeviceLink     = (*brokerLink)(nil)
+	_ restapi.Devices         = (*registry.Registry)(nil)
+	_ restapi.Statistics      = (*registry.Registry)(nil)
+	_ restapi.Twins           = (*registry.Registry)(nil)
+	_ restapi.Methods         = (*registry.Registry)(nil)
+	_ restapi.DeviceQueries   = (*registry.Registry)(nil)
+	_ restapi.Modules         = (*registry.Registry)(nil)
 	_ restapi.Jobs            = (*jobs.Engine)(nil)
 	_ console.Devices         = consoleDevices{}
 	_ console.Jobs            = (*jobs.Engine)(nil)
@@ -152,17 +158,6 @@ type Hub struct {
 	endpoints Endpoints
 }
 
-// apiRegistry is the registry as the REST API sees it, with its direct-method
-// calls measured.
-type apiRegistry struct {
-	*registry.Registry
-	methods metrics.MethodInvoker
-}
-
-func (r apiRegistry) InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error) {
-	return r.methods.InvokeMethod(ctx, deviceID, req)
-}
-
 // consoleDevices is the registry as the console sees it: twins as JSON,
 // direct-method calls measured as the API's are.
 type consoleDevices struct {
@@ -241,9 +236,9 @@ type deviceEvents struct {
 	c2d *c2d.Queues
 }
 
-func (e deviceEvents) DeviceConnected(id string) {
-	e.Hub.DeviceConnected(id)
-	e.c2d.DeviceConnected(id)
+func (e deviceEvents) DeviceConnected(id string, filters []string) {
+	e.Hub.DeviceConnected(id, filters)
+	e.c2d.DeviceConnected(id, filters)
 }
 
 func (e deviceEvents) DeviceDisconnected(id string) {
@@ -251,9 +246,9 @@ func (e deviceEvents) DeviceDisconnected(id string) {
 	e.c2d.DeviceDisconnected(id)
 }
 
-func (e deviceEvents) DeviceSubscribed(id, filter string) {
-	e.Hub.DeviceSubscribed(id, filter)
-	e.c2d.DeviceSubscribed(id, filter)
+func (e deviceEvents) DeviceSubscriptions(id string, filters []string) {
+	e.Hub.DeviceSubscriptions(id, filters)
+	e.c2d.DeviceSubscriptions(id, filters)
 }
 
 // c2dDevices tells the cloud-to-device queues which devices the registry holds.
@@ -356,7 +351,11 @@ func New(opts Config) (h *Hub, err error) {
 		}
 		jstore = s.Metrics.JobStore(s.jobStore)
 	}
-	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
+	// The registry sends to devices through the broker, which is built
+	// after it (it calls the registry); link is filled in below, before
+	// anything runs.
+	link := &brokerLink{}
+	if s.Registry, err = registry.New(registry.Options{Hostname: opts.Hostname, Store: persist, Link: link, Logger: log.With().Str("component", "registry").Logger()}); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	if s.policies, err = loadPolicies(dir, opts.DataDir != "", opts.OwnerKey); err != nil {
@@ -383,7 +382,7 @@ func New(opts Config) (h *Hub, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	s.Registry.SetLink(linkTap{s.Broker, s.Events})
+	link.DeviceLink = linkTap{s.Broker, s.Events}
 	s.C2D.SetLink(s.Broker)
 	profile, err := jobs.ParseProfile(opts.Pacing)
 	if err != nil {
@@ -421,16 +420,20 @@ func New(opts Config) (h *Hub, err error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	if s.REST, err = restapi.New(restapi.Config{
-		Hostname: opts.Hostname,
-		Policies: s.policies,
-		Registry: apiRegistry{s.Registry, s.Metrics.Methods("api", s.Registry)},
-		Modules:  s.Registry,
-		Jobs:     s.Jobs,
-		C2D:      s.C2D,
-		Settings: hubSettings(profile, opts.MaxInFlight),
-		Rollouts: s.Rollouts,
-		Events:   apiEvents{s.Events, s.Registry},
-		Logger:   log.With().Str("component", "rest").Logger(),
+		Hostname:   opts.Hostname,
+		Policies:   s.policies,
+		Devices:    s.Registry,
+		Statistics: s.Registry,
+		Twins:      s.Registry,
+		Methods:    s.Metrics.Methods("api", s.Registry), // direct-method calls measured
+		Queries:    s.Registry,
+		Modules:    s.Registry,
+		Jobs:       s.Jobs,
+		C2D:        s.C2D,
+		Settings:   hubSettings(profile, opts.MaxInFlight),
+		Rollouts:   s.Rollouts,
+		Events:     apiEvents{s.Events, s.Registry},
+		Logger:     log.With().Str("component", "rest").Logger(),
 		Extra: map[string]http.Handler{
 			"/$iothub/websocket": s.Broker.WebSocketHandler(),
 			"/metrics":           s.Metrics.Handler(),
@@ -620,3 +623,7 @@ func (s *Hub) close() {
 		os.RemoveAll(s.tmpDir)
 	}
 }
+
+// brokerLink is the registry's DeviceLink: the broker (with the event
+// stream's tap), set once it is built, before the hub runs.
+type brokerLink struct{ registry.DeviceLink }

@@ -1,13 +1,15 @@
 // Package hubjobs is fleetsim's hub: its composition root builds the broker,
 // the device registry and its store, the jobs engine and its store, and the
 // service REST API, and runs them together. The parts live in the packages
-// below it (jobs, query, registry, regstore, jobstore, restapi).
+// below it (jobs, query, registry, regstore, jobstore, restapi, console,
+// events, c2d, metrics).
 package hubjobs
 
 import (
 	"context"
 	"net"
 
+	"github.com/fleetsim/fleetsim/hubjobs/c2d"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
 	"github.com/fleetsim/fleetsim/hubjobs/query"
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
@@ -33,6 +35,8 @@ type (
 	BulkResult = registry.BulkResult
 	// QueryPage is one page of a query's answer.
 	QueryPage = query.Page
+	// C2DMessage is a cloud-to-device message to queue for a device.
+	C2DMessage = c2d.Message
 )
 
 // Job statuses and types a caller branches on.
@@ -55,6 +59,12 @@ const (
 // DialDevice opens an in-process connection to the broker, as a simulated
 // device's transport.
 func (s *Hub) DialDevice(ctx context.Context) (net.Conn, error) { return s.Broker.DialMemory(ctx) }
+
+// SendC2D queues a cloud-to-device message for a device.
+func (s *Hub) SendC2D(deviceID string, m C2DMessage) error {
+	_, err := s.C2D.Send(deviceID, m)
+	return err
+}
 
 // BulkUpdate applies a bulk registry request.
 func (s *Hub) BulkUpdate(ctx context.Context, ops []ExportImportDevice) (BulkResult, error) {

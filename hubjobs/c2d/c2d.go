@@ -29,7 +29,6 @@ import (
 // or its write queue is full.
 type Link interface {
 	DeliverQoS1(deviceID, topic string, payload []byte, dup bool) (uint16, error)
-	Subscribed(deviceID, filter string) bool
 }
 
 // Devices says which devices are registered.
@@ -360,8 +359,9 @@ func (q *Queues) Sweep() {
 
 // DeviceConnected delivers what waits when the new connection already holds
 // the devicebound subscription (a persistent session kept it; IoT Hub
-// delivers on reconnect without a new SUBSCRIBE).
-func (q *Queues) DeviceConnected(deviceID string) {
+// delivers on reconnect without a new SUBSCRIBE). filters are the ones the
+// session holds, as the broker reports them.
+func (q *Queues) DeviceConnected(deviceID string, filters []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	d, ok := q.devices[deviceID]
@@ -369,7 +369,7 @@ func (q *Queues) DeviceConnected(deviceID string) {
 		return
 	}
 	q.resetLocked(d)
-	if q.link != nil && q.link.Subscribed(deviceID, iothub.C2DFilter(deviceID)) {
+	if slices.Contains(filters, iothub.C2DFilter(deviceID)) {
 		d.online = true
 		q.deliverLocked(deviceID, d)
 	}
@@ -385,15 +385,24 @@ func (q *Queues) DeviceDisconnected(deviceID string) {
 	}
 }
 
-// DeviceSubscribed delivers what waits once the device subscribes to its
-// devicebound filter.
-func (q *Queues) DeviceSubscribed(deviceID, filter string) {
-	if filter != iothub.C2DFilter(deviceID) {
+// DeviceSubscriptions follows the filters the device's live session holds:
+// what waits is delivered once it holds its devicebound filter, and nothing
+// more is sent after it unsubscribes from it.
+func (q *Queues) DeviceSubscriptions(deviceID string, filters []string) {
+	if !slices.Contains(filters, iothub.C2DFilter(deviceID)) {
+		q.mu.Lock()
+		if d, ok := q.devices[deviceID]; ok {
+			d.online = false
+		}
+		q.mu.Unlock()
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	d := q.deviceLocked(deviceID)
+	if d.online {
+		return // already delivering; a SUBSCRIBE to another filter changes nothing
+	}
 	d.online = true
 	q.deliverLocked(deviceID, d)
 }

@@ -51,12 +51,6 @@ func (l *fakeLink) DeliverQoS1(id, topic string, payload []byte, dup bool) (uint
 	return l.pid[id], nil
 }
 
-func (l *fakeLink) Subscribed(id, filter string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.connected[id] && l.subs[id+" "+filter]
-}
-
 // connect and friends drive the queues as the broker's events would.
 func (l *fakeLink) connect(q *Queues, id string, keepSession bool) {
 	l.mu.Lock()
@@ -64,15 +58,19 @@ func (l *fakeLink) connect(q *Queues, id string, keepSession bool) {
 	if !keepSession {
 		delete(l.subs, id+" "+iothub.C2DFilter(id))
 	}
+	var filters []string
+	if l.subs[id+" "+iothub.C2DFilter(id)] {
+		filters = []string{iothub.C2DFilter(id)}
+	}
 	l.mu.Unlock()
-	q.DeviceConnected(id)
+	q.DeviceConnected(id, filters)
 }
 
 func (l *fakeLink) subscribe(q *Queues, id string) {
 	l.mu.Lock()
 	l.subs[id+" "+iothub.C2DFilter(id)] = true
 	l.mu.Unlock()
-	q.DeviceSubscribed(id, iothub.C2DFilter(id))
+	q.DeviceSubscriptions(id, []string{iothub.C2DFilter(id)})
 }
 
 func (l *fakeLink) disconnect(q *Queues, id string) {

@@ -138,9 +138,10 @@ func (j *job) setStatusLocked(i int, s devStatus) {
 }
 
 // jobIndexNames are the devices.jobs fields the index holds: those that never
-// change for a row. Indexing status cost a tenth of a method job's CPU (two
-// changes per device under one index lock); a condition on status alone
-// scans the rows, and with jobId or deviceId it filters their postings.
+// change for a row. Status is left out because it changes twice per device,
+// each time under the one index lock, which showed in a method job's CPU
+// (docs/performance.md); a condition on status alone scans the rows, and with
+// jobId or deviceId it filters their postings.
 var jobIndexNames = []string{"deviceId", "jobId", "jobType"}
 
 // rowKeys are the index keys of the job's rows, in device order.

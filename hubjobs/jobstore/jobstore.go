@@ -15,29 +15,27 @@ package jobstore
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
+	"github.com/fleetsim/fleetsim/internal/boltfile"
 )
 
 var (
 	bucketJobs    = []byte("jobs")
 	bucketSets    = []byte("sets")
 	bucketResults = []byte("results")
-	bucketMeta    = []byte("meta")
-	keyLayout     = []byte("layout")
 )
 
 // layoutVersion is the version of the bucket layout written to new files.
 const layoutVersion = "1"
 
-// ErrLayout is returned by Open for a file written by an incompatible version.
-var ErrLayout = errors.New("unsupported job store layout")
+// ErrLayout is returned (wrapped) by Open for a file written by an
+// incompatible version.
+var ErrLayout = boltfile.ErrLayout
 
 // Store is an open job store. It is safe for concurrent use.
 type Store struct {
@@ -49,31 +47,9 @@ var _ jobs.Store = (*Store)(nil)
 // Open opens the store file at path, creating it if needed. It fails if
 // another process has it open (after waiting up to a second for its lock).
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := boltfile.Open(path, "job store", layoutVersion, bucketJobs, bucketSets, bucketResults)
 	if err != nil {
-		return nil, fmt.Errorf("open job store %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketSets, bucketResults} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		m, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		switch v := m.Get(keyLayout); {
-		case v == nil:
-			return m.Put(keyLayout, []byte(layoutVersion))
-		case string(v) != layoutVersion:
-			return fmt.Errorf("%w %q (this build reads %q)", ErrLayout, v, layoutVersion)
-		}
-		return nil
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("initialise job store %s: %w", path, err)
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }

@@ -27,7 +27,7 @@ func populate(b *testing.B, r *registry.Registry, n int) {
 	}
 }
 
-func benchRegistry(b *testing.B, persistent bool, n int) *registry.Registry {
+func benchRegistry(b *testing.B, persistent bool, n int, link registry.DeviceLink) *registry.Registry {
 	b.Helper()
 	var st registry.Persistence
 	if persistent {
@@ -38,7 +38,7 @@ func benchRegistry(b *testing.B, persistent bool, n int) *registry.Registry {
 		b.Cleanup(func() { s.Close() })
 		st = s
 	}
-	r, err := registry.New(registry.Options{Store: st})
+	r, err := registry.New(registry.Options{Store: st, Link: link})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func benchRegistry(b *testing.B, persistent bool, n int) *registry.Registry {
 func BenchmarkTwinRead(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
-			r := benchRegistry(b, false, n)
+			r := benchRegistry(b, false, n, nil)
 			var next atomic.Int64
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -93,7 +93,7 @@ func BenchmarkTwinPatch(b *testing.B) {
 	}{{"memory", false}, {"bbolt", true}} {
 		for _, callers := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/callers=%d", mode.name, callers), func(b *testing.B) {
-				r := benchRegistry(b, mode.persistent, n)
+				r := benchRegistry(b, mode.persistent, n, nil)
 				var next atomic.Int64
 				run := func(pb *testing.PB) {
 					for pb.Next() {
@@ -157,11 +157,18 @@ func heap() uint64 {
 	return m.HeapAlloc
 }
 
-// countingLink counts the 204 answers devices get.
+// countingLink counts the 204 answers devices get; round starts a count.
 type countingLink struct {
 	acks atomic.Int64
 	want int64
 	done chan struct{}
+}
+
+// round starts counting want answers and returns what closes when they came.
+func (l *countingLink) round(want int64) <-chan struct{} {
+	l.acks.Store(0)
+	l.want, l.done = want, make(chan struct{})
+	return l.done
 }
 
 func (l *countingLink) Deliver(_, topic string, _ []byte) error {
@@ -170,23 +177,22 @@ func (l *countingLink) Deliver(_, topic string, _ []byte) error {
 	}
 	return nil
 }
-func (*countingLink) Subscribed(string, string) bool { return true }
-func (*countingLink) Disconnect(string)              {}
+func (*countingLink) Disconnect(string) {}
 
 // BenchmarkReportedPatch measures reported-properties patches from 1,000
 // devices over MQTT, acknowledged once durable in bbolt: each device's
 // connection goroutine only queues, and the committer groups the writes.
 func BenchmarkReportedPatch(b *testing.B) {
 	const devices = 1000
-	r := benchRegistry(b, true, devices)
+	l := &countingLink{}
+	r := benchRegistry(b, true, devices, l)
 	topic := iothub.DeviceTopic{Kind: iothub.KindTwinReported, RequestID: "1"}
 	for b.Loop() {
-		l := &countingLink{want: devices, done: make(chan struct{})}
-		r.SetLink(l)
+		done := l.round(devices)
 		for i := range devices {
 			r.DevicePublished(fmt.Sprintf("dev-%06d", i), topic, []byte(`{"battery":80,"fw":{"version":"1.2.3"}}`))
 		}
-		<-l.done
+		<-done
 	}
 	b.ReportMetric(float64(b.N*devices)/b.Elapsed().Seconds(), "acked-patches/s")
 }

@@ -30,8 +30,7 @@ func (l ackLink) Deliver(id, topic string, _ []byte) error {
 	}
 	return nil
 }
-func (ackLink) Subscribed(string, string) bool { return true }
-func (ackLink) Disconnect(string)              {}
+func (ackLink) Disconnect(string) {}
 
 type lockedWriter struct{ mu sync.Mutex }
 

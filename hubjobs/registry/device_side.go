@@ -14,26 +14,51 @@ import (
 // is. They wait only when a twin worker has a full queue.
 
 // DeviceConnected records that the device's CONNECT was accepted: its
-// connectionState becomes Connected and callers waiting for it wake up.
-func (r *Registry) DeviceConnected(deviceID string) { r.setConnected(deviceID, true) }
+// connectionState becomes Connected, filters are the subscriptions its
+// session holds, and callers waiting for it wake up.
+func (r *Registry) DeviceConnected(deviceID string, filters []string) {
+	r.setConnected(deviceID, true, subsOf(filters))
+}
 
 // DeviceDisconnected records the end of the device's live connection.
-func (r *Registry) DeviceDisconnected(deviceID string) { r.setConnected(deviceID, false) }
+func (r *Registry) DeviceDisconnected(deviceID string) { r.setConnected(deviceID, false, 0) }
 
-// DeviceSubscribed wakes method calls waiting for the device to subscribe
-// to $iothub/methods/POST/# (docs/iothub.md §2.2 connectTimeoutInSeconds).
-func (r *Registry) DeviceSubscribed(deviceID, filter string) {
+// DeviceSubscriptions records the filters the device's live session holds
+// and wakes method calls waiting for it to subscribe to
+// $iothub/methods/POST/# (docs/iothub.md §2.2 connectTimeoutInSeconds).
+func (r *Registry) DeviceSubscriptions(deviceID string, filters []string) {
 	e, err := r.lockEntry(deviceID)
 	if err != nil {
 		return
 	}
+	e.subs.Store(subsOf(filters))
 	e.live.lastActivity = time.Now()
 	e.doc = nil
 	e.wakeLocked()
 	e.mu.Unlock()
 }
 
-func (r *Registry) setConnected(id string, on bool) {
+// Bits of entry.subs: the subscriptions the registry sends on.
+const (
+	subMethods uint32 = 1 << iota // $iothub/methods/POST/#
+	subDesired                    // $iothub/twin/PATCH/properties/desired/#
+)
+
+// subsOf returns the bits of the filters the registry sends on.
+func subsOf(filters []string) uint32 {
+	var bits uint32
+	for _, f := range filters {
+		switch f {
+		case iothub.FilterMethods:
+			bits |= subMethods
+		case iothub.FilterDesired:
+			bits |= subDesired
+		}
+	}
+	return bits
+}
+
+func (r *Registry) setConnected(id string, on bool, subs uint32) {
 	e, err := r.lockEntry(id)
 	if err != nil {
 		return
@@ -50,6 +75,7 @@ func (r *Registry) setConnected(id string, on bool) {
 		e.live.connected = on
 		e.live.stateChanged = now
 	}
+	e.subs.Store(subs)
 	e.live.lastActivity = now
 	e.doc = nil
 	e.wakeLocked()

@@ -41,13 +41,13 @@ func TestDeviceSideOfTwins(t *testing.T) {
 	}
 	defer st.Close()
 	gated := &faultyStore{Persistence: st}
-	r, err := registry.New(registry.Options{Store: gated})
+	l := newFakeLink()
+	r, err := registry.New(registry.Options{Store: gated, Link: l})
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.r = r
 	run(t, r)
-	l := newFakeLink(r)
-	r.SetLink(l)
 	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d1"}))
 	must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d2"}))
 	must[registry.Twin](t)(r.PatchTwin(ctx, "d1", []byte(`{"properties":{"desired":{"rate":5}}}`), "*"))

@@ -164,36 +164,59 @@ func (r *Registry) CreateDevice(ctx context.Context, d Device) (Device, error) {
 		return Device{}, err
 	}
 	e := &entry{online: make(chan struct{})}
-	wait := newDurable()
 	r.mu.Lock()
 	if _, ok := r.devices[rec.ID]; ok {
 		r.mu.Unlock()
 		return Device{}, iothub.Errorf(iothub.CodeDeviceAlreadyExists, "A device with ID '%s' is already registered.", rec.ID)
 	}
+	err = r.createLocked(rec.ID, e, rec, creation{
+		add:  func() { r.devices[rec.ID] = e },
+		show: func() { r.showLocked(e, rec) },
+		remove: func() {
+			if r.devices[rec.ID] == e {
+				delete(r.devices, rec.ID)
+			}
+		},
+	})
+	if err != nil {
+		return Device{}, err
+	}
+	return renderDevice(rec, live{}), nil
+}
+
+// creation is how createLocked adds a new device's or module's entry to its
+// map (add), makes it visible (show) and takes it back after a failed write
+// (remove); each runs under Registry.mu.
+type creation struct{ add, show, remove func() }
+
+// createLocked registers the new entry e with its first record rec under
+// key (a device id, or "deviceId/moduleId") and returns once rec is
+// durable: at once without a store. Until then the entry only reserves the
+// key: readers do not see it, and a failed write removes it. The caller has
+// checked that key is free and holds Registry.mu, which createLocked
+// releases.
+func (r *Registry) createLocked(key string, e *entry, rec *record, c creation) error {
 	if r.com == nil {
 		select {
 		case <-r.closing:
 			r.mu.Unlock()
-			return Device{}, unavailable()
+			return unavailable()
 		default:
 		}
-		r.devices[rec.ID] = e
-		r.showLocked(e, rec)
+		c.add()
+		c.show()
 		r.mu.Unlock()
-		return renderDevice(rec, live{}), nil
+		return nil
 	}
-	// Until the record is durable the entry only reserves the id: readers
-	// do not see it, and a failed write removes it.
-	err = r.queue(rec.ID, rec, func(err error) {
+	wait := newDurable()
+	err := r.queue(key, rec, func(err error) {
 		r.mu.Lock()
 		e.mu.Lock()
 		if err == nil {
-			r.showLocked(e, rec)
+			c.show()
 		} else {
 			e.gone = true
-			if r.devices[rec.ID] == e {
-				delete(r.devices, rec.ID)
-			}
+			c.remove()
 		}
 		if e.next == rec {
 			e.next = nil
@@ -204,15 +227,12 @@ func (r *Registry) CreateDevice(ctx context.Context, d Device) (Device, error) {
 	})
 	if err != nil {
 		r.mu.Unlock()
-		return Device{}, err
+		return err
 	}
 	e.next = rec
-	r.devices[rec.ID] = e
+	c.add()
 	r.mu.Unlock()
-	if err := wait.wait(rec.ID); err != nil {
-		return Device{}, err
-	}
-	return renderDevice(rec, live{}), nil
+	return wait.wait(key)
 }
 
 // showLocked makes a created device visible with rec: the id list, the

@@ -91,12 +91,12 @@ func newFaultyReg(t *testing.T) *faultyReg {
 	}
 	t.Cleanup(func() { s.Close() })
 	fs := &faultyStore{Persistence: s}
-	r, err := registry.New(registry.Options{Hostname: "hub.local", Store: fs})
+	l := newFakeLink()
+	r, err := registry.New(registry.Options{Hostname: "hub.local", Store: fs, Link: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newFakeLink(r)
-	r.SetLink(l)
+	l.r = r
 	runCtx, stop := context.WithCancel(context.Background())
 	f := &faultyReg{r: r, l: l, st: fs, path: path, done: make(chan error, 1), stop: stop}
 	go func() { f.done <- r.Run(runCtx) }()

@@ -146,18 +146,18 @@ func deviceNotOnline(connectTimeout time.Duration, cause error) error {
 
 // waitOnline returns the link once the device is connected and subscribed to
 // method requests, waiting at most d for it. Broker events (DeviceConnected,
-// DeviceSubscribed) wake it; it does not poll.
+// DeviceSubscriptions) wake it; it does not poll.
 func (r *Registry) waitOnline(ctx context.Context, e *entry, id string, d time.Duration) (DeviceLink, error) {
 	var timeout <-chan time.Time
 	for {
 		e.mu.Lock()
-		woken, gone := e.online, e.gone
+		woken, gone, subs := e.online, e.gone, e.subs.Load()
 		e.mu.Unlock()
 		if gone {
 			return nil, notFound(id)
 		}
 		l := r.linked()
-		if l != nil && l.Subscribed(id, iothub.FilterMethods) {
+		if l != nil && subs&subMethods != 0 {
 			return l, nil
 		}
 		if d <= 0 {

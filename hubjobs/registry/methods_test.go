@@ -136,13 +136,13 @@ func TestInvokeWaitsForSubscription(t *testing.T) {
 		for _, id := range []string{"d1", "d2"} {
 			must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: id}))
 		}
-		r.DeviceConnected("d1") // connected, not subscribed
+		r.DeviceConnected("d1", nil) // connected, not subscribed
 		go func() {
 			time.Sleep(time.Second)
 			l.mu.Lock()
 			l.on["d1"] = true
 			l.mu.Unlock()
-			r.DeviceSubscribed("d1", iothub.FilterMethods)
+			r.DeviceSubscriptions("d1", []string{iothub.FilterMethods})
 		}()
 		if res, err := r.InvokeMethod(ctx, "d1", iothub.MethodRequest{MethodName: "echo", ConnectTimeoutInSeconds: seconds(30)}); err != nil || res.Status != 200 {
 			t.Errorf("after subscribe: %+v %v", res, err)
@@ -192,4 +192,28 @@ func TestConcurrentInvocations(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestInvokeFollowsReportedSubscriptions: whether a device takes method
+// calls is what the broker's events last said its session holds; the
+// registry never asks the broker.
+func TestInvokeFollowsReportedSubscriptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, l, _ := newReg(t, false)
+		l.respond = echoDevice(r)
+		must[registry.Device](t)(r.CreateDevice(ctx, registry.Device{DeviceID: "d1"}))
+		l.setOnline("d1", true)
+		call := iothub.MethodRequest{MethodName: "echo", ConnectTimeoutInSeconds: seconds(0)}
+		if res, err := r.InvokeMethod(ctx, "d1", call); err != nil || res.Status != 200 {
+			t.Fatalf("subscribed: %+v %v", res, err)
+		}
+		r.DeviceSubscriptions("d1", []string{iothub.FilterDesired}) // UNSUBSCRIBE of methods
+		if _, err := r.InvokeMethod(ctx, "d1", call); code(err) != "DeviceNotOnline" {
+			t.Fatalf("after unsubscribing from methods: %v, want DeviceNotOnline", err)
+		}
+		r.DeviceConnected("d1", []string{iothub.FilterMethods}) // a resumed session holds it again
+		if res, err := r.InvokeMethod(ctx, "d1", call); err != nil || res.Status != 200 {
+			t.Fatalf("resumed session: %+v %v", res, err)
+		}
+	})
 }

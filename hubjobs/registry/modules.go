@@ -132,7 +132,6 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 	setAuth(rec, auth)
 	key := rec.key()
 	e := &entry{online: make(chan struct{})}
-	wait := newDurable()
 	r.mu.Lock()
 	dev := r.devices[m.DeviceID]
 	if dev == nil {
@@ -154,47 +153,20 @@ func (r *Registry) CreateModule(ctx context.Context, m Module) (Module, error) {
 		r.mu.Unlock()
 		return Module{}, iothub.Errorf(iothub.CodeIotHubQuotaExceeded, "Device %s already has %d modules, the most a device may have.", m.DeviceID, n)
 	}
-	if r.com == nil {
-		select {
-		case <-r.closing:
-			r.mu.Unlock()
-			return Module{}, unavailable()
-		default:
-		}
-		r.modules[key] = e
-		r.addModIDLocked(rec.ID, rec.Module)
-		r.showModuleLocked(e, rec)
-		r.mu.Unlock()
-		return renderModule(rec, live{}), nil
-	}
-	err = r.queue(key, rec, func(err error) {
-		r.mu.Lock()
-		e.mu.Lock()
-		if err == nil {
-			r.showModuleLocked(e, rec)
-		} else {
-			e.gone = true
+	err = r.createLocked(key, e, rec, creation{
+		add: func() {
+			r.modules[key] = e
+			r.addModIDLocked(rec.ID, rec.Module) // counts against the limit from now on
+		},
+		show: func() { r.showModuleLocked(e, rec) },
+		remove: func() {
 			if r.modules[key] == e {
 				delete(r.modules, key)
 				r.removeModIDLocked(rec.ID, rec.Module)
 			}
-		}
-		if e.next == rec {
-			e.next = nil
-		}
-		e.mu.Unlock()
-		r.mu.Unlock()
-		wait.done(err)
+		},
 	})
 	if err != nil {
-		r.mu.Unlock()
-		return Module{}, err
-	}
-	e.next = rec
-	r.modules[key] = e
-	r.addModIDLocked(rec.ID, rec.Module) // counts against the limit from now on
-	r.mu.Unlock()
-	if err := wait.wait(key); err != nil {
 		return Module{}, err
 	}
 	return renderModule(rec, live{}), nil

@@ -19,9 +19,11 @@
 // code; DeviceNotFound errors match ErrDeviceNotFound with errors.Is.
 //
 // The registry does not import the broker: it declares DeviceLink, what it
-// needs from the broker, and implements the broker's Hub interface
-// (DevicePublished, DeviceConnected, DeviceDisconnected, DeviceSubscribed)
-// plus Credentials, which the wiring adapts to the broker's Identities.
+// needs from the broker (delivery and disconnection only), and implements the
+// broker's Hub interface (DevicePublished, DeviceConnected,
+// DeviceDisconnected, DeviceSubscriptions), whose events tell it which
+// filters each device holds, plus Credentials, which the wiring adapts to the
+// broker's Identities.
 //
 // Lock order: Registry.mu, then entry.mu (a device's before its modules'), then the committer's, the method
 // shards' and the query index's own locks. The committer's callbacks take
@@ -79,8 +81,6 @@ type DeviceLink interface {
 	// Deliver queues a publish to the device's live connection without
 	// blocking; it returns an error if the device is not connected.
 	Deliver(deviceID, topic string, payload []byte) error
-	// Subscribed reports whether the device is connected and subscribed to filter.
-	Subscribed(deviceID, filter string) bool
 	// Disconnect closes the device's live connection, if any.
 	Disconnect(deviceID string)
 }
@@ -91,7 +91,8 @@ type Options struct {
 	Hostname string
 	// Store makes changes durable; nil keeps everything in memory only.
 	Store Persistence
-	// Link is the broker side; it may be set later with SetLink, before devices connect.
+	// Link is the broker side, given at construction (the hub's root closes
+	// the loop with the broker before anything runs); nil sends nothing.
 	Link DeviceLink
 	// Logger receives store failures and per-device debug lines; default zerolog.Nop.
 	Logger zerolog.Logger
@@ -104,7 +105,6 @@ type Options struct {
 type Registry struct {
 	opts Options
 	log  zerolog.Logger
-	link atomic.Pointer[linkBox]
 	com  *committer // nil in memory-only mode
 
 	mu      sync.RWMutex
@@ -129,12 +129,10 @@ type Registry struct {
 	closeOnce sync.Once
 }
 
-type linkBox struct{ DeviceLink }
-
 // entry is one device: its durable record and the newest change queued
 // for the store, its connection state, the cached query document, and a
 // channel closed (and replaced) on every connection or subscription event,
-// which wakes method calls waiting for the device.
+// which wakes method calls waiting for the device, and the filters it holds.
 type entry struct {
 	mu sync.Mutex
 	// rec is the durable record that reads, queries and the broker see; nil
@@ -150,6 +148,10 @@ type entry struct {
 	doc      map[string]any // query document; nil: rebuild on next read
 	online   chan struct{}
 	gone     bool // deleted; a new entry replaces it if the id is registered again
+	// subs holds the subMethods and subDesired bits of the filters the live
+	// connection holds, as the broker's events reported them. Written under
+	// mu; read without it, since desired pushes run under mu or not.
+	subs atomic.Uint32
 }
 
 // latest is the record writes build on: the queued one, else the durable one.
@@ -180,9 +182,6 @@ func New(opts Options) (*Registry, error) {
 		closing: make(chan struct{}),
 	}
 	r.methods.init()
-	if opts.Link != nil {
-		r.SetLink(opts.Link)
-	}
 	r.gens.Store(ticks(time.Now()))
 	if opts.Store != nil {
 		if err := r.load(opts.Store); err != nil {
@@ -222,15 +221,8 @@ func (r *Registry) load(st Persistence) error {
 	return nil
 }
 
-// SetLink connects the registry to the broker.
-func (r *Registry) SetLink(l DeviceLink) { r.link.Store(&linkBox{l}) }
-
-func (r *Registry) linked() DeviceLink {
-	if b := r.link.Load(); b != nil {
-		return b.DeviceLink
-	}
-	return nil
-}
+// linked returns the broker side, or nil.
+func (r *Registry) linked() DeviceLink { return r.opts.Link }
 
 // Run runs the registry's goroutines, the committer and the twin workers,
 // until ctx ends, Close is called or the store fails; then it closes the

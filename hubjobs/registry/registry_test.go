@@ -33,8 +33,9 @@ type fakeLink struct {
 	wg      sync.WaitGroup
 }
 
-func newFakeLink(r *registry.Registry) *fakeLink {
-	return &fakeLink{r: r, on: map[string]bool{}}
+// newFakeLink returns a link whose r the test sets once the registry is built.
+func newFakeLink() *fakeLink {
+	return &fakeLink{on: map[string]bool{}}
 }
 
 func (l *fakeLink) Deliver(id, topic string, payload []byte) error {
@@ -51,12 +52,6 @@ func (l *fakeLink) Deliver(id, topic string, payload []byte) error {
 	return nil
 }
 
-func (l *fakeLink) Subscribed(id, _ string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.on[id]
-}
-
 func (l *fakeLink) Disconnect(id string) { l.setOnline(id, false) }
 
 // setOnline connects (and subscribes) or disconnects a device, telling the
@@ -68,14 +63,17 @@ func (l *fakeLink) setOnline(id string, on bool) {
 	l.mu.Unlock()
 	switch {
 	case on:
-		l.r.DeviceConnected(id)
-		l.r.DeviceSubscribed(id, iothub.FilterMethods)
+		l.r.DeviceConnected(id, []string{iothub.FilterDesired, iothub.FilterMethods})
 	case was:
 		l.r.DeviceDisconnected(id)
 	}
 }
 
-func (l *fakeLink) online(id string) bool { return l.Subscribed(id, "") }
+func (l *fakeLink) online(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.on[id]
+}
 
 func (l *fakeLink) messages() []string {
 	l.mu.Lock()
@@ -106,12 +104,12 @@ func newReg(t testing.TB, persistent bool) (*registry.Registry, *fakeLink, strin
 		t.Cleanup(func() { s.Close() })
 		st = s
 	}
-	r, err := registry.New(registry.Options{Hostname: "hub.local", Store: st})
+	l := newFakeLink()
+	r, err := registry.New(registry.Options{Hostname: "hub.local", Store: st, Link: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newFakeLink(r)
-	r.SetLink(l)
+	l.r = r
 	stop := run(t, r)
 	t.Cleanup(func() {
 		stop()

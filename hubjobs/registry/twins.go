@@ -155,9 +155,10 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 	}
 	version := rec.DesiredVersion
 	wait := newDurable()
+	ent := e
 	after := func(err error) {
 		if err == nil && push != nil {
-			r.pushDesired(id, version, push)
+			r.pushDesired(ent, id, version, push)
 		}
 		wait.done(err)
 	}
@@ -173,12 +174,12 @@ func (r *Registry) applyTwin(ctx context.Context, id string, p iothub.TwinPatch,
 	return applied{rec, lv}, nil
 }
 
-// pushDesired sends a desired-properties patch to the device if it is
-// connected and subscribed; it is not queued for offline devices
+// pushDesired sends a desired-properties patch to the device (its entry e)
+// if it is connected and subscribed; it is not queued for offline devices
 // (docs/iothub.md §3.4).
-func (r *Registry) pushDesired(id string, version int64, body []byte) {
+func (r *Registry) pushDesired(e *entry, id string, version int64, body []byte) {
 	l := r.linked()
-	if l == nil || !l.Subscribed(id, iothub.FilterDesired) {
+	if l == nil || e.subs.Load()&subDesired == 0 {
 		return
 	}
 	if err := l.Deliver(id, iothub.DesiredPatchTopic(version), body); err != nil {

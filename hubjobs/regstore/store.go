@@ -32,24 +32,23 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/fleetsim/fleetsim/hubjobs/registry"
+	"github.com/fleetsim/fleetsim/internal/boltfile"
 )
 
 var (
 	bucketDevices = []byte("devices")
-	bucketMeta    = []byte("meta")
-	keyLayout     = []byte("layout")
 )
 
 // layoutVersion is the version of the bucket layout written to new files.
 const layoutVersion = "1"
 
-// ErrLayout is returned by Open for a file written by an incompatible version.
-var ErrLayout = errors.New("unsupported store layout")
+// ErrLayout is returned (wrapped) by Open for a file written by an
+// incompatible version.
+var ErrLayout = boltfile.ErrLayout
 
 // checkpointSize is the log size past which Apply moves the log into bbolt.
 const checkpointSize = 64 << 20
@@ -79,29 +78,9 @@ var _ registry.Persistence = (*Store)(nil)
 // Open opens the store file at path, creating it if needed. It fails if
 // another process has it open (after waiting up to a second for its lock).
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := boltfile.Open(path, "registry store", layoutVersion, bucketDevices)
 	if err != nil {
-		return nil, fmt.Errorf("open registry store %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketDevices); err != nil {
-			return err
-		}
-		m, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		switch v := m.Get(keyLayout); {
-		case v == nil:
-			return m.Put(keyLayout, []byte(layoutVersion))
-		case string(v) != layoutVersion:
-			return fmt.Errorf("%w %q (this build reads %q)", ErrLayout, v, layoutVersion)
-		}
-		return nil
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("initialise registry store %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{db: db, path: path, pending: map[string][]byte{}, checkpointAt: checkpointSize}
 	if err := s.openLog(); err != nil {

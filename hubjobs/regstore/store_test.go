@@ -82,11 +82,11 @@ func TestOpenRefusesOtherLayouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket(bucketMeta)
+		b, err := tx.CreateBucket([]byte("meta"))
 		if err != nil {
 			return err
 		}
-		return b.Put(keyLayout, []byte("99"))
+		return b.Put([]byte("layout"), []byte("99"))
 	})
 	db.Close()
 	if err != nil {

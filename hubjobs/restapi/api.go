@@ -14,27 +14,47 @@ import (
 	"github.com/fleetsim/fleetsim/internal/iothub"
 )
 
-// Registry is what the API needs from the device registry. Every error it
-// returns is an *iothub.Error (DeviceNotFound, DeviceAlreadyExists,
+// The device endpoints call the registry through one small interface per
+// handler group, each declared here and given in Config. Every error they
+// return is an *iothub.Error (DeviceNotFound, DeviceAlreadyExists,
 // PreconditionFailed, ArgumentInvalid, DeviceNotOnline, GatewayTimeout, ...),
 // which the API writes as is; anything else becomes a 500.
-type Registry interface {
+
+// Devices is what the identity registry endpoints need (/devices).
+type Devices interface {
 	CreateDevice(ctx context.Context, d registry.Device) (registry.Device, error)
 	UpdateDevice(ctx context.Context, d registry.Device, ifMatch string) (registry.Device, error)
 	GetDevice(id string) (registry.Device, error)
 	DeleteDevice(ctx context.Context, id, ifMatch string) error
 	ListDevices(max int) []registry.Device
 	BulkUpdate(ctx context.Context, ops []registry.ExportImportDevice) (registry.BulkResult, error)
+}
+
+// Statistics is what the statistics endpoints need (/statistics).
+type Statistics interface {
 	Statistics() registry.Statistics
 	ConnectedCount() int
+}
+
+// Twins is what the device twin endpoints need (/twins/{id}).
+type Twins interface {
 	GetTwin(id string) (registry.Twin, error)
 	// PatchTwinWith and ReplaceTwinWith apply a patch the API parsed and
 	// checked against the twin rules (iothub.ParseTwinPatch).
 	PatchTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (registry.Twin, error)
 	ReplaceTwinWith(ctx context.Context, id string, p iothub.TwinPatch, ifMatch string) (registry.Twin, error)
+}
+
+// Methods is what the direct-method endpoint needs (/twins/{id}/methods).
+type Methods interface {
 	// InvokeMethod returns the device's answer whatever its status; errors
 	// are for a call that got no answer.
 	InvokeMethod(ctx context.Context, deviceID string, req iothub.MethodRequest) (iothub.MethodResult, error)
+}
+
+// DeviceQueries is what the query endpoint needs for the devices collection
+// (/devices/query).
+type DeviceQueries interface {
 	// Query runs a FROM devices query; query errors match query.ErrInvalidQuery.
 	Query(q *query.Query, pageSize int, continuation string) (query.Page, error)
 }
@@ -79,9 +99,9 @@ func (s *Server) routes() {
 	s.route("POST /jobs/v2/{id}/cancel", ServiceConnect, s.cancelJob)
 	s.moduleRoutes() // modules.go
 	s.route("GET "+SettingsPath, ServiceConnect, s.getSettings)
-	s.rolloutRoutes() // rollouts.go
+	s.rolloutRoutes()                                       // rollouts.go
 	s.route("GET "+EventsPath, ServiceConnect, s.getEvents) // events.go
-	s.c2dRoutes() // c2d.go
+	s.c2dRoutes()                                           // c2d.go
 	s.mux.HandleFunc("/", s.notFound)
 }
 

@@ -33,9 +33,9 @@ func (s *Server) putDevice(w http.ResponseWriter, r *http.Request) error {
 	}
 	var out registry.Device
 	if ifMatch := r.Header.Get("If-Match"); ifMatch == "" {
-		out, err = s.cfg.Registry.CreateDevice(r.Context(), d)
+		out, err = s.cfg.Devices.CreateDevice(r.Context(), d)
 	} else {
-		out, err = s.cfg.Registry.UpdateDevice(r.Context(), d, ifMatch)
+		out, err = s.cfg.Devices.UpdateDevice(r.Context(), d, ifMatch)
 	}
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ func (s *Server) putDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.cfg.Registry.GetDevice(r.PathValue("id"))
+	d, err := s.cfg.Devices.GetDevice(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) error {
 
 // deleteDevice answers 204 (docs/iothub.md §4.3).
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) error {
-	if err := s.cfg.Registry.DeleteDevice(r.Context(), r.PathValue("id"), r.Header.Get("If-Match")); err != nil {
+	if err := s.cfg.Devices.DeleteDevice(r.Context(), r.PathValue("id"), r.Header.Get("If-Match")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -72,7 +72,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
 		}
 		top = min(n, MaxListDevices)
 	}
-	ds := s.cfg.Registry.ListDevices(top)
+	ds := s.cfg.Devices.ListDevices(top)
 	if ds == nil {
 		ds = []registry.Device{}
 	}
@@ -113,7 +113,7 @@ func (s *Server) bulkDevices(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("bulk registry entry %d (%s) has no importMode", i, op.ID)
 		}
 	}
-	res, err := s.cfg.Registry.BulkUpdate(r.Context(), ops)
+	res, err := s.cfg.Devices.BulkUpdate(r.Context(), ops)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) bulkDevices(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deviceStatistics(w http.ResponseWriter, r *http.Request) error {
-	s.writeJSON(w, r, http.StatusOK, s.cfg.Registry.Statistics())
+	s.writeJSON(w, r, http.StatusOK, s.cfg.Statistics.Statistics())
 	return nil
 }
 
@@ -130,12 +130,12 @@ func (s *Server) deviceStatistics(w http.ResponseWriter, r *http.Request) error 
 func (s *Server) serviceStatistics(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusOK, struct {
 		ConnectedDeviceCount int `json:"connectedDeviceCount"`
-	}{s.cfg.Registry.ConnectedCount()})
+	}{s.cfg.Statistics.ConnectedCount()})
 	return nil
 }
 
 func (s *Server) getTwin(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.cfg.Registry.GetTwin(r.PathValue("id"))
+	t, err := s.cfg.Twins.GetTwin(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -146,12 +146,12 @@ func (s *Server) getTwin(w http.ResponseWriter, r *http.Request) error {
 // patchTwin merges a twin patch; If-Match may be quoted or not, "*" or
 // absent for any version (docs/iothub.md §3.6).
 func (s *Server) patchTwin(w http.ResponseWriter, r *http.Request) error {
-	return s.writeTwin(w, r, s.cfg.Registry.PatchTwinWith)
+	return s.writeTwin(w, r, s.cfg.Twins.PatchTwinWith)
 }
 
 // replaceTwin replaces tags and desired properties.
 func (s *Server) replaceTwin(w http.ResponseWriter, r *http.Request) error {
-	return s.writeTwin(w, r, s.cfg.Registry.ReplaceTwinWith)
+	return s.writeTwin(w, r, s.cfg.Twins.ReplaceTwinWith)
 }
 
 // writeTwin parses and checks a twin patch or replacement against IoT
@@ -190,7 +190,7 @@ type methodBody struct {
 // whatever status the device chose: a device's 500 must not become an HTTP
 // 500, which the Node SDK would retry for 240 s (docs/sdk-notes.md §1.6).
 func (s *Server) invokeMethod(w http.ResponseWriter, r *http.Request) error {
-	return s.callMethod(w, r, s.cfg.Registry.InvokeMethod)
+	return s.callMethod(w, r, s.cfg.Methods.InvokeMethod)
 }
 
 // callMethod reads a direct-method request and answers with what invoke
@@ -265,7 +265,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) error {
 		}
 		page, err = s.cfg.Jobs.Query(q, size, cont)
 	} else {
-		page, err = s.cfg.Registry.Query(q, size, cont)
+		page, err = s.cfg.Queries.Query(q, size, cont)
 	}
 	if err != nil {
 		return err

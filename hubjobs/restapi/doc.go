@@ -8,6 +8,7 @@
 // and by tests; it signs each request the way the Node service SDK does and
 // turns error answers back into *iothub.Error.
 //
-// The package declares the interfaces it calls (Registry, Jobs); the wiring
-// checks them against hubjobs/registry and the hubjobs/jobs engine.
+// The package declares the interfaces it calls, one per handler group
+// (Devices, Statistics, Twins, Methods, DeviceQueries, Modules, Jobs); the
+// wiring checks them against hubjobs/registry and the hubjobs/jobs engine.
 package restapi

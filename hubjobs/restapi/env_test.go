@@ -89,13 +89,13 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	reg, err := registry.New(registry.Options{Hostname: hubHost})
+	link := newFakeLink()
+	reg, err := registry.New(registry.Options{Hostname: hubHost, Link: link})
 	if err != nil {
 		t.Fatalf("registry: %v", err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	link := newFakeLink(reg)
-	reg.SetLink(link)
+	link.reg = reg
 	ps, err := restapi.DefaultPolicies()
 	if err != nil {
 		t.Fatalf("policies: %v", err)
@@ -104,7 +104,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	for _, p := range ps {
 		e.policies[p.Name] = p
 	}
-	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Registry: e.faults}
+	cfg := restapi.Config{Hostname: hubHost, Policies: ps}
+	serveRegistry(&cfg, e.faults)
 	if o.jobs {
 		profile := jobs.Unlimited
 		if o.pacing != "" {
@@ -297,6 +298,22 @@ func (c *connCounter) count() int {
 	return c.n
 }
 
+// deviceHandlers is every device handler group's interface, as the registry
+// (or faultRegistry around it) meets them all.
+type deviceHandlers interface {
+	restapi.Devices
+	restapi.Statistics
+	restapi.Twins
+	restapi.Methods
+	restapi.DeviceQueries
+}
+
+// serveRegistry gives r to every device handler group of cfg, as the hub's
+// root does with its registry.
+func serveRegistry(cfg *restapi.Config, r deviceHandlers) {
+	cfg.Devices, cfg.Statistics, cfg.Twins, cfg.Methods, cfg.Queries = r, r, r, r, r
+}
+
 // faultRegistry is the real registry with injectable errors and method
 // answers, for the error paths the real one reaches only with time.
 type faultRegistry struct {
@@ -333,33 +350,26 @@ func (f *faultRegistry) InvokeMethod(ctx context.Context, id string, req iothub.
 type fakeLink struct {
 	reg *registry.Registry
 
-	mu        sync.Mutex
-	allOnline bool // every registered device answers
-	online    map[string]bool
-	inFlight  int
-	barrierN  int
-	barrier   chan struct{}
-	abort     chan struct{}
+	mu       sync.Mutex
+	online   map[string]bool
+	inFlight int
+	barrierN int
+	barrier  chan struct{}
+	abort    chan struct{}
 	// silentArrived receives when a "silent" call reached its device.
 	silentArrived chan struct{}
 }
 
-func newFakeLink(reg *registry.Registry) *fakeLink {
-	return &fakeLink{reg: reg, online: map[string]bool{}, barrier: make(chan struct{}), abort: make(chan struct{}), silentArrived: make(chan struct{}, 1)}
+// newFakeLink returns a link whose reg the test sets once the registry is built.
+func newFakeLink() *fakeLink {
+	return &fakeLink{online: map[string]bool{}, barrier: make(chan struct{}), abort: make(chan struct{}), silentArrived: make(chan struct{}, 1)}
 }
 
 func (l *fakeLink) setOnline(id string) {
 	l.mu.Lock()
 	l.online[id] = true
 	l.mu.Unlock()
-	l.reg.DeviceConnected(id)
-	l.reg.DeviceSubscribed(id, iothub.FilterMethods)
-}
-
-func (l *fakeLink) Subscribed(id, filter string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.allOnline || l.online[id]
+	l.reg.DeviceConnected(id, []string{iothub.FilterDesired, iothub.FilterMethods})
 }
 
 // count is how many barrier calls arrived.

@@ -32,26 +32,28 @@ func (p *panicWatch) Write(b []byte) (int, error) {
 // handler and checks that it never panics, always answers JSON, and answers
 // every status of 500 or more with a well-formed IoT Hub error body.
 func FuzzHandler(f *testing.F) {
-	reg, err := registry.New(registry.Options{Hostname: hubHost})
+	link := newFakeLink()
+	close(link.barrier)
+	reg, err := registry.New(registry.Options{Hostname: hubHost, Link: link})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { reg.Close() })
-	link := newFakeLink(reg)
-	link.allOnline = true
-	close(link.barrier)
-	reg.SetLink(link)
+	link.reg = reg
 	for _, id := range []string{"d1", "d2", "dev:3"} {
 		if _, err := reg.CreateDevice(context.Background(), registry.Device{DeviceID: id}); err != nil {
 			f.Fatal(err)
 		}
+		link.setOnline(id)
 	}
 	ps, err := restapi.DefaultPolicies()
 	if err != nil {
 		f.Fatal(err)
 	}
 	watch := &panicWatch{}
-	srv, err := restapi.New(restapi.Config{Hostname: hubHost, Policies: ps, Registry: reg, Logger: zerolog.New(watch), MaxBodyBytes: 64 << 10})
+	cfg := restapi.Config{Hostname: hubHost, Policies: ps, Logger: zerolog.New(watch), MaxBodyBytes: 64 << 10}
+	serveRegistry(&cfg, reg)
+	srv, err := restapi.New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}

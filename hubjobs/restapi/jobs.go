@@ -25,7 +25,7 @@ type Jobs interface {
 	// may be empty) and the next page's token, "" on the last page.
 	List(jobType, status string, pageSize int, continuation string) ([]jobs.Job, string, error)
 	// Query answers a query of the devices.jobs collection, as
-	// Registry.Query does for devices.
+	// DeviceQueries.Query does for devices.
 	Query(q *query.Query, pageSize int, continuation string) (query.Page, error)
 }
 

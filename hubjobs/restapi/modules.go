@@ -9,7 +9,7 @@ import (
 )
 
 // Modules is what the API needs for module identities, module twins and
-// module direct methods. Its errors are *iothub.Error like Registry's
+// module direct methods. Its errors are *iothub.Error like Devices'
 // (ModuleNotFound, ModuleAlreadyExistsOnDevice, DeviceNotFound, ...).
 type Modules interface {
 	CreateModule(ctx context.Context, m registry.Module) (registry.Module, error)

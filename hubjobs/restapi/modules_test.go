@@ -9,7 +9,7 @@ import (
 )
 
 func TestModuleEndpoints(t *testing.T) {
-	e := newEnv(t, envOptions{config: func(c *restapi.Config) { c.Modules = c.Registry.(*faultRegistry).Registry }})
+	e := newEnv(t, envOptions{config: func(c *restapi.Config) { c.Modules = c.Devices.(*faultRegistry).Registry }})
 	e.createDevices("dev-1")
 
 	// Without the device: DeviceNotFound; an unknown module: ModuleNotFound.

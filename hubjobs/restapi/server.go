@@ -42,8 +42,16 @@ type Config struct {
 	Hostname string
 	// Policies are the shared access policies; names must be unique.
 	Policies []Policy
-	// Registry serves devices, twins, methods and twin queries. Required.
-	Registry Registry
+	// Devices serves the identity registry (/devices). Required.
+	Devices Devices
+	// Statistics serves the registry and service statistics. Required.
+	Statistics Statistics
+	// Twins serves device twins. Required.
+	Twins Twins
+	// Methods serves device direct methods. Required.
+	Methods Methods
+	// Queries serves queries of the devices collection. Required.
+	Queries DeviceQueries
 	// Modules serves module identities, module twins and module methods;
 	// when nil those endpoints are not served.
 	Modules Modules
@@ -99,8 +107,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Hostname == "" {
 		return nil, errors.New("restapi: Hostname is required")
 	}
-	if cfg.Registry == nil {
-		return nil, errors.New("restapi: Registry is required")
+	if cfg.Devices == nil || cfg.Statistics == nil || cfg.Twins == nil || cfg.Methods == nil || cfg.Queries == nil {
+		return nil, errors.New("restapi: Devices, Statistics, Twins, Methods and Queries are required")
 	}
 	if len(cfg.Policies) == 0 {
 		return nil, errors.New("restapi: at least one shared access policy is required")

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetsim/fleetsim/hubjobs/c2d"
+	"github.com/fleetsim/fleetsim/hubjobs"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/scenarios"
@@ -19,8 +19,7 @@ type c2dMessage struct {
 }
 
 func (t stackTarget) sendC2D(_ context.Context, id string, m c2dMessage) error {
-	_, err := t.st.C2D.Send(id, c2d.Message{Body: []byte(m.data), Properties: m.properties, TTL: m.ttl})
-	return err
+	return t.st.SendC2D(id, hubjobs.C2DMessage{Body: []byte(m.data), Properties: m.properties, TTL: m.ttl})
 }
 
 // sendC2D sends through fleetsim's own endpoint: a real IoT hub answers it
