@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +89,9 @@ func TestStoreFailureRefusesSend(t *testing.T) {
 	var he *iothub.Error
 	if !errors.As(err, &he) || he.HTTPStatus() != 500 || he.Code.Name != "ServerError" {
 		t.Fatalf("Send with a failing store: %v, want 500 ServerError", err)
+	}
+	if body := string(he.HTTPBody("t", clk.Now())); !strings.Contains(body, `\"errorCode\":500001`) {
+		t.Fatalf("error body %s", body)
 	}
 	l.connect(q, "d1", false)
 	l.subscribe(q, "d1")
