@@ -14,8 +14,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetsim/fleetsim/hubjobs"
-	"github.com/fleetsim/fleetsim/hubjobs/c2d"
-	"github.com/fleetsim/fleetsim/hubjobs/registry"
 	"github.com/fleetsim/fleetsim/hubjobs/restapi"
 	"github.com/fleetsim/fleetsim/internal/iothub"
 	"github.com/fleetsim/fleetsim/internal/testkit"
@@ -31,7 +29,14 @@ type c2dEnv struct {
 
 func startC2D(t *testing.T, ids ...string) *c2dEnv {
 	t.Helper()
-	hub := testkit.StartHub(t, testkit.HubOptions{})
+	return startC2DHub(t, testkit.HubOptions{}, ids...)
+}
+
+// startC2DHub is startC2D with the hub's options; it creates the devices
+// ids, and e.key is the last one's key.
+func startC2DHub(t *testing.T, o testkit.HubOptions, ids ...string) *c2dEnv {
+	t.Helper()
+	hub := testkit.StartHub(t, o)
 	ep := hub.Endpoints()
 	tc, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ep.CAFile})
 	if err != nil {
@@ -217,33 +222,102 @@ func TestC2DRESTErrors(t *testing.T) {
 	}
 }
 
-// TestC2DQueuesAreNotDurable: the queues live in memory, as the README
-// and the answers ("durable": false) say: a persistent hub that restarts
-// keeps its devices and loses the messages that waited.
-func TestC2DQueuesAreNotDurable(t *testing.T) {
+// TestC2DQueuesAreDurable: a hub with a data directory keeps the messages
+// that wait across a restart and delivers them, in order, to a device that
+// connects afterwards; a completed message is not delivered again, and a
+// delivered one not acknowledged before the restart comes again with DUP.
+func TestC2DQueuesAreDurable(t *testing.T) {
 	dir := t.TempDir()
-	for i := range 2 {
-		hub, err := hubjobs.New(hubjobs.Config{DataDir: dir, Hostname: "localhost", HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- hub.Run(ctx) }()
-		<-hub.Ready()
-		if i == 0 {
-			if _, err := hub.Registry.CreateDevice(ctx, registry.Device{DeviceID: "d1"}); err != nil {
-				t.Fatal(err)
+	var key []byte
+	t.Run("before", func(t *testing.T) {
+		e := startC2DHub(t, testkit.HubOptions{DataDir: dir}, "d1")
+		key = e.key
+		ctx := t.Context()
+		send := func(data string) {
+			t.Helper()
+			if sent, err := e.api.SendC2D(ctx, "d1", restapi.C2DMessage{Data: data, MessageID: data}); err != nil || !sent.Durable {
+				t.Fatalf("send %s: %+v, %v", data, sent, err)
 			}
-			if sent, err := hub.C2D.Send("d1", c2d.Message{Body: []byte("x")}); err != nil || sent.Durable {
-				t.Fatalf("send: %+v, %v", sent, err)
+		}
+		send("m1")
+		got := make(chan paho.Message, 8)
+		c := e.device(t, "d1", true, true, got)
+		subscribeC2D(t, c, "d1", got)
+		if m := nextC2D(t, got); string(m.Payload()) != "m1" {
+			t.Fatalf("got %q", m.Payload())
+		}
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			st, err := e.api.C2DStatus(ctx, "d1")
+			return err == nil && st.Counts.Completed == 1
+		}, "m1 completed")
+		c.Disconnect(100)
+		testkit.Eventually(t, 10*time.Second, func() bool { return !e.hub.Broker.Connected("d1") }, "disconnected")
+
+		send("m2")
+		send("m3")
+		// Delivered and never acknowledged.
+		got = make(chan paho.Message, 8)
+		c = e.device(t, "d1", true, false, got)
+		subscribeC2D(t, c, "d1", got)
+		for _, want := range []string{"m2", "m3"} {
+			if m := nextC2D(t, got); string(m.Payload()) != want {
+				t.Fatalf("got %q, want %s", m.Payload(), want)
 			}
-		} else if st, err := hub.C2D.Status("d1"); err != nil || st.Counts.Queued != 0 || st.Durable {
-			t.Fatalf("after a restart: %+v, %v; want the device and an empty queue", st, err)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
+		c.Disconnect(100)
+		send("m4")
+		st, err := e.api.C2DStatus(ctx, "d1")
+		if err != nil || !st.Durable || st.Counts.Queued != 3 {
+			t.Fatalf("before the restart: %+v, %v", st, err)
 		}
+	})
+	t.Run("after", func(t *testing.T) {
+		e := startC2DHub(t, testkit.HubOptions{DataDir: dir})
+		e.key = key
+		ctx := t.Context()
+		st, err := e.api.C2DStatus(ctx, "d1")
+		if err != nil || !st.Durable || len(st.Messages) != 3 || st.Messages[0].DeliveryCount != 1 || st.Messages[2].DeliveryCount != 0 {
+			t.Fatalf("after the restart: %+v, %v", st, err)
+		}
+		got := make(chan paho.Message, 8)
+		c := e.device(t, "d1", true, true, got)
+		defer c.Disconnect(100)
+		subscribeC2D(t, c, "d1", got)
+		for _, want := range []struct {
+			body string
+			dup  bool
+		}{{"m2", true}, {"m3", true}, {"m4", false}} {
+			m := nextC2D(t, got)
+			if string(m.Payload()) != want.body || m.Duplicate() != want.dup {
+				t.Fatalf("got %q dup %v, want %s dup %v", m.Payload(), m.Duplicate(), want.body, want.dup)
+			}
+		}
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			st, err := e.api.C2DStatus(ctx, "d1")
+			return err == nil && st.Counts.Completed == 3 && st.Counts.Queued == 0
+		}, "the stored messages completed")
+		select {
+		case m := <-got:
+			t.Fatalf("delivered again: %q", m.Payload())
+		default:
+		}
+	})
+	t.Run("again", func(t *testing.T) {
+		e := startC2DHub(t, testkit.HubOptions{DataDir: dir})
+		if st, err := e.api.C2DStatus(t.Context(), "d1"); err != nil || st.Counts.Queued != 0 {
+			t.Fatalf("completed messages came back: %+v, %v", st, err)
+		}
+	})
+}
+
+// TestC2DInMemoryNotDurable: without a data directory the answers say the
+// queues are not durable.
+func TestC2DInMemoryNotDurable(t *testing.T) {
+	e := startC2D(t, "d1")
+	if sent, err := e.api.SendC2D(t.Context(), "d1", restapi.C2DMessage{Data: "x"}); err != nil || sent.Durable {
+		t.Fatalf("send: %+v, %v", sent, err)
+	}
+	if st, err := e.api.C2DStatus(t.Context(), "d1"); err != nil || st.Durable {
+		t.Fatalf("status: %+v, %v", st, err)
 	}
 }

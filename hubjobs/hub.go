@@ -24,6 +24,7 @@ import (
 
 	"github.com/fleetsim/fleetsim/broker"
 	"github.com/fleetsim/fleetsim/hubjobs/c2d"
+	"github.com/fleetsim/fleetsim/hubjobs/c2dstore"
 	"github.com/fleetsim/fleetsim/hubjobs/console"
 	"github.com/fleetsim/fleetsim/hubjobs/events"
 	"github.com/fleetsim/fleetsim/hubjobs/jobs"
@@ -142,11 +143,12 @@ type Hub struct {
 	Rollouts RolloutHost
 	// Events keeps the devices' recent events for watchers.
 	Events *events.Stream
-	// C2D holds the devices' cloud-to-device queues (in memory).
+	// C2D holds the devices' cloud-to-device queues (durable with a DataDir).
 	C2D *c2d.Queues
 
 	regStore *regstore.Store
 	jobStore *jobstore.Store
+	c2dStore *c2dstore.Store
 	tlsConf  *tls.Config
 	certs    tlsutil.Files
 	tmpDir   string
@@ -350,6 +352,9 @@ func New(opts Config) (h *Hub, err error) {
 			return nil, err
 		}
 		jstore = s.Metrics.JobStore(s.jobStore)
+		if s.c2dStore, err = c2dstore.Open(filepath.Join(dir, "c2d.db")); err != nil {
+			return nil, err
+		}
 	}
 	// The registry sends to devices through the broker, which is built
 	// after it (it calls the registry); link is filled in below, before
@@ -365,7 +370,11 @@ func New(opts Config) (h *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.C2D, err = c2d.New(c2d.Config{Devices: c2dDevices{s.Registry}, Logger: log.With().Str("component", "c2d").Logger()}); err != nil {
+	c2dCfg := c2d.Config{Devices: c2dDevices{s.Registry}, Logger: log.With().Str("component", "c2d").Logger()}
+	if s.c2dStore != nil {
+		c2dCfg.Store = s.c2dStore
+	}
+	if s.C2D, err = c2d.New(c2dCfg); err != nil {
 		return nil, fmt.Errorf("cloud-to-device queues: %w", err)
 	}
 	if s.Broker, err = broker.New(broker.Config{
@@ -615,6 +624,9 @@ func (s *Hub) close() {
 	}
 	if s.jobStore != nil {
 		s.jobStore.Close()
+	}
+	if s.c2dStore != nil {
+		s.c2dStore.Close()
 	}
 	if s.httpsLn != nil {
 		s.httpsLn.Close()

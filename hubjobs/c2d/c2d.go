@@ -5,8 +5,16 @@
 // next connects, up to the maximum delivery count; one whose time to live
 // has passed is dropped and counted, never delivered.
 //
-// The queues live in memory: a hub restart loses what is waiting. The REST
-// answers say so (Status.Durable, Sent.Durable).
+// With a Store (the hub's data directory) the queues are durable: Send
+// returns once the message is stored, and a restart loads what waits. Without
+// one they live in memory and a restart loses them. The REST answers say
+// which (Status.Durable, Sent.Durable).
+//
+// Removals (completion, expiry, purge, dead-lettering) and delivery counts
+// reach the store shortly after they happen, written by Run, so that no
+// device's connection waits for a disk: a crash in between may deliver a
+// completed message once more (at least once, as IoT Hub promises), or count
+// deliveries from an older figure.
 package c2d
 
 import (
@@ -37,8 +45,38 @@ type Devices interface {
 	DeviceExists(id string) bool
 }
 
+// Stored is a waiting message as a Store holds it: its device, its place in
+// the queues (Seq, increasing in the order messages were sent), and the
+// message with its times and delivery count.
+type Stored struct {
+	DeviceID   string    `json:"deviceId"`
+	Seq        uint64    `json:"seq"`
+	Message    Message   `json:"message"`
+	Enqueued   time.Time `json:"enqueued"`
+	Expiry     time.Time `json:"expiry"`
+	Deliveries int       `json:"deliveries"`
+}
+
+// Op is one change to a Store: a put of Msg, or, with Delete, the removal
+// of the message with Msg's DeviceID and Seq.
+type Op struct {
+	Delete bool
+	Msg    Stored
+}
+
+// Store keeps the waiting messages across restarts.
+type Store interface {
+	// Load calls fn with every stored message, each device's in Seq order.
+	Load(fn func(Stored) error) error
+	// Write applies ops, in order, in one transaction that is durable when
+	// it returns nil.
+	Write(ops []Op) error
+}
+
 // Config configures a Queues.
 type Config struct {
+	// Store makes the queues durable; nil keeps them in memory only.
+	Store Store
 	// Devices says which devices may be sent messages; required.
 	Devices Devices
 	// Now is the clock (default time.Now).
@@ -120,7 +158,8 @@ type Counts struct {
 // Status is one device's queue: what waits, in delivery order, and its counts.
 type Status struct {
 	DeviceID string `json:"deviceId"`
-	// Durable is false: the queues live in memory and a hub restart loses them.
+	// Durable says whether the queues survive a hub restart (they are
+	// stored in the hub's data directory).
 	Durable  bool   `json:"durable"`
 	Messages []Info `json:"messages"`
 	Counts   Counts `json:"counts"`
@@ -128,6 +167,7 @@ type Status struct {
 
 // entry is a waiting message.
 type entry struct {
+	seq        uint64
 	m          Message
 	enqueued   time.Time
 	expiry     time.Time
@@ -143,6 +183,9 @@ type device struct {
 	waiting []*entry // in the order they were sent
 	online  bool     // the current connection holds the devicebound filter
 	counts  Counts
+	// storing is how many Sends are writing to the store, outside the lock;
+	// they count against MaxDepth.
+	storing int
 }
 
 // Queues are every device's cloud-to-device queue. Their methods are safe for
@@ -157,6 +200,13 @@ type Queues struct {
 
 	mu      sync.Mutex
 	devices map[string]*device
+	nextSeq uint64
+
+	// pending are the store changes Run writes next; kick tells Run there
+	// are some. pmu is taken inside mu, never the other way round.
+	pmu     sync.Mutex
+	pending []Op
+	kick    chan struct{}
 }
 
 // New builds empty queues; SetLink connects them to the broker.
@@ -182,7 +232,51 @@ func New(cfg Config) (*Queues, error) {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 10 * time.Second
 	}
-	return &Queues{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}}, nil
+	q := &Queues{cfg: cfg, log: cfg.Logger, devices: map[string]*device{}, nextSeq: 1, kick: make(chan struct{}, 1)}
+	if cfg.Store != nil {
+		if err := q.load(); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// load fills the queues from the store, dropping (and deleting) the
+// messages whose time to live has passed.
+func (q *Queues) load() error {
+	now := q.cfg.Now()
+	var expired []Op
+	err := q.cfg.Store.Load(func(s Stored) error {
+		q.nextSeq = max(q.nextSeq, s.Seq+1)
+		if !now.Before(s.Expiry) {
+			expired = append(expired, Op{Delete: true, Msg: Stored{DeviceID: s.DeviceID, Seq: s.Seq}})
+			return nil
+		}
+		d := q.deviceLocked(s.DeviceID)
+		e := &entry{seq: s.Seq, m: s.Message, enqueued: s.Enqueued, expiry: s.Expiry, deliveries: s.Deliveries}
+		e.topic = topic(s.DeviceID, e)
+		d.waiting = append(d.waiting, e)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("c2d: load the stored messages: %w", err)
+	}
+	if len(expired) > 0 {
+		if err := q.cfg.Store.Write(expired); err != nil {
+			return fmt.Errorf("c2d: delete the expired messages: %w", err)
+		}
+	}
+	return nil
+}
+
+// topic is e's devicebound topic with its property bag.
+func topic(deviceID string, e *entry) string {
+	m := e.m
+	return iothub.C2DTopic(deviceID, iothub.C2DProperties{
+		MessageID: m.MessageID, Expiry: e.expiry, To: iothub.C2DTo(deviceID),
+		CorrelationID: m.CorrelationID, UserID: m.UserID, ContentType: m.ContentType,
+		ContentEncoding: m.ContentEncoding, Ack: m.Ack, Properties: m.Properties,
+	})
 }
 
 // SetLink connects the queues to the broker; call it before Run.
@@ -192,18 +286,61 @@ func (q *Queues) SetLink(l Link) {
 	q.link = l
 }
 
-// Run drops expired messages every SweepEvery until ctx ends.
+// Run drops expired messages every SweepEvery and writes the removals and
+// delivery counts to the store until ctx ends, then writes what is left.
 func (q *Queues) Run(ctx context.Context) error {
 	t := time.NewTicker(q.cfg.SweepEvery)
 	defer t.Stop()
+	defer q.Flush()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			q.Sweep()
+			q.Flush()
+		case <-q.kick:
+			q.Flush()
 		}
 	}
+}
+
+// Flush writes the pending store changes now. A failed write is logged and
+// dropped: the messages stay in the store, to be delivered again (or
+// expired) after a restart.
+func (q *Queues) Flush() {
+	q.pmu.Lock()
+	ops := q.pending
+	q.pending = nil
+	q.pmu.Unlock()
+	if len(ops) == 0 {
+		return
+	}
+	if err := q.cfg.Store.Write(ops); err != nil {
+		q.log.Error().Err(err).Int("changes", len(ops)).Msg("cloud-to-device store write failed")
+	}
+}
+
+// storeLocked queues a change for Run to write; nothing without a store.
+func (q *Queues) storeLocked(id string, e *entry, del bool) {
+	if q.cfg.Store == nil {
+		return
+	}
+	op := Op{Delete: del, Msg: Stored{DeviceID: id, Seq: e.seq}}
+	if !del {
+		op.Msg = e.stored(id)
+	}
+	q.pmu.Lock()
+	q.pending = append(q.pending, op)
+	q.pmu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (e *entry) stored(id string) Stored {
+	return Stored{DeviceID: id, Seq: e.seq, Message: e.m, Enqueued: e.enqueued, Expiry: e.expiry, Deliveries: e.deliveries}
 }
 
 // Sent is Send's answer.
@@ -212,7 +349,8 @@ type Sent struct {
 	ExpiryTime time.Time `json:"expiryTimeUtc"`
 	// Queued is how many messages wait for the device, this one included.
 	Queued int `json:"queued"`
-	// Durable is false: the message lives in memory until it is completed.
+	// Durable says whether the message was stored before the answer and
+	// survives a hub restart.
 	Durable bool `json:"durable"`
 }
 
@@ -220,7 +358,8 @@ type Sent struct {
 // online. Errors are *iothub.Error: DeviceNotFound, MessageTooLarge
 // (body and properties over 64 KB), ArgumentInvalid (a reserved property
 // name, a negative TTL), DeviceMaximumQueueDepthExceeded (MaxDepth
-// messages already wait).
+// messages already wait), ServerError (the store failed; the message is
+// not queued).
 func (q *Queues) Send(deviceID string, m Message) (Sent, error) {
 	if !q.cfg.Devices.DeviceExists(deviceID) {
 		return Sent{}, iothub.Errorf(iothub.CodeDeviceNotFound, "Device %s not registered", deviceID)
@@ -238,29 +377,48 @@ func (q *Queues) Send(deviceID string, m Message) (Sent, error) {
 	ttl = min(ttl, q.cfg.MaxTTL)
 	now := q.cfg.Now()
 	e := &entry{m: m, enqueued: now, expiry: now.Add(ttl)}
-	e.topic = iothub.C2DTopic(deviceID, iothub.C2DProperties{
-		MessageID: m.MessageID, Expiry: e.expiry, To: iothub.C2DTo(deviceID),
-		CorrelationID: m.CorrelationID, UserID: m.UserID, ContentType: m.ContentType,
-		ContentEncoding: m.ContentEncoding, Ack: m.Ack, Properties: m.Properties,
-	})
+	e.topic = topic(deviceID, e)
 	if len(e.topic) > iothub.MaxTopicBytes {
 		return Sent{}, iothub.Errorf(iothub.CodeMessageTooLarge, "the message's properties do not fit an MQTT topic")
 	}
 
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	d := q.deviceLocked(deviceID)
 	q.expireLocked(deviceID, d, now)
-	if len(d.waiting) >= q.cfg.MaxDepth {
+	if len(d.waiting)+d.storing >= q.cfg.MaxDepth {
+		q.mu.Unlock()
 		return Sent{}, iothub.Errorf(iothub.CodeDeviceMaximumQueueDepthExceeded,
 			"Device %s already has %d cloud-to-device messages waiting, the most IoT Hub allows", deviceID, q.cfg.MaxDepth)
 	}
-	d.waiting = append(d.waiting, e)
+	e.seq = q.nextSeq
+	q.nextSeq++
+	if q.cfg.Store != nil {
+		// The fsync runs without the lock, so other devices' deliveries
+		// and acknowledgements do not wait for it; the slot is reserved.
+		d.storing++
+		q.mu.Unlock()
+		err := q.cfg.Store.Write([]Op{{Msg: e.stored(deviceID)}})
+		q.mu.Lock()
+		d.storing--
+		if err != nil {
+			q.mu.Unlock()
+			q.log.Error().Err(err).Str("device", deviceID).Msg("cloud-to-device store write failed")
+			return Sent{}, &iothub.Error{Code: iothub.CodeServerError, Message: "The cloud-to-device message could not be stored", Err: err}
+		}
+	}
+	defer q.mu.Unlock()
+	// Concurrent Sends may finish their writes out of order: keep the
+	// queue in Seq order.
+	i := len(d.waiting)
+	for i > 0 && d.waiting[i-1].seq > e.seq {
+		i--
+	}
+	d.waiting = slices.Insert(d.waiting, i, e)
 	d.counts.Sent++
 	if d.online {
 		q.deliverLocked(deviceID, d)
 	}
-	return Sent{MessageID: m.MessageID, ExpiryTime: e.expiry, Queued: len(d.waiting)}, nil
+	return Sent{MessageID: m.MessageID, ExpiryTime: e.expiry, Queued: len(d.waiting), Durable: q.cfg.Store != nil}, nil
 }
 
 // newID is a random (version 4) UUID, the shape of the ids IoT Hub's
@@ -304,10 +462,10 @@ func (q *Queues) Status(deviceID string) (Status, error) {
 		if !q.cfg.Devices.DeviceExists(deviceID) {
 			return Status{}, iothub.Errorf(iothub.CodeDeviceNotFound, "Device %s not registered", deviceID)
 		}
-		return Status{DeviceID: deviceID, Messages: []Info{}}, nil
+		return Status{DeviceID: deviceID, Durable: q.cfg.Store != nil, Messages: []Info{}}, nil
 	}
 	q.expireLocked(deviceID, d, q.cfg.Now())
-	st := Status{DeviceID: deviceID, Messages: make([]Info, 0, len(d.waiting)), Counts: d.counts}
+	st := Status{DeviceID: deviceID, Durable: q.cfg.Store != nil, Messages: make([]Info, 0, len(d.waiting)), Counts: d.counts}
 	st.Counts.Queued = len(d.waiting)
 	for _, e := range d.waiting {
 		in := Info{
@@ -342,6 +500,9 @@ func (q *Queues) Purge(deviceID string) (int, error) {
 		return 0, nil
 	}
 	n := len(d.waiting)
+	for _, e := range d.waiting {
+		q.storeLocked(deviceID, e, true)
+	}
 	d.waiting = nil
 	d.counts.Purged += int64(n)
 	return n, nil
@@ -420,6 +581,7 @@ func (q *Queues) DeviceAcked(deviceID string, packetID uint16) {
 	if i < 0 {
 		return // expired, purged, or not ours
 	}
+	q.storeLocked(deviceID, d.waiting[i], true)
 	d.waiting = slices.Delete(d.waiting, i, i+1)
 	d.counts.Completed++
 	if d.online {
@@ -464,6 +626,7 @@ func (q *Queues) deliverLocked(id string, d *device) {
 		}
 		if e.deliveries >= q.cfg.MaxDeliveryCount {
 			d.counts.DeadLettered++
+			q.storeLocked(id, e, true)
 			q.log.Debug().Str("device", id).Str("messageId", e.m.MessageID).Msg("cloud-to-device message dead-lettered")
 			continue
 		}
@@ -476,6 +639,7 @@ func (q *Queues) deliverLocked(id string, d *device) {
 		}
 		e.pid = pid
 		e.deliveries++
+		q.storeLocked(id, e, false)
 		d.counts.Delivered++
 		kept = append(kept, e)
 	}
@@ -489,6 +653,7 @@ func (q *Queues) expireLocked(id string, d *device, now time.Time) {
 	for _, e := range d.waiting {
 		if !now.Before(e.expiry) {
 			d.counts.Expired++
+			q.storeLocked(id, e, true)
 			q.log.Debug().Str("device", id).Str("messageId", e.m.MessageID).Msg("cloud-to-device message expired")
 			continue
 		}
