@@ -161,14 +161,17 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		if limit := sizeLimit(t.Kind); len(pk.Payload) > limit {
 			return h.violation(cl, fmt.Sprintf("%s payload of %d bytes exceeds %d", t.Kind, len(pk.Payload), limit))
 		}
+		if h.acceptPublish(cl, t, &pk) { // see shallow.go
+			return answered, nil
+		}
 	case packets.Subscribe:
 		for _, f := range pk.Filters {
 			if !iothub.SubscriptionAllowed(cl.ID, f.Filter) {
 				return h.violation(cl, fmt.Sprintf("subscription to %q", f.Filter))
 			}
 		}
-		if h.subscribe(cl, &pk) { // see subscribe.go
-			return subscribed, nil
+		if h.subscribe(cl, &pk) { // see shallow.go
+			return answered, nil
 		}
 	}
 	return pk, nil
