@@ -162,6 +162,9 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		if limit := sizeLimit(t.Kind); len(pk.Payload) > limit {
 			return h.violation(cl, fmt.Sprintf("%s payload of %d bytes exceeds %d", t.Kind, len(pk.Payload), limit))
 		}
+		if h.acceptPublish(cl, t, &pk) { // see shallow.go
+			return answered, nil
+		}
 	case packets.Puback:
 		h.s.acked(cl, pk.PacketID) // a hub message sent with DeliverQoS1; mochi ignores ids it did not send
 	case packets.Subscribe:
@@ -170,8 +173,8 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 				return h.violation(cl, fmt.Sprintf("subscription to %q", f.Filter))
 			}
 		}
-		if h.subscribe(cl, &pk) { // see subscribe.go
-			return subscribed, nil
+		if h.subscribe(cl, &pk) { // see shallow.go
+			return answered, nil
 		}
 	}
 	return pk, nil
