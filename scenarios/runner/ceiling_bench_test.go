@@ -41,28 +41,46 @@ func (f *fleetFigures) ops(job string, perSecond float64) {
 // libraries allow), memory per device divided by an idle connection's
 // (1 is a device that costs no more than its connection).
 func reportCeilings(b *testing.B, n int, fig fleetFigures) {
-	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
-	defer cancel()
-	if fig.ping > 0 {
-		r, err := ceiling.MethodRoundTrips(ctx, n)
-		if err != nil {
-			b.Fatal(err)
+	// Each ceiling has its own deadline, and one that cannot be measured
+	// (at 200k devices the bare libraries may not connect them all in time
+	// in a process that has just held the fleet) is logged, so the fleet's
+	// figures and the other ceilings are still reported.
+	measure := func(name string, f func(ctx context.Context) error) {
+		ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
+		defer cancel()
+		if err := f(ctx); err != nil {
+			b.Logf("%s ceiling not measured: %v", name, err)
 		}
-		b.ReportMetric(r.PerSecond(), "ceiling-ping-ops/s")
-		b.ReportMetric(fig.ping/r.PerSecond(), "ping-ceiling-ratio")
+	}
+	if fig.ping > 0 {
+		measure("method", func(ctx context.Context) error {
+			r, err := ceiling.MethodRoundTrips(ctx, n)
+			if err != nil {
+				return err
+			}
+			b.ReportMetric(r.PerSecond(), "ceiling-ping-ops/s")
+			b.ReportMetric(fig.ping/r.PerSecond(), "ping-ceiling-ratio")
+			return nil
+		})
 	}
 	if fig.twin > 0 {
-		r, err := ceiling.TwinUpdates(ctx, n)
+		measure("twin", func(ctx context.Context) error {
+			r, err := ceiling.TwinUpdates(ctx, n)
+			if err != nil {
+				return err
+			}
+			b.ReportMetric(r.PerSecond(), "ceiling-twin-ops/s")
+			b.ReportMetric(fig.twin/r.PerSecond(), "twin-ceiling-ratio")
+			return nil
+		})
+	}
+	measure("idle connection", func(ctx context.Context) error {
+		m, err := ceiling.IdleConnections(ctx, n)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
-		b.ReportMetric(r.PerSecond(), "ceiling-twin-ops/s")
-		b.ReportMetric(fig.twin/r.PerSecond(), "twin-ceiling-ratio")
-	}
-	m, err := ceiling.IdleConnections(ctx, n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(m.HeapBytes+m.StackBytes, "ceiling-B/conn")
-	b.ReportMetric((fig.heap+fig.stack)/(m.HeapBytes+m.StackBytes), "memory-ceiling-ratio")
+		b.ReportMetric(m.HeapBytes+m.StackBytes, "ceiling-B/conn")
+		b.ReportMetric((fig.heap+fig.stack)/(m.HeapBytes+m.StackBytes), "memory-ceiling-ratio")
+		return nil
+	})
 }
