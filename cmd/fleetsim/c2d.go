@@ -201,25 +201,7 @@ delivered and waiting for the device's PUBACK), and the queue's counts since
 the hub started: sent, delivered (redeliveries too), completed, expired,
 dead-lettered (delivered ten times without a PUBACK) and purged.`,
 		examples: []string{"fleetsim c2d list thermostat-1", "fleetsim c2d list thermostat-1 -o json | jq .counts"},
-		setup: func(f *flagSet) action {
-			c := addClientFlags(f)
-			return func(ctx context.Context, a *app, args []string) error {
-				if len(args) != 1 {
-					return usagef(f.name, "want one DEVICE-ID")
-				}
-				hc, err := a.c2dClient(f, c)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(ctx, c.timeout)
-				defer cancel()
-				raw, err := hc.C2DStatus(ctx, args[0])
-				if err != nil {
-					return hubError(err, "list messages of "+args[0])
-				}
-				return emit(a.stdout, c.output, raw, writeC2DStatus)
-			}
-		},
+		setup:    c2dDeviceAction("list messages of", c2dClient.C2DStatus, writeC2DStatus),
 	}
 }
 
@@ -261,32 +243,40 @@ func c2dPurge() *command {
 		name: "purge", args: "DEVICE-ID", summary: "remove every message waiting for a device",
 		help:     "Removes every cloud-to-device message waiting for a device and says how many there were.",
 		examples: []string{"fleetsim c2d purge thermostat-1"},
-		setup: func(f *flagSet) action {
-			c := addClientFlags(f)
-			return func(ctx context.Context, a *app, args []string) error {
-				if len(args) != 1 {
-					return usagef(f.name, "want one DEVICE-ID")
-				}
-				hc, err := a.c2dClient(f, c)
-				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(ctx, c.timeout)
-				defer cancel()
-				raw, err := hc.PurgeC2D(ctx, args[0])
-				if err != nil {
-					return hubError(err, "purge messages of "+args[0])
-				}
-				return emit(a.stdout, c.output, raw, func(w io.Writer, raw json.RawMessage) error {
-					var p restapi.C2DPurged
-					if err := json.Unmarshal(raw, &p); err != nil {
-						return fmt.Errorf("unexpected answer from the hub: %w", err)
-					}
-					_, err := fmt.Fprintf(w, "Purged %d messages of %s.\n", p.TotalMessagesPurged, p.DeviceID)
-					return err
-				})
+		setup:    c2dDeviceAction("purge messages of", c2dClient.PurgeC2D, writeC2DPurged),
+	}
+}
+
+func writeC2DPurged(w io.Writer, raw json.RawMessage) error {
+	var p restapi.C2DPurged
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fmt.Errorf("unexpected answer from the hub: %w", err)
+	}
+	_, err := fmt.Fprintf(w, "Purged %d messages of %s.\n", p.TotalMessagesPurged, p.DeviceID)
+	return err
+}
+
+// c2dDeviceAction is the setup of a c2d command that takes one DEVICE-ID:
+// it makes one call to the hub and prints the answer with write (or as JSON).
+func c2dDeviceAction(what string, call func(c2dClient, context.Context, string) (json.RawMessage, error), write func(io.Writer, json.RawMessage) error) func(f *flagSet) action {
+	return func(f *flagSet) action {
+		c := addClientFlags(f)
+		return func(ctx context.Context, a *app, args []string) error {
+			if len(args) != 1 {
+				return usagef(f.name, "want one DEVICE-ID")
 			}
-		},
+			hc, err := a.c2dClient(f, c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+			raw, err := call(hc, ctx, args[0])
+			if err != nil {
+				return hubError(err, what+" "+args[0])
+			}
+			return emit(a.stdout, c.output, raw, write)
+		}
 	}
 }
 

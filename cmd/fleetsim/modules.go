@@ -78,6 +78,16 @@ func identities(hc hubClient) (identityClient, error) {
 	return ic, nil
 }
 
+// identityClientFor is the hub's client for the command's flags, as an
+// identityClient.
+func (a *app) identityClientFor(f *flagSet, c *clientFlags) (identityClient, error) {
+	hc, _, err := a.client(f, c)
+	if err != nil {
+		return nil, err
+	}
+	return identities(hc)
+}
+
 // x509Flags are --x509 and the files it writes or reads.
 type x509Flags struct {
 	mode, certOut, deviceCA, deviceCAKey string
@@ -247,11 +257,7 @@ func moduleArgs(run func(ctx context.Context, a *app, c *clientFlags, ic identit
 			if len(args) != 2 {
 				return usagef(f.name, "want DEVICE-ID and MODULE-ID")
 			}
-			hc, _, err := a.client(f, c)
-			if err != nil {
-				return err
-			}
-			ic, err := identities(hc)
+			ic, err := a.identityClientFor(f, c)
 			if err != nil {
 				return err
 			}
@@ -306,11 +312,7 @@ func modulesList() *command {
 				if len(args) != 1 {
 					return usagef(f.name, "want one DEVICE-ID")
 				}
-				hc, _, err := a.client(f, c)
-				if err != nil {
-					return err
-				}
-				ic, err := identities(hc)
+				ic, err := a.identityClientFor(f, c)
 				if err != nil {
 					return err
 				}
@@ -401,11 +403,7 @@ update conditional on the twin's current etag.`,
 					delete(m, "etag")
 					p, _ = json.Marshal(m)
 				}
-				hc, _, err := a.client(f, c)
-				if err != nil {
-					return err
-				}
-				ic, err := identities(hc)
+				ic, err := a.identityClientFor(f, c)
 				if err != nil {
 					return err
 				}
@@ -453,11 +451,7 @@ a failure.`,
 				if !json.Valid([]byte(payload)) {
 					return usagef(f.name, "--payload is not valid JSON")
 				}
-				hc, _, err := a.client(f, c)
-				if err != nil {
-					return err
-				}
-				ic, err := identities(hc)
+				ic, err := a.identityClientFor(f, c)
 				if err != nil {
 					return err
 				}

@@ -576,11 +576,5 @@ func (r *Registry) ModuleAuthentication(deviceID, moduleID string) (DeviceAuth, 
 	}
 	rec := e.rec
 	e.mu.Unlock()
-	return DeviceAuth{
-		Type:        rec.authType(),
-		Primary:     rec.Primary,
-		Secondary:   rec.Secondary,
-		Thumbprints: [2]string{rec.Thumb1, rec.Thumb2},
-		Enabled:     enabled,
-	}, nil
+	return authOf(rec, enabled), nil
 }

@@ -158,13 +158,19 @@ func (r *Registry) Authentication(deviceID string) (DeviceAuth, error) {
 	}
 	rec := e.rec
 	e.mu.Unlock()
+	return authOf(rec, rec.Status == StatusEnabled), nil
+}
+
+// authOf is how the identity rec holds authenticates; enabled is whether it
+// may connect.
+func authOf(rec *record, enabled bool) DeviceAuth {
 	return DeviceAuth{
 		Type:        rec.authType(),
 		Primary:     rec.Primary,
 		Secondary:   rec.Secondary,
 		Thumbprints: [2]string{rec.Thumb1, rec.Thumb2},
-		Enabled:     rec.Status == StatusEnabled,
-	}, nil
+		Enabled:     enabled,
+	}
 }
 
 // appendAuth appends an X.509 device's authentication fields to its stored

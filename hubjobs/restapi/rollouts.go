@@ -105,22 +105,20 @@ func (s *Server) readControl(r *http.Request) (rolloutControl, error) {
 }
 
 func (s *Server) approveRollout(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.Rollouts == nil {
-		s.notFound(w, r)
-		return nil
-	}
-	c, err := s.readControl(r)
-	if err != nil {
-		return err
-	}
-	b, err := s.cfg.Rollouts.Approve(r.PathValue("id"), c.Stage)
-	if err != nil {
-		return err
-	}
-	return s.writeRaw(w, b)
+	return s.controlRollout(w, r, func(id string, c rolloutControl) ([]byte, error) {
+		return s.cfg.Rollouts.Approve(id, c.Stage)
+	})
 }
 
 func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) error {
+	return s.controlRollout(w, r, func(id string, c rolloutControl) ([]byte, error) {
+		return s.cfg.Rollouts.Abort(id, c.Reason)
+	})
+}
+
+// controlRollout reads an approve or abort request and answers with the
+// rollout's state after do.
+func (s *Server) controlRollout(w http.ResponseWriter, r *http.Request, do func(id string, c rolloutControl) ([]byte, error)) error {
 	if s.cfg.Rollouts == nil {
 		s.notFound(w, r)
 		return nil
@@ -129,7 +127,7 @@ func (s *Server) abortRollout(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.cfg.Rollouts.Abort(r.PathValue("id"), c.Reason)
+	b, err := do(r.PathValue("id"), c)
 	if err != nil {
 		return err
 	}
