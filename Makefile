@@ -57,7 +57,7 @@ bench: ## fleet-scale benchmarks at 1k, 10k, 100k devices, each figure with its 
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./hubjobs/...
 
 bench-200k: ## the fleet benchmark at 200k devices (long), with the stack shrinking fleetsim's memory plan picks for it
-	GODEBUG=$${GODEBUG:-gcshrinkstackoff=1} $(GO) test -run '^$$' -bench 'FleetJobs' -benchtime 1x -timeout 90m ./scenarios/runner/ -args -devices 200000
+	GODEBUG=$${GODEBUG:-gcshrinkstackoff=0} $(GO) test -run '^$$' -bench 'FleetJobs' -benchtime 1x -timeout 90m ./scenarios/runner/ -args -devices 200000
 
 SHARDS ?= 4
 PER    ?= 25000

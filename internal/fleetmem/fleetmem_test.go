@@ -26,34 +26,31 @@ func TestDecide(t *testing.T) {
 		reason      string
 	}{
 		{name: "small fleet keeps the defaults", fleet: Fleet{Devices: 100}, machine: Machine{Memory: machine, CPUs: 2},
-			fits: true, perDevice: 75 * KiB, maxDevices: 215_914, limit: 18 * GiB, reason: "stack shrinking off for speed"},
+			fits: true, perDevice: 91 * KiB, maxDevices: 215_914, limit: 18 * GiB, reason: "stack shrinking off for speed"},
 		{name: "100k in process runs with stacks kept", fleet: Fleet{Devices: 100_000}, machine: Machine{Memory: machine, CPUs: 2},
-			fits: true, perDevice: 75 * KiB, maxDevices: 215_914, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
-			reason: "stack shrinking off for speed: the fleet needs about 7.2 GiB"},
-		{name: "200k in process runs with stacks kept", fleet: Fleet{Devices: 200_000}, machine: Machine{Memory: machine, CPUs: 2},
-			fits: true, perDevice: 75 * KiB, maxDevices: 215_914, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
-			reason: "stack shrinking off for speed: the fleet needs about 14.4 GiB"},
-		{name: "214k shrinks stacks to fit", fleet: Fleet{Devices: 214_000}, machine: Machine{Memory: machine, CPUs: 2},
+			fits: true, perDevice: 91 * KiB, maxDevices: 215_914, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
+			reason: "stack shrinking off for speed: the fleet needs about 8.7 GiB"},
+		{name: "200k shrinks stacks to fit", fleet: Fleet{Devices: 200_000}, machine: Machine{Memory: machine, CPUs: 2},
 			shrink: true, fits: true, perDevice: 74 * KiB, maxDevices: 215_914, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
-			reason: "stack shrinking on to fit: with it off the fleet would need about 15.4 GiB, over 85 % of the 18.0 GiB memory limit (at most 213035 devices)"},
+			reason: "stack shrinking on to fit: with it off the fleet would need about 17.4 GiB, over 85 % of the 18.0 GiB memory limit (at most 175578 devices)"},
 		{name: "300k cannot fit", fleet: Fleet{Devices: 300_000}, machine: Machine{Memory: machine, CPUs: 2},
 			shrink: true, fits: false, perDevice: 74 * KiB, maxDevices: 215_914, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB},
 		{name: "big twins cost heap", fleet: Fleet{Devices: 100_000, TwinBytes: 4 * KiB, TelemetryBytes: 1 * KiB}, machine: Machine{Memory: machine, CPUs: 2},
-			fits: true, perDevice: 75*KiB + 14*KiB, maxDevices: 181_564, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB},
+			fits: true, perDevice: 91*KiB + 14*KiB, maxDevices: 181_564, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB},
 		{name: "devices only against a remote hub", fleet: Fleet{Devices: 190_000, RemoteHub: true}, machine: Machine{Memory: machine, CPUs: 2},
 			shrink: true, fits: true, perDevice: 81 * KiB, maxDevices: 197_255, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
 			reason: "stack shrinking on to fit"},
-		{name: "GODEBUG keeps stacks: refused rather than shrunk", fleet: Fleet{Devices: 214_000}, machine: Machine{Memory: machine, CPUs: 2, Stacks: StacksKept},
-			fits: false, perDevice: 75 * KiB, maxDevices: 213_035, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
+		{name: "GODEBUG keeps stacks: refused rather than shrunk", fleet: Fleet{Devices: 200_000}, machine: Machine{Memory: machine, CPUs: 2, Stacks: StacksKept},
+			fits: false, perDevice: 91 * KiB, maxDevices: 175_578, gcPercent: 400, procs: 3, setLimit: true, limit: 18 * GiB,
 			reason: "stack shrinking off as GODEBUG sets it"},
 		{name: "GODEBUG shrinks a small fleet", fleet: Fleet{Devices: 1000}, machine: Machine{Memory: machine, CPUs: 2, Stacks: StacksShrunk},
 			shrink: true, fits: true, perDevice: 74 * KiB, maxDevices: 215_914, limit: 18 * GiB, reason: "as GODEBUG sets it"},
 		{name: "GOMEMLIMIT and GOGC win", fleet: Fleet{Devices: 40_000}, machine: Machine{Memory: machine, CPUs: 2, MemoryLimit: 4 * GiB, GCSet: true, ProcsSet: true},
-			fits: true, perDevice: 75 * KiB, maxDevices: 47_292, limit: 4 * GiB},
-		{name: "a 2 GiB container", fleet: Fleet{Devices: 17_000}, machine: Machine{Memory: 2 * GiB, CPUs: 1},
+			shrink: true, fits: true, perDevice: 74 * KiB, maxDevices: 47_292, limit: 4 * GiB},
+		{name: "a 2 GiB container", fleet: Fleet{Devices: 15_000}, machine: Machine{Memory: 2 * GiB, CPUs: 1},
 			shrink: true, fits: true, perDevice: 74 * KiB, maxDevices: 17_181, gcPercent: 400, procs: 2, setLimit: true, limit: 1536 * MiB},
 		{name: "unknown memory: no sizing", fleet: Fleet{Devices: 1_000_000}, machine: Machine{CPUs: 2},
-			fits: true, perDevice: 75 * KiB, gcPercent: 400, procs: 3, reason: "memory is unknown"},
+			fits: true, perDevice: 91 * KiB, gcPercent: 400, procs: 3, reason: "memory is unknown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Decide(tc.fleet, tc.machine)
@@ -95,8 +92,8 @@ func TestErrAndSummary(t *testing.T) {
 		want string
 	}{
 		{Decide(Fleet{Devices: 10_000}, Machine{Memory: 24 * GiB, CPUs: 2}),
-			"memory: 10000 devices need about 796 MiB (75 KiB each, stack shrinking off); this machine holds 215914 devices like these (memory limit 18.0 GiB of 24.0 GiB)"},
-		{Decide(Fleet{Devices: 10}, Machine{}), "memory: 10 devices need about 65 MiB (75 KiB each, stack shrinking off); this machine's memory is unknown"},
+			"memory: 10000 devices need about 953 MiB (91 KiB each, stack shrinking off); this machine holds 215914 devices like these (memory limit 18.0 GiB of 24.0 GiB)"},
+		{Decide(Fleet{Devices: 10}, Machine{}), "memory: 10 devices need about 65 MiB (91 KiB each, stack shrinking off); this machine's memory is unknown"},
 	} {
 		if got := tc.plan.Summary(); got != tc.want {
 			t.Errorf("Summary() = %q\nwant        %q", got, tc.want)
