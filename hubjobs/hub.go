@@ -581,7 +581,7 @@ func (s *Hub) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		if s.opts.DataDir != "" {
 			b, _ := json.MarshalIndent(ep, "", "  ")
-			if err := os.WriteFile(filepath.Join(s.opts.DataDir, "connection.json"), b, 0o600); err != nil {
+			if err := writeFileAtomic(filepath.Join(s.opts.DataDir, "connection.json"), b); err != nil {
 				return fmt.Errorf("write connection.json: %w", err)
 			}
 		}
@@ -639,3 +639,26 @@ func (s *Hub) close() {
 // brokerLink is the registry's DeviceLink: the broker (with the event
 // stream's tap), set once it is built, before the hub runs.
 type brokerLink struct{ registry.DeviceLink }
+
+// writeFileAtomic writes data to path through a temporary file renamed over
+// it, so a client that reads path (the client commands, a shard waiting for
+// a restarted hub) never sees it half written.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, there is nothing to remove
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
